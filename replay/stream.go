@@ -1,0 +1,211 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig describes the JetStream stream that stores events and
+// republishes them to the live path.
+type StreamConfig struct {
+	// Name of the stream. Default SSEGATE.
+	Name string `json:"name,omitempty"`
+	// Subjects captured by the stream. Default ["events.>"].
+	Subjects []string `json:"subjects,omitempty"`
+	// RepublishPrefix is put in front of every stored subject to form the
+	// live subject the gateway subscribes to. Default "ssegate.live".
+	RepublishPrefix string `json:"republish_prefix,omitempty"`
+	// Storage is "file" (default) or "memory".
+	Storage string `json:"storage,omitempty"`
+	// Replicas, 1 to 5. Use 3 in a cluster. Default 1.
+	Replicas int `json:"replicas,omitempty"`
+	// MaxAge is how long events are kept for replay. Default 24h.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+	// MaxMsgsPerSubject caps the history of each channel. 0 means no cap.
+	MaxMsgsPerSubject int64 `json:"max_msgs_per_subject,omitempty"`
+	// MaxBytes caps the stream's size. 0 means no cap.
+	MaxBytes int64 `json:"max_bytes,omitempty"`
+	// Unmanaged leaves the stream to its owner: the gateway only checks
+	// that it exists and is usable, and says what is missing if not.
+	Unmanaged bool `json:"unmanaged,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultStreamName      = "SSEGATE"
+	DefaultSubjects        = "events.>"
+	DefaultRepublishPrefix = "ssegate.live"
+	DefaultMaxAge          = 24 * time.Hour
+)
+
+// WithDefaults returns c with every unset field at its default.
+func (c StreamConfig) WithDefaults() StreamConfig {
+	if c.Name == "" {
+		c.Name = DefaultStreamName
+	}
+	if len(c.Subjects) == 0 {
+		c.Subjects = []string{DefaultSubjects}
+	}
+	if c.RepublishPrefix == "" {
+		c.RepublishPrefix = DefaultRepublishPrefix
+	}
+	if c.Storage == "" {
+		c.Storage = "file"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = caddy.Duration(DefaultMaxAge)
+	}
+	return c
+}
+
+// Validate checks the config offline.
+func (c StreamConfig) Validate() error {
+	c = c.WithDefaults()
+	if strings.ContainsAny(c.Name, ". *>\t\r\n/\\") {
+		return fmt.Errorf("stream name %q: no dots, spaces, wildcards or slashes", c.Name)
+	}
+	if c.Storage != "file" && c.Storage != "memory" {
+		return fmt.Errorf("stream storage %q: want file or memory", c.Storage)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("stream replicas %d: want 1 to 5", c.Replicas)
+	}
+	if c.MaxAge < 0 || c.MaxMsgsPerSubject < 0 || c.MaxBytes < 0 {
+		return errors.New("stream limits cannot be negative")
+	}
+	if !validSubject(c.RepublishPrefix, false) {
+		return fmt.Errorf("republish_prefix %q is not a plain NATS subject", c.RepublishPrefix)
+	}
+	for _, s := range c.Subjects {
+		if !validSubject(s, true) {
+			return fmt.Errorf("stream subject %q is not a NATS subject", s)
+		}
+		if SubjectMatches(s, c.RepublishPrefix+".x") || SubjectMatches(c.RepublishPrefix+".>", s) {
+			return fmt.Errorf("stream subject %q overlaps republish_prefix %q: events would loop", s, c.RepublishPrefix)
+		}
+	}
+	return nil
+}
+
+// LiveSubject is where the stream republishes a message stored on subject.
+func (c StreamConfig) LiveSubject(subject string) string {
+	return c.RepublishPrefix + "." + subject
+}
+
+// Captures reports whether the stream stores messages published to subject.
+func (c StreamConfig) Captures(subject string) bool {
+	for _, s := range c.Subjects {
+		if SubjectMatches(s, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c StreamConfig) jetstreamConfig() jetstream.StreamConfig {
+	storage := jetstream.FileStorage
+	if c.Storage == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	maxBytes := c.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	perSubject := c.MaxMsgsPerSubject
+	if perSubject == 0 {
+		perSubject = -1
+	}
+	return jetstream.StreamConfig{
+		Name:              c.Name,
+		Description:       "ssegate event history",
+		Subjects:          c.Subjects,
+		Storage:           storage,
+		Replicas:          c.Replicas,
+		MaxAge:            time.Duration(c.MaxAge),
+		MaxBytes:          maxBytes,
+		MaxMsgsPerSubject: perSubject,
+		MaxMsgs:           -1,
+		Discard:           jetstream.DiscardOld,
+		AllowDirect:       true,
+		RePublish: &jetstream.RePublish{
+			Source:      ">",
+			Destination: c.RepublishPrefix + ".>",
+		},
+	}
+}
+
+// Stream is the state of the stream the gateway uses.
+type Stream struct {
+	Name  string
+	Epoch string
+}
+
+// Ensure creates or updates the stream to match c, or, when c.Unmanaged,
+// checks that the existing stream is usable and explains what is missing.
+func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) (Stream, error) {
+	c = c.WithDefaults()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return Stream{}, errors.New("JetStream is not enabled on this NATS server or account; ssegate stores events in JetStream (run nats-server with -js)")
+		}
+		return Stream{}, fmt.Errorf("JetStream unavailable: %w", err)
+	}
+	var (
+		s   jetstream.Stream
+		err error
+	)
+	if c.Unmanaged {
+		s, err = js.Stream(ctx, c.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return Stream{}, fmt.Errorf("stream %q does not exist; create it or remove `manage_stream off` to let ssegate manage it", c.Name)
+		}
+	} else {
+		s, err = js.CreateOrUpdateStream(ctx, c.jetstreamConfig())
+	}
+	if err != nil {
+		return Stream{}, fmt.Errorf("stream %q: %w", c.Name, err)
+	}
+	info := s.CachedInfo()
+	if problems := c.check(info.Config); len(problems) > 0 {
+		return Stream{}, fmt.Errorf("stream %q cannot serve ssegate: %s", c.Name, strings.Join(problems, "; "))
+	}
+	return Stream{Name: c.Name, Epoch: Epoch(info.Created)}, nil
+}
+
+// check lists what an existing stream lacks for the gateway's live path.
+func (c StreamConfig) check(got jetstream.StreamConfig) []string {
+	var problems []string
+	for _, want := range c.Subjects {
+		covered := false
+		for _, have := range got.Subjects {
+			if SubjectMatches(have, want) {
+				covered = true
+			}
+		}
+		if !covered {
+			problems = append(problems, fmt.Sprintf("subjects %v do not include %q", got.Subjects, want))
+		}
+	}
+	wantDest := c.RepublishPrefix + ".>"
+	switch rp := got.RePublish; {
+	case rp == nil:
+		problems = append(problems, fmt.Sprintf("no republish rule; add source \">\" destination %q", wantDest))
+	case rp.Destination != wantDest || (rp.Source != ">" && rp.Source != ""):
+		problems = append(problems, fmt.Sprintf("republish is %q -> %q; want \">\" -> %q", rp.Source, rp.Destination, wantDest))
+	case rp.HeadersOnly:
+		problems = append(problems, "republish is headers_only; the live path needs the message bodies")
+	}
+	if got.Retention != jetstream.LimitsPolicy {
+		problems = append(problems, "retention must be limits: interest or work-queue retention deletes events before a client can replay them")
+	}
+	return problems
+}
