@@ -1,0 +1,117 @@
+package ssegate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/replay"
+	"github.com/ssegate/ssegate/upstream"
+)
+
+// App is the `ssegate` Caddy app. It owns what all routes share: the NATS
+// connection (kept in a usage pool, so a config reload does not drop it) and
+// the JetStream stream that stores events for replay.
+type App struct {
+	// NATS says how to reach NATS; empty means an embedded server.
+	NATS upstream.Config `json:"nats,omitempty"`
+	// Stream is the JetStream stream for history and the live path.
+	Stream replay.StreamConfig `json:"stream,omitempty"`
+	// StartTimeout bounds connecting and preparing the stream at start.
+	// Default 30s.
+	StartTimeout caddy.Duration `json:"start_timeout,omitempty"`
+
+	log     *zap.Logger
+	metrics *metrics
+	state   atomic.Pointer[running]
+}
+
+// running is what exists between Start and Stop.
+type running struct {
+	conn    *upstream.Conn
+	hub     *upstream.Hub
+	history *replay.History
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "ssegate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision checks the config. It must not dial NATS: `caddy validate` and
+// `caddy adapt` run it on machines that may not reach NATS.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger()
+	a.Stream = a.Stream.WithDefaults()
+	if err := a.NATS.Validate(); err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	if err := a.Stream.Validate(); err != nil {
+		return err
+	}
+	a.metrics = newMetrics(ctx.GetMetricsRegistry())
+	return nil
+}
+
+// Start connects to NATS (or starts the embedded server) and makes sure the
+// stream is ready, so a broken setup fails at startup with a clear error.
+func (a *App) Start() error {
+	conn, err := upstream.Acquire(a.NATS, a.log)
+	if err != nil {
+		return err
+	}
+	timeout := time.Duration(a.StartTimeout)
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	stream, err := replay.Ensure(ctx, conn.JS, a.Stream)
+	if err != nil {
+		_ = conn.Release()
+		return err
+	}
+	history := replay.NewHistory(conn.JS, stream)
+	hub := upstream.NewHub(conn, a.Stream, history,
+		upstream.WithLogger(a.log),
+		upstream.WithMetrics(a.metrics.hub()),
+	)
+	a.state.Store(&running{conn: conn, hub: hub, history: history})
+	a.log.Info("ssegate ready", zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch))
+	return nil
+}
+
+// Stop ends every stream (each client is told to come back, with jitter)
+// and gives back the NATS connection.
+func (a *App) Stop() error {
+	r := a.state.Swap(nil)
+	if r == nil {
+		return nil
+	}
+	r.hub.Close()
+	return r.conn.Release()
+}
+
+var errNotReady = errors.New("ssegate app is not running")
+
+func (a *App) running() (*running, error) {
+	r := a.state.Load()
+	if r == nil {
+		return nil, errNotReady
+	}
+	return r, nil
+}
+
+// Interface guards.
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)

@@ -1,0 +1,228 @@
+// Package ssegate is a Caddy module that streams NATS subjects to browsers
+// as Server-Sent Events, with replay from JetStream on reconnect.
+package ssegate
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/replay"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+	caddy.RegisterModule(new(Handler))
+}
+
+// Handler serves event streams: `GET` with one or more channels opens a
+// text/event-stream that carries the channels' events, replaying what the
+// client missed when it resumes with a Last-Event-ID.
+type Handler struct {
+	// ChannelParam is the query parameter naming channels; it may repeat.
+	// Default "channel". Ignored when Channels or ChannelPlaceholder is set.
+	ChannelParam string `json:"channel_param,omitempty"`
+	// ChannelPlaceholder takes the channels from a placeholder, such as
+	// {http.request.uri.path.1} or a path_regexp capture; commas separate
+	// several.
+	ChannelPlaceholder string `json:"channel_placeholder,omitempty"`
+	// Channels is a fixed list that every request gets.
+	Channels []string `json:"channels,omitempty"`
+	// Subject maps a channel to its NATS subject. Default "events.{channel}".
+	Subject string `json:"subject,omitempty"`
+	// ChannelPattern is a regular expression every channel must match.
+	ChannelPattern string `json:"channel_pattern,omitempty"`
+	// MaxChannels bounds the channels of one stream. Default 16.
+	MaxChannels int `json:"max_channels,omitempty"`
+	// Public channel patterns anyone may subscribe to without credentials.
+	// NATS-style wildcards: * matches one token, > the rest.
+	Public []string `json:"public,omitempty"`
+
+	// Heartbeat is the idle interval between comment lines. Default 15s.
+	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
+	// Retry is the reconnection delay sent to clients. Default 2s.
+	Retry caddy.Duration `json:"retry,omitempty"`
+	// QueueSize is how many events may wait for a client before it counts
+	// as slow and is disconnected (to resume from its last id). Default 256.
+	QueueSize int `json:"queue_size,omitempty"`
+	// WriteTimeout bounds one write to a client. Default 10s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// ReplayLimit caps the events replayed to one connection; a client
+	// further behind gets a reset event. Default 10000.
+	ReplayLimit int `json:"replay_limit,omitempty"`
+
+	app       *App
+	log       *zap.Logger
+	channelRE *regexp.Regexp
+}
+
+// Defaults.
+const (
+	DefaultSubject     = "events.{channel}"
+	DefaultHeartbeat   = 15 * time.Second
+	DefaultRetry       = 2 * time.Second
+	DefaultQueueSize   = 256
+	DefaultMaxChannels = 16
+	DefaultReplayLimit = 10000
+)
+
+// CaddyModule returns the Caddy module information.
+func (*Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.ssegate",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults and links the handler to the ssegate app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	appIface, err := ctx.App("ssegate")
+	if err != nil {
+		return fmt.Errorf("loading ssegate app: %w", err)
+	}
+	h.app = appIface.(*App)
+	if h.channelRE, err = compileChannelPattern(h.ChannelPattern); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Validate checks the handler's config against the app's stream.
+func (h *Handler) Validate() error {
+	if strings.Count(h.subjectTemplate(), "{channel}") != 1 {
+		return fmt.Errorf("subject %q must contain {channel} exactly once", h.Subject)
+	}
+	if sample := h.subject("x"); !h.app.Stream.Captures(sample) {
+		return fmt.Errorf("subject %q maps channels to subjects like %q, which stream %q (subjects %v) does not store", h.subjectTemplate(), sample, h.app.Stream.Name, h.app.Stream.Subjects)
+	}
+	for _, ch := range h.Channels {
+		if err := h.checkChannel(ch); err != nil {
+			return fmt.Errorf("channels: %v", err)
+		}
+	}
+	if h.ChannelPlaceholder != "" && len(h.Channels) > 0 {
+		return fmt.Errorf("channel_placeholder and channels are exclusive")
+	}
+	if h.MaxChannels < 0 || h.QueueSize < 0 || h.ReplayLimit < 0 || h.Heartbeat < 0 || h.Retry < 0 || h.WriteTimeout < 0 {
+		return fmt.Errorf("limits and durations cannot be negative")
+	}
+	return nil
+}
+
+func (h *Handler) channelParam() string    { return or(h.ChannelParam, "channel") }
+func (h *Handler) subjectTemplate() string { return or(h.Subject, DefaultSubject) }
+func (h *Handler) maxChannels() int        { return orInt(h.MaxChannels, DefaultMaxChannels) }
+func (h *Handler) queueSize() int          { return orInt(h.QueueSize, DefaultQueueSize) }
+func (h *Handler) replayLimit() int        { return orInt(h.ReplayLimit, DefaultReplayLimit) }
+func (h *Handler) heartbeat() time.Duration {
+	return orDuration(h.Heartbeat, DefaultHeartbeat)
+}
+func (h *Handler) retry() time.Duration { return orDuration(h.Retry, DefaultRetry) }
+func (h *Handler) writeTimeout() time.Duration {
+	return orDuration(h.WriteTimeout, 10*time.Second)
+}
+
+// ServeHTTP refuses bad requests with a status and a short JSON body before
+// any stream byte is written, then streams. It never calls next: a request
+// that reaches this handler is an event stream or an error.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return h.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "event streams are opened with GET")
+	}
+	channels, err := h.channels(r)
+	if err != nil {
+		ce := err.(*channelError)
+		return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
+	}
+	if len(channels) == 0 {
+		return h.refuse(w, r, http.StatusBadRequest, "no_channel", fmt.Sprintf("name at least one channel with ?%s=", h.channelParam()))
+	}
+	for _, ch := range channels {
+		if !h.isPublic(ch) {
+			return h.refuse(w, r, http.StatusForbidden, "channel_forbidden", fmt.Sprintf("channel %q needs credentials", ch))
+		}
+	}
+	subjects := make([]string, len(channels))
+	for i, ch := range channels {
+		subjects[i] = h.subject(ch)
+	}
+	return h.serveStream(w, r, subjects, lastEventID(r), time.Time{})
+}
+
+func (h *Handler) isPublic(ch string) bool {
+	for _, p := range h.Public {
+		if replay.SubjectMatches(p, ch) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastEventID is the client's position: the header an EventSource sends on
+// reconnect, or a query parameter for a page's first connect.
+func lastEventID(r *http.Request) string {
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		return v
+	}
+	return r.URL.Query().Get("last_event_id")
+}
+
+// refuse answers a request that will not get a stream. The log line names
+// the reason and the path, never the query, which may carry a ticket.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
+	h.log.Info("stream refused",
+		zap.Int("status", status),
+		zap.String("error", code),
+		zap.String("detail", detail),
+		zap.String("path", r.URL.Path),
+		zap.String("remote", r.RemoteAddr))
+	writeError(w, status, code, detail)
+	return nil
+}
+
+func writeError(w http.ResponseWriter, status int, code, detail string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error  string `json:"error"`
+		Detail string `json:"detail,omitempty"`
+	}{code, detail})
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func orInt(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
+}
+
+func orDuration(d caddy.Duration, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,260 @@
+package ssegate
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/replay"
+	"github.com/ssegate/ssegate/sse"
+	"github.com/ssegate/ssegate/upstream"
+)
+
+// session is one open event stream.
+type session struct {
+	h        *Handler
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	client   *upstream.Client
+	history  *replay.History
+	subjects []string
+	buf      []byte
+
+	// lastSent is the sequence of the newest event written; replayed is the
+	// sequence up to which the stream's history has been read for this
+	// client. A late event at or below lastSent but above replayed was
+	// skipped by live delivery and cannot be put in order any more.
+	lastSent uint64
+	replayed uint64
+}
+
+var (
+	// errEnded is returned by session steps that ended the stream cleanly.
+	errEnded = errors.New("stream ended")
+	// errOutOfOrder is returned by send for an event it can no longer put
+	// in order; the client must resume from just before it.
+	errOutOfOrder = errors.New("late event")
+)
+
+// maxBatch bounds how many queued frames are written before one flush, so
+// a busy channel still flushes regularly.
+const maxBatch = 64
+
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, expires time.Time) error {
+	run, err := h.app.running()
+	ctx := r.Context()
+	var client *upstream.Client
+	if err == nil {
+		client, err = run.hub.Attach(ctx, subjects, h.queueSize(), position != "")
+	}
+	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 4096)}
+	s.open()
+	if err != nil {
+		// An EventSource gives up for good on a non-200 status, so a
+		// gateway that cannot reach NATS answers 200 and asks it to retry.
+		h.log.Warn("stream unavailable", zap.Error(err))
+		s.end("unavailable", h.retry(), "")
+		return nil
+	}
+	defer client.Detach()
+	s.client, s.history = client, run.history
+	h.app.metrics.clients.Inc()
+	defer h.app.metrics.clients.Dec()
+
+	if position != "" {
+		if err := s.catchUp(ctx, position); err != nil {
+			return nil
+		}
+	}
+	s.live(ctx, expires)
+	return nil
+}
+
+// open sends the headers and a first comment at once: Caddy's encode
+// handler, and some proxies, hold headers back until the first body write.
+func (s *session) open() {
+	hdr := s.w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	hdr.Del("Content-Length")
+	s.w.WriteHeader(http.StatusOK)
+	s.buf = sse.AppendComment(s.buf[:0], "ssegate")
+	s.buf = sse.AppendRetry(s.buf, s.h.retry())
+	_ = s.write(s.buf)
+	_ = s.flush()
+}
+
+// catchUp replays what the client missed, then leaves replay mode. Live
+// events queue up meanwhile; if the queue overflowed, the dropped events
+// are in the stream, so it reads again from where it stopped.
+func (s *session) catchUp(ctx context.Context, position string) error {
+	res, err := s.history.Resolve(ctx, position)
+	if err != nil {
+		s.h.log.Warn("cannot read stream state for replay", zap.Error(err))
+		s.end("unavailable", s.h.retry(), "")
+		return errEnded
+	}
+	after := res.After
+	if res.Reset != "" {
+		s.reset(res.Reset, res.Current)
+		after = res.Current.Seq
+	}
+	s.lastSent = after
+	for first := true; ; first = false {
+		err := s.history.Read(ctx, s.subjects, s.lastSent, s.h.replayLimit(), s.replayOne)
+		switch {
+		case errors.Is(err, replay.ErrTooFarBehind) && first:
+			s.reset(replay.ResetTooFarBehind, res.Current)
+			s.lastSent = max(s.lastSent, res.Current.Seq)
+		case errors.Is(err, replay.ErrTooFarBehind):
+			// It fell behind again while replaying: a slow client.
+			s.h.app.metrics.slow.Inc()
+			s.end("slow", s.jitteredRetry(), "")
+			return errEnded
+		case err != nil:
+			if ctx.Err() == nil {
+				s.h.log.Warn("replay failed", zap.Error(err))
+				s.end("unavailable", s.h.retry(), "")
+			}
+			return errEnded
+		}
+		if err := s.flush(); err != nil {
+			return err
+		}
+		s.replayed = s.lastSent
+		if s.client.EndReplay() {
+			return nil
+		}
+	}
+}
+
+func (s *session) replayOne(m replay.Msg) error {
+	s.buf = replay.Encode(s.buf[:0], m, s.history.Epoch())
+	if err := s.write(s.buf); err != nil {
+		return err
+	}
+	s.lastSent = m.Seq
+	s.h.app.metrics.replayed.Inc()
+	return nil
+}
+
+// reset tells the client its position could not be honoured. The event's
+// id is the position it continues from, so a reconnect does not repeat it.
+func (s *session) reset(reason string, current replay.ID) {
+	s.h.app.metrics.resets.WithLabelValues(reason).Inc()
+	s.buf = sse.AppendEvent(s.buf[:0], sse.Event{
+		ID:   current.String(),
+		Name: "reset",
+		Data: []byte(`{"reason":"` + reason + `"}`),
+	})
+	_ = s.write(s.buf)
+}
+
+// live streams queued events and heartbeats until the client leaves, the
+// hub ends the stream, or the credential expires.
+func (s *session) live(ctx context.Context, expires time.Time) {
+	heartbeat := time.NewTicker(s.h.heartbeat())
+	defer heartbeat.Stop()
+	var expiry <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expiry = t.C
+	}
+	frames := s.client.Frames()
+	for {
+		select {
+		case f := <-frames:
+			err := s.send(f)
+			for i := 1; err == nil && i < maxBatch && len(frames) > 0; i++ {
+				err = s.send(<-frames)
+			}
+			if errors.Is(err, errOutOfOrder) {
+				s.hubEnded()
+				return
+			}
+			if err != nil || s.flush() != nil {
+				return
+			}
+			heartbeat.Reset(s.h.heartbeat())
+		case <-heartbeat.C:
+			s.buf = sse.AppendComment(s.buf[:0], "")
+			if s.write(s.buf) != nil || s.flush() != nil {
+				return
+			}
+		case <-s.client.Done():
+			s.hubEnded()
+			return
+		case <-expiry:
+			// Reconnecting picks up the browser's refreshed cookie.
+			s.end("expired", s.h.retry(), "")
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// send writes one live frame unless the client already has it.
+func (s *session) send(f upstream.Frame) error {
+	if f.Seq <= s.lastSent {
+		if f.Late && f.Seq > s.replayed {
+			s.client.End(upstream.ReasonResync, f.Seq-1)
+			return errOutOfOrder
+		}
+		return nil
+	}
+	if err := s.write(f.Data); err != nil {
+		return err
+	}
+	s.lastSent = f.Seq
+	return nil
+}
+
+func (s *session) hubEnded() {
+	reason, rewind := s.client.Reason()
+	switch reason {
+	case upstream.ReasonResync:
+		id := replay.ID{Seq: rewind, Epoch: s.history.Epoch()}
+		s.end(reason.String(), s.h.retry(), id.String())
+	default:
+		// Shutdown and slow clients reconnect together, so spread them.
+		s.end(reason.String(), s.jitteredRetry(), "")
+	}
+}
+
+// end writes the last frame: why, when to come back, and, when the
+// position moved back, where from. The handler then returns, which ends
+// the response, and the client reconnects after the retry delay.
+func (s *session) end(why string, retry time.Duration, rewindID string) {
+	s.h.app.metrics.ended.WithLabelValues(why).Inc()
+	s.buf = sse.AppendComment(s.buf[:0], "end: "+why)
+	if rewindID != "" {
+		s.buf = sse.AppendID(s.buf, rewindID)
+	}
+	s.buf = sse.AppendRetry(s.buf, retry)
+	_ = s.write(s.buf)
+	_ = s.flush()
+}
+
+// jitteredRetry is the retry delay scaled by a random factor in [1, 2), so
+// that streams ended together do not come back together.
+func (s *session) jitteredRetry() time.Duration {
+	r := s.h.retry()
+	return r + rand.N(r)
+}
+
+func (s *session) write(b []byte) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.writeTimeout()))
+	_, err := s.w.Write(b)
+	return err
+}
+
+func (s *session) flush() error {
+	return s.rc.Flush()
+}
