@@ -19,9 +19,9 @@ import (
 // the JetStream stream that stores events for replay.
 type App struct {
 	// NATS says how to reach NATS; empty means an embedded server.
-	NATS upstream.Config `json:"nats,omitempty"`
+	NATS upstream.Config `json:"nats,omitzero"`
 	// Stream is the JetStream stream for history and the live path.
-	Stream replay.StreamConfig `json:"stream,omitempty"`
+	Stream replay.StreamConfig `json:"stream,omitzero"`
 	// StartTimeout bounds connecting and preparing the stream at start.
 	// Default 30s.
 	StartTimeout caddy.Duration `json:"start_timeout,omitempty"`

@@ -1,6 +1,7 @@
 package ssegate
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -58,10 +59,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_channels":
 			err = positiveInt(d, &h.MaxChannels)
 		case "public":
-			h.Public = append(h.Public, d.RemainingArgs()...)
-			if len(h.Public) == 0 {
-				err = d.ArgErr()
-			}
+			err = appendArgs(d, &h.Public)
 		case "heartbeat":
 			err = duration(d, &h.Heartbeat)
 		case "retry":
@@ -83,6 +81,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
+	if h.ChannelParam != "" || h.ChannelPlaceholder != "" || len(h.Channels) > 0 {
+		return d.Err("channels is given more than once")
+	}
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
@@ -142,9 +143,12 @@ func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
 //	    manage_stream  on|off
 //	    start_timeout  <duration>
 //	}
-func parseApp(d *caddyfile.Dispenser, _ any) (any, error) {
-	app := new(App)
+func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 	d.Next() // option name
+	if existing != nil {
+		return nil, d.Err("the ssegate global option is given more than once")
+	}
+	app := new(App)
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
@@ -152,10 +156,7 @@ func parseApp(d *caddyfile.Dispenser, _ any) (any, error) {
 		var err error
 		switch d.Val() {
 		case "url":
-			app.NATS.URLs = append(app.NATS.URLs, d.RemainingArgs()...)
-			if len(app.NATS.URLs) == 0 {
-				err = d.ArgErr()
-			}
+			err = appendArgs(d, &app.NATS.URLs)
 		case "user":
 			err = oneString(d, &app.NATS.User)
 		case "password":
@@ -275,6 +276,8 @@ func parseStream(d *caddyfile.Dispenser, app *App) error {
 				var n uint64
 				if n, err = humanize.ParseBytes(v); err != nil {
 					err = d.Errf("max_bytes %q: %v", v, err)
+				} else if n > math.MaxInt64 {
+					err = d.Errf("max_bytes %q: too large", v)
 				}
 				s.MaxBytes = int64(n)
 			}
@@ -285,6 +288,15 @@ func parseStream(d *caddyfile.Dispenser, app *App) error {
 			return err
 		}
 	}
+	return nil
+}
+
+func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	*dst = append(*dst, args...)
 	return nil
 }
 

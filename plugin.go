@@ -100,7 +100,9 @@ func (h *Handler) Validate() error {
 	if strings.Count(h.subjectTemplate(), "{channel}") != 1 {
 		return fmt.Errorf("subject %q must contain {channel} exactly once", h.Subject)
 	}
-	if sample := h.subject("x"); !h.app.Stream.Captures(sample) {
+	if sample := h.subject("x"); !replay.ValidSubject(sample, false) {
+		return fmt.Errorf("subject %q does not make valid NATS subjects (got %q)", h.subjectTemplate(), sample)
+	} else if !h.app.Stream.Captures(sample) {
 		return fmt.Errorf("subject %q maps channels to subjects like %q, which stream %q (subjects %v) does not store", h.subjectTemplate(), sample, h.app.Stream.Name, h.app.Stream.Subjects)
 	}
 	for _, ch := range h.Channels {

@@ -82,11 +82,11 @@ func (c StreamConfig) Validate() error {
 	if c.MaxAge < 0 || c.MaxMsgsPerSubject < 0 || c.MaxBytes < 0 {
 		return errors.New("stream limits cannot be negative")
 	}
-	if !validSubject(c.RepublishPrefix, false) {
+	if !ValidSubject(c.RepublishPrefix, false) {
 		return fmt.Errorf("republish_prefix %q is not a plain NATS subject", c.RepublishPrefix)
 	}
 	for _, s := range c.Subjects {
-		if !validSubject(s, true) {
+		if !ValidSubject(s, true) {
 			return fmt.Errorf("stream subject %q is not a NATS subject", s)
 		}
 		if SubjectMatches(s, c.RepublishPrefix+".x") || SubjectMatches(c.RepublishPrefix+".>", s) {

@@ -25,7 +25,9 @@ func SubjectMatches(pattern, subject string) bool {
 	return len(pt) == len(st)
 }
 
-func validSubject(s string, wildcards bool) bool {
+// ValidSubject reports whether s is a NATS subject: non-empty tokens without
+// whitespace, and wildcards only where allowed and in their own tokens.
+func ValidSubject(s string, wildcards bool) bool {
 	if s == "" {
 		return false
 	}

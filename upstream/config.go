@@ -61,7 +61,7 @@ func (c Config) IsEmbedded() bool { return len(c.URLs) == 0 }
 // `caddy validate` and `caddy adapt` work where NATS is unreachable.
 func (c Config) Validate() error {
 	if c.IsEmbedded() {
-		if c.User != "" || c.Token != "" || c.CredsFile != "" || c.NKeyFile != "" || c.TLS != nil {
+		if c.User != "" || c.Password != "" || c.Token != "" || c.CredsFile != "" || c.NKeyFile != "" || c.TLS != nil {
 			return errors.New("credentials and tls apply to external NATS urls; the embedded server needs none")
 		}
 		if _, _, err := c.embedded().hostPort(); err != nil {

@@ -1,0 +1,341 @@
+package ssegate
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestStreamOverEveryProtocol(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{})
+	js := g.js()
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		base   string
+		proto  int
+	}{
+		{"HTTP/1.1", g.h1Client(), g.httpURL, 1},
+		{"h2c", g.h2cClient(), g.httpURL, 2},
+		{"HTTP/2 over TLS", g.h2TLSClient(), g.tlsURL, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t, tc.client, eventsURL(tc.base, []string{"news"}, nil), nil)
+			if s.resp.ProtoMajor != tc.proto {
+				t.Fatalf("protocol %s, want major %d", s.resp.Proto, tc.proto)
+			}
+			for k, want := range map[string]string{"Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
+				if got := s.resp.Header.Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			seq := publish(t, js, "events.news", "greeting", "hello\r\nworld")
+			ev := s.next(t, 5*time.Second)
+			if ev.Type != "greeting" || ev.Data != "hello\nworld" || seqOf(t, ev.LastEventID) != seq {
+				t.Fatalf("got %+v, want greeting %q with sequence %d", ev, "hello\nworld", seq)
+			}
+		})
+	}
+}
+
+func TestFirstBytesArriveBeforeAnyEvent(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true, encode: true})
+	// This transport asks for gzip and decodes it transparently.
+	resp, err := (&http.Client{Transport: &http.Transport{}}).Get(eventsURL(g.httpURL, []string{"quiet"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if !resp.Uncompressed {
+		t.Fatal("encode did not compress the stream; the test proves nothing")
+	}
+	// The response must be readable with no event published: behind
+	// encode, headers and compressed bytes are held back until a flush.
+	lines := rawLines(resp.Body)
+	select {
+	case l := <-lines:
+		if l != ": ssegate" {
+			t.Fatalf("first line %q", l)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no bytes before the first event")
+	}
+	seq := publish(t, g.js(), "events.quiet", "", "through gzip")
+	for _, want := range []string{"id: " + fmt.Sprint(seq), "data: through gzip"} {
+		select {
+		case l := <-lines:
+			for l == "" || strings.HasPrefix(l, "retry:") {
+				l = <-lines
+			}
+			if !strings.HasPrefix(l, want) {
+				t.Fatalf("line %q, want %q", l, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("event did not get through encode")
+		}
+	}
+}
+
+func TestFanOutSharesOneSubscription(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true})
+	js := g.js()
+	const clients, events = 50, 100
+	c := g.h2cClient()
+	streams := make([]*stream, clients)
+	for i := range streams {
+		streams[i] = open(t, c, eventsURL(g.httpURL, []string{"room"}, nil), nil)
+	}
+	if got := g.app.state.Load().hub.Channels(); got != 1 {
+		t.Fatalf("hub holds %d subscriptions for one channel", got)
+	}
+	var want []uint64
+	for i := 0; i < events; i++ {
+		want = append(want, publish(t, js, "events.room", "", fmt.Sprint(i)))
+	}
+	for i, s := range streams {
+		got := s.collect(t, events, 10*time.Second)
+		for j, ev := range got {
+			if seqOf(t, ev.LastEventID) != want[j] || ev.Data != fmt.Sprint(j) {
+				t.Fatalf("client %d event %d: %+v, want seq %d", i, j, ev, want[j])
+			}
+		}
+	}
+}
+
+func TestMultiChannelDeliveryFollowsStreamOrder(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true})
+	channels := []string{"a", "b", "c"}
+	s := open(t, g.h1Client(), eventsURL(g.httpURL, channels, nil), nil)
+	const perChannel = 200
+	var wg sync.WaitGroup
+	for _, ch := range channels {
+		js := g.js()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perChannel; i++ {
+				publish(t, js, "events."+ch, "", ch)
+			}
+		}()
+	}
+	wg.Wait()
+	got := s.collect(t, perChannel*len(channels), 15*time.Second)
+	var last uint64
+	for _, ev := range got {
+		seq := seqOf(t, ev.LastEventID)
+		if seq <= last {
+			t.Fatalf("sequence %d after %d: events left stream order", seq, last)
+		}
+		last = seq
+	}
+	if last != perChannel*uint64(len(channels)) {
+		t.Fatalf("last sequence %d, want %d", last, perChannel*len(channels))
+	}
+}
+
+func TestHeartbeatWhileIdle(t *testing.T) {
+	ns := natsServer(t)
+	const interval = 100 * time.Millisecond
+	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{"heartbeat": int64(interval)}})
+	resp, err := g.h1Client().Get(eventsURL(g.httpURL, []string{"idle"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := rawLines(resp.Body)
+	start := time.Now()
+	beats := 0
+	deadline := time.After(5 * time.Second)
+	for beats < 5 {
+		select {
+		case l := <-lines:
+			if l == ":" {
+				beats++
+			}
+		case <-deadline:
+			t.Fatalf("%d heartbeats in 5s with a %v interval", beats, interval)
+		}
+	}
+	// Five beats cannot come faster than four intervals.
+	if el := time.Since(start); el < 4*interval {
+		t.Fatalf("5 heartbeats in %v: faster than the %v interval", el, interval)
+	}
+}
+
+func TestSlowClientIsDisconnectedWithoutHurtingOthers(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{
+		"queue_size":    64,
+		"write_timeout": int64(300 * time.Millisecond),
+	}})
+	js := g.js()
+	url := eventsURL(g.httpURL, []string{"firehose"}, nil)
+
+	// The slow client sends its request and then reads nothing.
+	// A small receive buffer makes the kernel stop accepting data soon.
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	slow, err := dialer.Dial("tcp", strings.TrimPrefix(g.httpURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", strings.TrimPrefix(url, g.httpURL))
+	fast := open(t, g.h1Client(), url, nil)
+	eventually(t, 5*time.Second, "both clients attached", func() bool {
+		return testutilGauge(g.app.metrics.clients) == 2
+	})
+
+	payload := strings.Repeat("x", 4096)
+	const events = 2000
+	for i := 0; i < events; i++ {
+		publish(t, js, "events.firehose", "", payload)
+	}
+	if got := fast.collect(t, events, 30*time.Second); len(got) != events {
+		t.Fatalf("fast client got %d of %d", len(got), events)
+	}
+	eventually(t, 10*time.Second, "slow client disconnected", func() bool {
+		return testutilCounter(g.app.metrics.slow) >= 1 && testutilGauge(g.app.metrics.clients) == 1
+	})
+}
+
+func TestStreamsEndCleanly(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true})
+	ignore := goleak.IgnoreCurrent()
+	c := g.h2cClient()
+	h1 := g.h1Client()
+	var streams []*stream
+	for i := 0; i < 20; i++ {
+		cl := c
+		if i%2 == 0 {
+			cl = h1
+		}
+		streams = append(streams, open(t, cl, eventsURL(g.httpURL, []string{fmt.Sprint("ch", i%5), "shared"}, nil), nil))
+	}
+	hub := g.app.state.Load().hub
+	if got := hub.Channels(); got != 6 {
+		t.Fatalf("%d subscriptions, want 6", got)
+	}
+	for _, s := range streams {
+		s.close()
+	}
+	eventually(t, 5*time.Second, "subscriptions released", func() bool {
+		// A connection counts as idle only once its streams are reset.
+		c.CloseIdleConnections()
+		h1.CloseIdleConnections()
+		return hub.Channels() == 0 && testutilGauge(g.app.metrics.clients) == 0
+	})
+	goleak.VerifyNone(t, ignore)
+}
+
+func TestOneHTTP2ConnectionCarries200Streams(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{})
+	var dials atomic.Int32
+	tr := &http.Transport{
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}
+	c := &http.Client{Transport: tr}
+	defer tr.CloseIdleConnections()
+	const n = 200
+	streams := make([]*stream, n)
+	for i := range streams {
+		streams[i] = open(t, c, eventsURL(g.tlsURL, []string{"wide"}, nil), nil)
+	}
+	seq := publish(t, g.js(), "events.wide", "", "to all")
+	for i, s := range streams {
+		if ev := s.next(t, 10*time.Second); seqOf(t, ev.LastEventID) != seq {
+			t.Fatalf("stream %d got %+v", i, ev)
+		}
+	}
+	if d := dials.Load(); d != 1 {
+		t.Fatalf("%d connections for %d streams, want 1", d, n)
+	}
+}
+
+func TestBadRequestsGetAClearAnswer(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{"public": []string{"demo", "news.*"}}})
+	c := g.h1Client()
+	long := strings.Repeat("a", 300)
+	many := make([]string, 17)
+	for i := range many {
+		many[i] = fmt.Sprint("c", i)
+	}
+	tests := []struct {
+		name   string
+		method string
+		query  string
+		status int
+		code   string
+	}{
+		{"POST", http.MethodPost, "channel=demo", 405, "method_not_allowed"},
+		{"PUT", http.MethodPut, "channel=demo", 405, "method_not_allowed"},
+		{"DELETE", http.MethodDelete, "channel=demo", 405, "method_not_allowed"},
+		{"no channel", http.MethodGet, "", 400, "no_channel"},
+		{"empty channel", http.MethodGet, "channel=", 400, "invalid_channel"},
+		{"star", http.MethodGet, "channel=*", 400, "invalid_channel"},
+		{"gt", http.MethodGet, "channel=%3E", 400, "invalid_channel"},
+		{"wildcard token", http.MethodGet, "channel=news.*", 400, "invalid_channel"},
+		{"empty token", http.MethodGet, "channel=news..x", 400, "invalid_channel"},
+		{"leading dot", http.MethodGet, "channel=.news", 400, "invalid_channel"},
+		{"space", http.MethodGet, "channel=a%20b", 400, "invalid_channel"},
+		{"NUL", http.MethodGet, "channel=a%00b", 400, "invalid_channel"},
+		{"CRLF", http.MethodGet, "channel=a%0D%0Ab", 400, "invalid_channel"},
+		{"too long", http.MethodGet, "channel=" + long, 400, "invalid_channel"},
+		{"too many", http.MethodGet, "channel=" + strings.Join(many, "&channel="), 400, "too_many_channels"},
+		{"not public", http.MethodGet, "channel=secret", 403, "channel_forbidden"},
+		{"one of two not public", http.MethodGet, "channel=demo&channel=secret", 403, "channel_forbidden"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, g.httpURL+"/events?"+tc.query, nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("content type %q", ct)
+			}
+			var e struct{ Error, Detail string }
+			if err := json.Unmarshal(body, &e); err != nil || e.Error != tc.code || e.Detail == "" {
+				t.Errorf("body %s, want error %q with a detail", body, tc.code)
+			}
+			if tc.status == 405 && resp.Header.Get("Allow") != "GET" {
+				t.Errorf("Allow = %q", resp.Header.Get("Allow"))
+			}
+		})
+	}
+	// The valid forms still stream.
+	open(t, c, eventsURL(g.httpURL, []string{"demo", "news.eu"}, nil), nil)
+}
