@@ -74,13 +74,19 @@ type HubOption func(*Hub)
 // WithMetrics reports the hub's counters.
 func WithMetrics(m Metrics) HubOption { return func(h *Hub) { h.metrics = m } }
 
+// WithPendingLimit sets how many live messages may wait for the
+// dispatcher before NATS drops them (which a resync then recovers).
+func WithPendingLimit(n int) HubOption {
+	return func(h *Hub) { h.msgs = make(chan *nats.Msg, n) }
+}
+
 // WithLogger sets the hub's logger.
 func WithLogger(l *zap.Logger) HubOption { return func(h *Hub) { h.log = l } }
 
-// pendingMsgs is how many live messages may wait for the dispatcher. The
-// dispatcher never blocks on clients, so this only fills while it backfills
-// a gap; an overflow is itself detected as a gap and backfilled.
-const pendingMsgs = 1 << 16
+// defaultPendingMsgs is how many live messages may wait for the
+// dispatcher. The dispatcher never blocks on clients, so this only fills
+// while it backfills a gap; an overflow is itself detected and backfilled.
+const defaultPendingMsgs = 1 << 16
 
 // NewHub starts a hub on conn for the given stream.
 func NewHub(conn *Conn, stream replay.StreamConfig, history *replay.History, opts ...HubOption) *Hub {
@@ -89,7 +95,7 @@ func NewHub(conn *Conn, stream replay.StreamConfig, history *replay.History, opt
 		stream:  stream.WithDefaults(),
 		history: history,
 		log:     zap.NewNop(),
-		msgs:    make(chan *nats.Msg, pendingMsgs),
+		msgs:    make(chan *nats.Msg, defaultPendingMsgs),
 		resync:  make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),

@@ -1,0 +1,214 @@
+package replay
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func jetStream(t *testing.T, enabled bool) jetstream.JetStream {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: enabled, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestEnsureStartupErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	unmanaged := StreamConfig{Unmanaged: true}
+	tests := []struct {
+		name    string
+		js      bool
+		prepare *jetstream.StreamConfig
+		cfg     StreamConfig
+		want    []string
+	}{
+		{"JetStream disabled", false, nil, StreamConfig{}, []string{"JetStream is not enabled"}},
+		{"stream missing", true, nil, unmanaged, []string{`stream "SSEGATE" does not exist`, "manage_stream off"}},
+		{"no republish", true, &jetstream.StreamConfig{Name: "SSEGATE", Subjects: []string{"events.>"}}, unmanaged,
+			[]string{"no republish rule", `"ssegate.live.>"`}},
+		{"wrong subjects", true, &jetstream.StreamConfig{Name: "SSEGATE", Subjects: []string{"other.>"},
+			RePublish: &jetstream.RePublish{Source: ">", Destination: "ssegate.live.>"}}, unmanaged,
+			[]string{`do not include "events.>"`}},
+		{"headers only", true, &jetstream.StreamConfig{Name: "SSEGATE", Subjects: []string{"events.>"},
+			RePublish: &jetstream.RePublish{Source: ">", Destination: "ssegate.live.>", HeadersOnly: true}}, unmanaged,
+			[]string{"headers_only"}},
+		{"work queue", true, &jetstream.StreamConfig{Name: "SSEGATE", Subjects: []string{"events.>"}, Retention: jetstream.WorkQueuePolicy,
+			RePublish: &jetstream.RePublish{Source: ">", Destination: "ssegate.live.>"}}, unmanaged,
+			[]string{"retention must be limits"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			js := jetStream(t, tt.js)
+			if tt.prepare != nil {
+				if _, err := js.CreateStream(ctx, *tt.prepare); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Ensure(ctx, js, tt.cfg)
+			if err == nil {
+				t.Fatal("Ensure succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnsureManagesAndVerifies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := jetStream(t, true)
+	cfg := StreamConfig{Storage: "memory", MaxMsgsPerSubject: 100}
+	first, err := Ensure(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second start updates in place and keeps the epoch.
+	cfg.MaxMsgsPerSubject = 200
+	again, err := Ensure(ctx, js, cfg)
+	if err != nil || again != first {
+		t.Fatalf("second Ensure: %+v, %v; want %+v", again, err, first)
+	}
+	s, _ := js.Stream(ctx, "SSEGATE")
+	if got := s.CachedInfo().Config.MaxMsgsPerSubject; got != 200 {
+		t.Fatalf("max_msgs_per_subject %d after update", got)
+	}
+	// The stream ssegate made passes the unmanaged check.
+	if _, err := Ensure(ctx, js, StreamConfig{Unmanaged: true}); err != nil {
+		t.Fatalf("unmanaged check of a managed stream: %v", err)
+	}
+	// Deleting and recreating the stream changes the epoch.
+	if err := js.DeleteStream(ctx, "SSEGATE"); err != nil {
+		t.Fatal(err)
+	}
+	recreated, err := Ensure(ctx, js, cfg)
+	if err != nil || recreated.Epoch == first.Epoch {
+		t.Fatalf("recreated stream epoch %q (was %q), %v", recreated.Epoch, first.Epoch, err)
+	}
+}
+
+func TestHistoryResolve(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := jetStream(t, true)
+	stream, err := Ensure(ctx, js, StreamConfig{Storage: "memory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := js.Publish(ctx, "events.a", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := NewHistory(js, stream)
+	e := stream.Epoch
+	tests := []struct {
+		raw       string
+		wantAfter uint64
+		wantReset string
+	}{
+		{"5-" + e, 5, ""},
+		{"5", 5, ""},
+		{"0", 0, ""},
+		{"10-" + e, 10, ""},
+		{"11-" + e, 0, ResetUnknown},
+		{"5-aaaa", 0, ResetStreamRecreated},
+		{"abc", 0, ResetMalformed},
+		{"-3", 0, ResetMalformed},
+		{"18446744073709551616", 0, ResetMalformed},
+		{"1\x00", 0, ResetMalformed},
+	}
+	for _, tt := range tests {
+		r, err := h.Resolve(ctx, tt.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.After != tt.wantAfter || r.Reset != tt.wantReset || r.Current.Seq != 10 || r.Current.Epoch != e {
+			t.Errorf("Resolve(%q) = %+v; want after %d reset %q current 10", tt.raw, r, tt.wantAfter, tt.wantReset)
+		}
+	}
+	s, _ := js.Stream(ctx, "SSEGATE")
+	if err := s.Purge(ctx, jetstream.WithPurgeKeep(3)); err != nil {
+		t.Fatal(err)
+	}
+	// Events 1 to 7 are gone: a client at 6 missed 7 for good, one at 7 did not.
+	if r, _ := h.Resolve(ctx, "6-"+e); r.Reset != ResetExpired {
+		t.Errorf("position before retention: %+v", r)
+	}
+	if r, _ := h.Resolve(ctx, "7-"+e); r.Reset != "" || r.After != 7 {
+		t.Errorf("position at retention edge: %+v", r)
+	}
+}
+
+func TestHistoryRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := jetStream(t, true)
+	stream, err := Ensure(ctx, js, StreamConfig{Storage: "memory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		if _, err := js.Publish(ctx, []string{"events.a", "events.b", "events.c"}[i%3], []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := NewHistory(js, stream)
+	var got []uint64
+	err = h.Read(ctx, []string{"events.a", "events.c"}, 10, 0, func(m Msg) error {
+		got = append(got, m.Seq)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []uint64{12, 13, 15, 16, 18, 19, 21, 22, 24, 25, 27, 28, 30}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if err := h.Read(ctx, []string{"events.a"}, 0, 5, func(Msg) error { return nil }); err != ErrTooFarBehind {
+		t.Fatalf("limit: %v", err)
+	}
+	// Nothing pending returns at once, without waiting for new events.
+	if err := h.Read(ctx, []string{"events.a"}, 30, 0, func(Msg) error { t.Fatal("called"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := js.Stream(ctx, "SSEGATE")
+	if n := s.CachedInfo().State.Consumers; n != 0 {
+		t.Fatalf("%d consumers left after reads", n)
+	}
+	if info, _ := s.Info(ctx); info.State.Consumers != 0 {
+		t.Fatalf("%d consumers left after reads", info.State.Consumers)
+	}
+}

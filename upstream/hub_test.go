@@ -1,0 +1,172 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ssegate/ssegate/replay"
+)
+
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+// hubFixture connects a hub to a fresh server, as the app does.
+func hubFixture(t *testing.T, opts ...HubOption) (*Hub, *nats.Conn) {
+	t.Helper()
+	ns := startNATS(t)
+	log := zaptest.NewLogger(t)
+	conn, err := Acquire(Config{URLs: []string{ns.ClientURL()}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Release() })
+	cfg := replay.StreamConfig{Storage: "memory"}.WithDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := replay.Ensure(ctx, conn.JS, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := NewHub(conn, cfg, replay.NewHistory(conn.JS, stream), append([]HubOption{WithLogger(log)}, opts...)...)
+	t.Cleanup(hub.Close)
+	pub, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	return hub, pub
+}
+
+// TestDroppedLiveMessagesAreBackfilled makes core NATS drop messages on
+// their way to the hub, and checks that clients still get every event, in
+// order, once.
+func TestDroppedLiveMessagesAreBackfilled(t *testing.T) {
+	hub, pub := hubFixture(t, WithPendingLimit(8))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := hub.Attach(ctx, []string{"events.a", "events.b"}, 1000, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Detach()
+
+	// Holding the hub's lock stalls the dispatcher, so the eight-message
+	// buffer overflows and nats.go drops what does not fit.
+	const n = 200
+	hub.mu.Lock()
+	for i := 0; i < n; i++ {
+		if err := pub.Publish(fmt.Sprintf("events.%c", "ab"[i%2]), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for dropped(hub) == 0 {
+		if time.Now().After(deadline) {
+			hub.mu.Unlock()
+			t.Fatal("no message was dropped; the test proves nothing")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	hub.mu.Unlock()
+
+	for want := uint64(1); want <= n; want++ {
+		select {
+		case f := <-c.Frames():
+			if f.Seq != want {
+				t.Fatalf("got sequence %d, want %d", f.Seq, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("sequence %d never arrived", want)
+		}
+	}
+	select {
+	case f := <-c.Frames():
+		t.Fatalf("extra frame %d", f.Seq)
+	default:
+	}
+}
+
+func dropped(h *Hub) int {
+	total := 0
+	for _, t := range h.topics {
+		n, _ := t.sub.Dropped()
+		total += n
+	}
+	return total
+}
+
+func TestLastClientUnsubscribes(t *testing.T) {
+	hub, _ := hubFixture(t)
+	ctx := context.Background()
+	// A first attach makes nats.go open its shared request inbox; count
+	// subscriptions from there on.
+	warm, err := hub.Attach(ctx, []string{"events.w"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm.Detach()
+	base := hub.conn.NC.NumSubscriptions()
+	a, err := hub.Attach(ctx, []string{"events.x", "events.y"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hub.Attach(ctx, []string{"events.x"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hub.Channels(); got != 2 {
+		t.Fatalf("%d channels, want 2", got)
+	}
+	a.Detach()
+	a.Detach() // idempotent
+	if got := hub.Channels(); got != 1 {
+		t.Fatalf("%d channels after first detach, want 1", got)
+	}
+	b.Detach()
+	if got := hub.Channels(); got != 0 {
+		t.Fatalf("%d channels after last detach, want 0", got)
+	}
+	if n := hub.conn.NC.NumSubscriptions(); n != base {
+		t.Fatalf("%d NATS subscriptions left", n)
+	}
+}
+
+func TestCloseEndsClients(t *testing.T) {
+	hub, _ := hubFixture(t)
+	c, err := hub.Attach(context.Background(), []string{"events.z"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.Close()
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("client not ended by Close")
+	}
+	if r, _ := c.Reason(); r != ReasonShutdown {
+		t.Fatalf("reason %v", r)
+	}
+	if _, err := hub.Attach(context.Background(), []string{"events.z"}, 8, false); err != ErrClosed {
+		t.Fatalf("attach after close: %v", err)
+	}
+}
