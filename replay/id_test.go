@@ -21,7 +21,7 @@ func TestIDRoundTrip(t *testing.T) {
 func TestParseRefusesWhatItDoesNotWrite(t *testing.T) {
 	for _, raw := range []string{
 		"", "-1", "+1", " 1", "1 ", "0x10", "1e3", "abc", "1.5",
-		"18446744073709551616",            // one past uint64
+		"18446744073709551616",             // one past uint64
 		"99999999999999999999999999999999", // huge
 		strings.Repeat("9", 1000),
 		"1\x00", "1\r", "1\n2", "1-", "1-abc", "1-abcde", "1-ABCD", "1-ab1d", "1-abcd-x",
