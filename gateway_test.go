@@ -181,7 +181,7 @@ func TestHeartbeatWhileIdle(t *testing.T) {
 func TestSlowClientIsDisconnectedWithoutHurtingOthers(t *testing.T) {
 	ns := natsServer(t)
 	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{
-		"queue_size":    64,
+		"queue_size":    512,
 		"write_timeout": int64(300 * time.Millisecond),
 	}})
 	js := g.js()
@@ -205,7 +205,8 @@ func TestSlowClientIsDisconnectedWithoutHurtingOthers(t *testing.T) {
 		return testutilGauge(g.app.metrics.clients) == 2
 	})
 
-	payload := strings.Repeat("x", 4096)
+	// Enough to fill the slow socket's buffers and then its queue.
+	payload := strings.Repeat("x", 8192)
 	const events = 2000
 	for i := 0; i < events; i++ {
 		publish(t, js, "events.firehose", "", payload)
@@ -213,7 +214,7 @@ func TestSlowClientIsDisconnectedWithoutHurtingOthers(t *testing.T) {
 	if got := fast.collect(t, events, 30*time.Second); len(got) != events {
 		t.Fatalf("fast client got %d of %d", len(got), events)
 	}
-	eventually(t, 10*time.Second, "slow client disconnected", func() bool {
+	eventually(t, 20*time.Second, "slow client disconnected", func() bool {
 		return testutilCounter(g.app.metrics.slow) >= 1 && testutilGauge(g.app.metrics.clients) == 1
 	})
 }

@@ -132,7 +132,7 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 	}
 	apps["ssegate"] = map[string]any{"nats": natsCfg, "stream": stream}
 	full := map[string]any{
-		"admin":   map[string]any{"disabled": true},
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"storage": map[string]any{"module": "file_system", "root": t.TempDir()},
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
 		"apps":    apps,

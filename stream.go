@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -249,9 +250,16 @@ func (s *session) jitteredRetry() time.Duration {
 	return r + rand.N(r)
 }
 
+// write bounds every write: a client that stops reading would otherwise
+// hold its goroutine until the connection dies. A timed-out client counts
+// as slow, like one whose queue overflowed.
 func (s *session) write(b []byte) error {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.writeTimeout()))
 	_, err := s.w.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.h.app.metrics.slow.Inc()
+		s.h.app.metrics.ended.WithLabelValues("write_timeout").Inc()
+	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // Frame is one encoded event on its way to a client. Data is shared by all
@@ -47,6 +48,10 @@ type Client struct {
 	topics []*topic
 	queue  chan Frame
 	done   chan struct{}
+
+	// ended is reason != ReasonNone, readable without the lock on the
+	// dispatcher's hot path.
+	ended atomic.Bool
 
 	mu         sync.Mutex
 	reason     Reason
@@ -97,11 +102,17 @@ func (c *Client) endLocked(reason Reason, rewind uint64) {
 		return
 	}
 	c.reason, c.rewind = reason, rewind
+	c.ended.Store(true)
 	close(c.done)
 }
 
 // push hands a frame to the client without ever blocking the dispatcher.
+// Once a frame has been dropped, no later frame may be queued: the client
+// would otherwise see a gap and resume past the missing event.
 func (c *Client) push(f Frame) {
+	if c.ended.Load() {
+		return
+	}
 	select {
 	case c.queue <- f:
 		return
