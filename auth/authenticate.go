@@ -1,0 +1,110 @@
+package auth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// authenticate finds the caller's credential. Order: ticket, bearer,
+// cookie, auth_url. The first credential present decides: an invalid one
+// is refused, never downgraded to anonymous, so a broken login shows up
+// as 401 instead of a silently emptier stream. A nil principal with a
+// nil error means the request carried no credential at all.
+//
+// The returned principal may be non-nil alongside an error, to name the
+// credential kind (and sub, when known) in the log.
+func (g *Gate) authenticate(r *http.Request, allowTicket bool) (*principal, *Error) {
+	ctx := r.Context()
+	if allowTicket {
+		if t, ok := ticketFrom(r, g.s.TicketParam); ok {
+			return g.fromJWT(ctx, t, viaTicket)
+		}
+	}
+	if !g.s.DisableBearer {
+		if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+			return g.fromJWT(ctx, strings.TrimSpace(tok), viaBearer)
+		}
+	}
+	if !g.s.DisableCookie {
+		if c, err := r.Cookie(g.s.Cookie); err == nil {
+			return g.fromJWT(ctx, c.Value, viaCookie)
+		}
+	}
+	if g.callout != nil {
+		if key, present := g.callout.credentialKey(r); present {
+			return g.fromCallout(ctx, r, key)
+		}
+	}
+	return nil, nil
+}
+
+func (g *Gate) fromJWT(ctx context.Context, tok string, via credKind) (*principal, *Error) {
+	p := &principal{via: via}
+	c, e := g.verifier.verify(ctx, tok)
+	if e != nil {
+		if via == viaTicket && e.Code == CodeInvalidToken {
+			e.Code = CodeTicketInvalid
+		}
+		return p, e
+	}
+	p.sub = c.Subject
+	if via == viaTicket {
+		if e := g.checkTicket(c); e != nil {
+			return p, e
+		}
+		p.ticket = c
+		if c.StreamExp != nil {
+			p.expires = c.StreamExp.Time
+		}
+	} else {
+		if c.TokenUse == tokenUseTicket {
+			return p, newError(http.StatusUnauthorized, CodeInvalidToken, "a ticket is only accepted once, as the ticket parameter")
+		}
+		p.expires = c.ExpiresAt.Time
+	}
+	p.patterns = g.compile(c.Channels, c.Subject)
+	return p, nil
+}
+
+func (g *Gate) checkTicket(c *claims) *Error {
+	bad := func(d string) *Error { return newError(http.StatusUnauthorized, CodeTicketInvalid, d) }
+	switch {
+	case c.ID == "":
+		return bad("ticket has no jti")
+	case c.IssuedAt == nil:
+		return bad("ticket has no iat")
+	case c.ExpiresAt.Sub(c.IssuedAt.Time) > g.s.ticketMax:
+		return bad("ticket lifetime exceeds the allowed maximum")
+	case c.TokenUse != "" && c.TokenUse != tokenUseTicket:
+		return bad("token_use is not ticket")
+	}
+	return nil
+}
+
+func (g *Gate) fromCallout(ctx context.Context, r *http.Request, key [32]byte) (*principal, *Error) {
+	p := &principal{via: viaCallout}
+	res, e := g.callout.ask(ctx, r, key)
+	if e != nil {
+		return p, e
+	}
+	if res.deny != nil {
+		d := *res.deny
+		return p, &d
+	}
+	p.sub, p.expires = res.sub, res.expires
+	p.patterns = g.compile(res.channels, res.sub)
+	return p, nil
+}
+
+// compile expands {sub} and drops patterns that don't parse. Dropping
+// narrows access, so a bad pattern can never grant more than intended.
+func (g *Gate) compile(raw []string, sub string) []pattern {
+	ps, dropped := compilePatterns(raw, sub)
+	if len(dropped) > 0 {
+		g.log.Info("ignored invalid channel patterns", zap.String("sub", sub), zap.Strings("patterns", dropped))
+	}
+	return ps
+}

@@ -1,0 +1,192 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+const maxCalloutBody = 64 << 10
+
+// calloutResult is the backend's answer, cached per credential.
+type calloutResult struct {
+	sub      string
+	channels []string
+	expires  time.Time // zero: none given
+	deny     *Error    // non-nil for a cached 401/403
+	cachedAt time.Time
+}
+
+type callout struct {
+	cfg     Callout
+	timeout time.Duration
+	ttl     time.Duration
+	client  *http.Client
+	now     func() time.Time
+	log     *zap.Logger
+
+	mu    sync.Mutex
+	cache map[[32]byte]calloutResult
+}
+
+func newCallout(cfg Callout, timeout, ttl time.Duration, hc *http.Client, now func() time.Time, log *zap.Logger) *callout {
+	return &callout{cfg: cfg, timeout: timeout, ttl: ttl, client: hc, now: now, log: log, cache: map[[32]byte]calloutResult{}}
+}
+
+// credentialKey hashes the forwarded headers: the cache must not keep
+// session cookies in memory in the clear. It reports false when the
+// request carries none of them, which makes it anonymous.
+func (c *callout) credentialKey(r *http.Request) ([32]byte, bool) {
+	h := sha256.New()
+	present := false
+	for _, name := range c.cfg.ForwardHeaders {
+		for _, v := range r.Header.Values(name) {
+			present = true
+			_, _ = io.WriteString(h, name)
+			_, _ = h.Write([]byte{0})
+			_, _ = io.WriteString(h, v)
+			_, _ = h.Write([]byte{0})
+		}
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k, present
+}
+
+func (c *callout) lookup(key [32]byte, now time.Time) (calloutResult, bool) {
+	if c.ttl <= 0 {
+		return calloutResult{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	res, ok := c.cache[key]
+	if !ok {
+		return res, false
+	}
+	if now.Sub(res.cachedAt) >= c.ttl || (!res.expires.IsZero() && !now.Before(res.expires)) {
+		delete(c.cache, key)
+		return res, false
+	}
+	return res, true
+}
+
+func (c *callout) store(key [32]byte, res calloutResult) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cache) >= c.cfg.CacheSize {
+		for k, v := range c.cache {
+			if res.cachedAt.Sub(v.cachedAt) >= c.ttl {
+				delete(c.cache, k)
+			}
+		}
+		// Still full: drop arbitrary entries. A miss only costs a callout.
+		for k := range c.cache {
+			if len(c.cache) < c.cfg.CacheSize {
+				break
+			}
+			delete(c.cache, k)
+		}
+	}
+	c.cache[key] = res
+}
+
+// ask returns the backend's verdict for r. Failures of the backend (down,
+// timeout, 5xx, unreadable answer) are 503: the client may retry, and we
+// never admit on a doubt. 401/403 pass through as such.
+func (c *callout) ask(ctx context.Context, r *http.Request, key [32]byte) (calloutResult, *Error) {
+	now := c.now()
+	if res, ok := c.lookup(key, now); ok {
+		return res, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL, nil)
+	if err != nil {
+		return calloutResult{}, c.unavailable("building request", err)
+	}
+	for _, name := range c.cfg.ForwardHeaders {
+		for _, v := range r.Header.Values(name) {
+			req.Header.Add(name, v)
+		}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return calloutResult{}, c.unavailable("request failed", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxCalloutBody+1))
+	if err != nil {
+		return calloutResult{}, c.unavailable("reading answer", err)
+	}
+	res := calloutResult{cachedAt: now}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		res.deny = newError(http.StatusUnauthorized, CodeUnauthenticated, "session not accepted")
+		c.store(key, res)
+		return res, nil
+	case http.StatusForbidden:
+		res.deny = newError(http.StatusForbidden, CodeForbidden, "session may not use this gateway")
+		c.store(key, res)
+		return res, nil
+	default:
+		return calloutResult{}, c.unavailable("unexpected status", errors.New(resp.Status))
+	}
+	if len(body) > maxCalloutBody {
+		return calloutResult{}, c.unavailable("answer too large", nil)
+	}
+	var ans struct {
+		Sub       string   `json:"sub"`
+		Channels  []string `json:"channels"`
+		ExpiresIn *int64   `json:"expires_in"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil || ans.Sub == "" {
+		return calloutResult{}, c.unavailable("answer is not {sub, channels, expires_in} JSON", nil)
+	}
+	res.sub, res.channels = ans.Sub, ans.Channels
+	if ans.ExpiresIn != nil {
+		if *ans.ExpiresIn <= 0 {
+			return calloutResult{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Detail: "session has expired"}
+		}
+		res.expires = now.Add(time.Duration(min(*ans.ExpiresIn, 1<<31)) * time.Second)
+	}
+	c.store(key, res)
+	return res, nil
+}
+
+func (c *callout) unavailable(what string, err error) *Error {
+	// The URL is operator config, but its query could hold an API key.
+	fields := []zap.Field{zap.String("reason", what)}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		var ue interface{ Timeout() bool }
+		if errors.As(err, &ue) && ue.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+			fields = append(fields, zap.Bool("timeout", true))
+		} else {
+			fields = append(fields, zap.String("error", errText(err)))
+		}
+	}
+	c.log.Warn("auth_url callout failed", fields...)
+	return newError(http.StatusServiceUnavailable, CodeAuthUnavailable, "authentication service unavailable, try again later")
+}
+
+// errText drops the URL that *url.Error prints, since a query string in
+// auth_url could carry a key.
+func errText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}

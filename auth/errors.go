@@ -1,0 +1,62 @@
+package auth
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Error is a refusal that the handler sends before any stream byte. Its
+// Detail is written for the client, so it never carries a token, a ticket,
+// a secret or a key id supplied by the caller.
+type Error struct {
+	Status int
+	Code   string
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Detail }
+
+// Error codes. They are part of the public contract (README), so a client
+// can tell "fetch a new ticket" (401) from "you may not read this" (403).
+const (
+	CodeUnauthenticated        = "unauthenticated"
+	CodeInvalidToken           = "invalid_token"
+	CodeTokenExpired           = "token_expired"
+	CodeTokenNotYetValid       = "token_not_yet_valid"
+	CodeTokenTooLarge          = "token_too_large"
+	CodeUnknownKey             = "unknown_key"
+	CodeKeysUnavailable        = "keys_unavailable"
+	CodeTicketInvalid          = "ticket_invalid"
+	CodeTicketUsed             = "ticket_used"
+	CodeTicketStoreUnavailable = "ticket_store_unavailable"
+	CodeAuthUnavailable        = "auth_unavailable"
+	CodeForbidden              = "forbidden"
+	CodeChannelForbidden       = "channel_forbidden"
+	CodeOriginForbidden        = "origin_forbidden"
+	CodeNoChannel              = "no_channel"
+	CodeInvalidChannel         = "invalid_channel"
+	CodeBadRequest             = "bad_request"
+	CodeMethodNotAllowed       = "method_not_allowed"
+	CodeTooManyConnections     = "too_many_connections"
+)
+
+func newError(status int, code, detail string) *Error {
+	return &Error{Status: status, Code: code, Detail: detail}
+}
+
+// Write sends the refusal as JSON. no-store keeps proxies and the browser
+// from replaying an auth decision for another credential.
+func (e *Error) Write(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests {
+		h.Set("Retry-After", "5")
+	}
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error  string `json:"error"`
+		Detail string `json:"detail,omitempty"`
+	}{e.Code, e.Detail})
+}

@@ -1,0 +1,39 @@
+package auth
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func TestAdmitHappyHMAC(t *testing.T) {
+	now := testNow()
+	g, obs := newTestGate(t, hmacConfig(), now)
+	tk := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "user.{sub}", "rooms.*"), "")
+
+	a := mustAdmit(t, g, req("GET", "/events", bearer(tk)...), "user.alice", "rooms.x", "demo")
+	defer a.Release()
+	if a.Subject != "alice" || len(a.Channels) != 3 || !a.Expires.Equal(now.Add(10*time.Minute)) {
+		t.Fatalf("admission %+v", a)
+	}
+	// Empty request: concrete patterns only.
+	b := mustAdmit(t, g, req("GET", "/events", bearer(tk)...))
+	defer b.Release()
+	if len(b.Channels) != 1 || b.Channels[0] != "user.alice" {
+		t.Fatalf("channels %v", b.Channels)
+	}
+	// Cookie.
+	r := req("GET", "/events")
+	r.AddCookie(&http.Cookie{Name: "ssegate_token", Value: tk})
+	c := mustAdmit(t, g, r, "user.alice")
+	c.Release()
+	// Anonymous public.
+	d := mustAdmit(t, g, req("GET", "/events"), "demo", "news.today")
+	if d.Subject != "" || !d.Expires.IsZero() {
+		t.Fatalf("anon %+v", d)
+	}
+	d.Release()
+	assertNoSecrets(t, obs, tk, testSecret)
+}

@@ -1,0 +1,135 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	_ "github.com/caddyserver/caddy/v2/modules/logging"
+)
+
+func TestScrubTicketUnit(t *testing.T) {
+	cases := []struct{ target, wantQuery, wantTicket string }{
+		{"/events?channel=a&ticket=T1&last_event_id=5", "channel=a&last_event_id=5", "T1"},
+		{"/events?tick%65t=T2&channel=a", "channel=a", "T2"},
+		{"/events?ticket=T3&ticket=T4", "", "T3"},
+		{"/events?ticket=", "", "-"},
+		{"/events?ticket=T5;x=1&channel=b", "channel=b", "T5;x=1"},
+		{"/events?channel=a", "channel=a", ""},
+	}
+	for _, c := range cases {
+		r := req("GET", c.target)
+		orig := *r.URL
+		ctx := context.WithValue(r.Context(), caddyhttp.OriginalRequestCtxKey, http.Request{URL: &orig, RequestURI: r.RequestURI})
+		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
+		r = r.WithContext(ctx)
+		r.Header.Set(ticketHeader, "forged")
+		ScrubTicket(r, "ticket")
+		if r.URL.RawQuery != c.wantQuery {
+			t.Errorf("%s: query %q", c.target, r.URL.RawQuery)
+		}
+		if strings.Contains(r.RequestURI, "T") && strings.Contains(r.RequestURI, "ticket") || strings.Contains(r.RequestURI, "tick%65t") {
+			t.Errorf("%s: RequestURI %q", c.target, r.RequestURI)
+		}
+		if orig.RawQuery != c.wantQuery {
+			t.Errorf("%s: original URL query %q", c.target, orig.RawQuery)
+		}
+		if got := r.Header.Get(ticketHeader); got != c.wantTicket {
+			t.Errorf("%s: stashed %q", c.target, got)
+		}
+		skip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.LogSkipVar).(bool)
+		if skip != (c.wantQuery != strings.TrimPrefix(c.target, "/events?")) {
+			t.Errorf("%s: log_skip %v", c.target, skip)
+		}
+	}
+}
+
+// scrubProbe is a handler module that runs ScrubTicket when told, so the
+// test can look at Caddy's real access log.
+type scrubProbe struct {
+	Scrub bool `json:"scrub,omitempty"`
+}
+
+func (scrubProbe) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.ssegate_auth_scrub_probe", New: func() caddy.Module { return new(scrubProbe) }}
+}
+
+func (p *scrubProbe) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if p.Scrub {
+		ScrubTicket(r, "ticket")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func init() { caddy.RegisterModule(scrubProbe{}) }
+
+// TestScrubTicketCaddyAccessLog runs Caddy with an access log and checks
+// that a scrubbed ticket is absent while an unscrubbed one (the control)
+// is present, proving the check can fail.
+func TestScrubTicketCaddyAccessLog(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	logFile := filepath.Join(dir, "access.log")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := fmt.Sprintf(`{
+	  "admin": {"disabled": true},
+	  "logging": {"logs": {
+	    "default": {"exclude": ["http.log.access"], "level": "ERROR"},
+	    "acc": {"writer": {"output": "file", "filename": %q}, "encoder": {"format": "json"}, "include": ["http.log.access"]}
+	  }},
+	  "apps": {"http": {"servers": {"s": {
+	    "listen": [%q],
+	    "automatic_https": {"disable": true},
+	    "logs": {},
+	    "routes": [
+	      {"match": [{"path": ["/scrub"]}], "handle": [{"handler": "ssegate_auth_scrub_probe", "scrub": true}]},
+	      {"match": [{"path": ["/raw"]}], "handle": [{"handler": "ssegate_auth_scrub_probe"}]}
+	    ]
+	  }}}}
+	}`, logFile, addr)
+	if err := caddy.Load([]byte(cfg), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+
+	get := func(path string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	get("/scrub?channel=a&ticket=SCRUBBED-SECRET-TICKET")
+	get("/raw?channel=a&ticket=CONTROL-TICKET")
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	if !strings.Contains(log, "CONTROL-TICKET") {
+		t.Fatalf("control: unscrubbed ticket should be in the access log; the test is blind:\n%s", log)
+	}
+	if strings.Contains(log, "SCRUBBED-SECRET-TICKET") || strings.Contains(log, url.QueryEscape("SCRUBBED-SECRET-TICKET")) {
+		t.Fatalf("scrubbed ticket reached the access log:\n%s", log)
+	}
+}

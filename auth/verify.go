@@ -1,0 +1,149 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// claims are the JWT claims ssegate reads. TokenUse "ticket" marks a
+// minted ticket so that it can't be replayed as a bearer or cookie, which
+// would dodge single use. StreamExp carries the minting credential's
+// expiry into a ticket, since a stream must not outlive its login.
+type claims struct {
+	jwt.RegisteredClaims
+	Channels  []string         `json:"channels,omitempty"`
+	TokenUse  string           `json:"token_use,omitempty"`
+	StreamExp *jwt.NumericDate `json:"stream_exp,omitempty"`
+}
+
+const tokenUseTicket = "ticket"
+
+// credKind is where a credential came from; it picks the checks and goes
+// into logs (never the credential itself).
+type credKind string
+
+const (
+	viaTicket    credKind = "ticket"
+	viaBearer    credKind = "bearer"
+	viaCookie    credKind = "cookie"
+	viaCallout   credKind = "auth_url"
+	viaAnonymous credKind = "anonymous"
+)
+
+// verifier checks signatures and registered claims.
+type verifier struct {
+	static []verifyKey
+	jwks   *jwksKeys
+	parser *jwt.Parser
+	now    func() time.Time
+	max    int
+}
+
+func newVerifier(s settings, static []verifyKey, jwks *jwksKeys, now func() time.Time) *verifier {
+	seen := map[string]bool{}
+	var algs []string
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			algs = append(algs, a)
+		}
+	}
+	for _, k := range static {
+		add(k.alg)
+	}
+	for _, j := range s.JWKS {
+		for _, a := range j.Algs {
+			add(a)
+		}
+	}
+	opts := []jwt.ParserOption{
+		// The allowed list is built from the keys only, so "none" and any
+		// alg without a pinned key fail before a key is even looked up.
+		jwt.WithValidMethods(algs),
+		jwt.WithLeeway(s.leeway),
+		jwt.WithTimeFunc(now),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithStrictDecoding(),
+	}
+	if len(s.Audience) > 0 {
+		opts = append(opts, jwt.WithAudience(s.Audience...))
+	}
+	if s.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(s.Issuer))
+	}
+	return &verifier{static: static, jwks: jwks, parser: jwt.NewParser(opts...), now: now, max: s.MaxTokenBytes}
+}
+
+// keysFor returns the pinned keys for the token's alg and kid. A key with
+// no kid serves any kid of its alg, so a single-secret setup needs no kid.
+func (v *verifier) keysFor(ctx context.Context, t *jwt.Token) (any, error) {
+	alg, _ := t.Header["alg"].(string)
+	kid, _ := t.Header["kid"].(string)
+	var ks jwt.VerificationKeySet
+	for _, k := range v.static {
+		if k.alg == alg && (kid == "" || k.kid == "" || k.kid == kid) {
+			ks.Keys = append(ks.Keys, k.key)
+		}
+	}
+	if len(ks.Keys) > 0 || v.jwks == nil {
+		if len(ks.Keys) == 0 {
+			return nil, errUnknownKey
+		}
+		return ks, nil
+	}
+	found, err := v.jwks.lookup(ctx, alg, kid, v.now())
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range found {
+		ks.Keys = append(ks.Keys, k.key)
+	}
+	return ks, nil
+}
+
+// verify parses and checks tok. The *Error it returns has a fixed detail
+// so that nothing from the token reaches the client or the log.
+func (v *verifier) verify(ctx context.Context, tok string) (*claims, *Error) {
+	if len(tok) > v.max {
+		return nil, newError(http.StatusUnauthorized, CodeTokenTooLarge, "credential is larger than allowed")
+	}
+	var c claims
+	_, err := v.parser.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) { return v.keysFor(ctx, t) })
+	if err != nil {
+		return nil, mapJWTError(err)
+	}
+	if c.Subject == "" {
+		return nil, newError(http.StatusUnauthorized, CodeInvalidToken, "token has no sub")
+	}
+	return &c, nil
+}
+
+func mapJWTError(err error) *Error {
+	u := func(code, detail string) *Error { return newError(http.StatusUnauthorized, code, detail) }
+	switch {
+	case errors.Is(err, errKeysUnavailable):
+		return u(CodeKeysUnavailable, "signing keys are unavailable, try again later")
+	case errors.Is(err, errUnknownKey):
+		return u(CodeUnknownKey, "no key matches the token's kid and alg")
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return u(CodeInvalidToken, "malformed token")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return u(CodeInvalidToken, "signature or algorithm not accepted")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return u(CodeTokenExpired, "token has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return u(CodeTokenNotYetValid, "token is not valid yet")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return u(CodeInvalidToken, "audience not accepted")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return u(CodeInvalidToken, "issuer not accepted")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return u(CodeInvalidToken, "token lacks a required claim")
+	}
+	return u(CodeInvalidToken, "token not accepted")
+}
