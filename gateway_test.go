@@ -310,8 +310,8 @@ func TestBadRequestsGetAClearAnswer(t *testing.T) {
 		{"CRLF", http.MethodGet, "channel=a%0D%0Ab", 400, "invalid_channel"},
 		{"too long", http.MethodGet, "channel=" + long, 400, "invalid_channel"},
 		{"too many", http.MethodGet, "channel=" + strings.Join(many, "&channel="), 400, "too_many_channels"},
-		{"not public", http.MethodGet, "channel=secret", 403, "channel_forbidden"},
-		{"one of two not public", http.MethodGet, "channel=demo&channel=secret", 403, "channel_forbidden"},
+		{"not public", http.MethodGet, "channel=secret", 401, "unauthenticated"},
+		{"one of two not public", http.MethodGet, "channel=demo&channel=secret", 401, "unauthenticated"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -339,4 +339,68 @@ func TestBadRequestsGetAClearAnswer(t *testing.T) {
 	}
 	// The valid forms still stream.
 	open(t, c, eventsURL(g.httpURL, []string{"demo", "news.eu"}, nil), nil)
+}
+
+// TestIdleHTTP2StreamOutlivesWriteTimeout: a write deadline left armed on
+// an HTTP/2 stream resets it when it passes, writing or not.
+func TestIdleHTTP2StreamOutlivesWriteTimeout(t *testing.T) {
+	ns := natsServer(t)
+	const writeTimeout = 200 * time.Millisecond
+	g := startGateway(t, ns, gatewayConfig{handler: map[string]any{
+		"heartbeat": int64(time.Hour), "write_timeout": int64(writeTimeout),
+	}})
+	js := g.js()
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		base   string
+	}{
+		{"h2c", g.h2cClient(), g.httpURL},
+		{"h2", g.h2TLSClient(), g.tlsURL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t, tc.client, eventsURL(tc.base, []string{"calm"}, nil), nil)
+			// The idle spell is the scenario, not a synchronisation.
+			<-time.After(3 * writeTimeout)
+			seq := publish(t, js, "events.calm", "", "still here")
+			if ev := s.next(t, 5*time.Second); seqOf(t, ev.LastEventID) != seq {
+				t.Fatalf("got %+v", ev)
+			}
+		})
+	}
+}
+
+// TestNewClientOfBusyChannelStartsLive: a client without a position gets
+// events from now on, never the channel's history.
+func TestNewClientOfBusyChannelStartsLive(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true})
+	js := g.js()
+	var stored uint64
+	for i := 0; i < 200; i++ {
+		stored = publish(t, js, "events.busy", "", "old")
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pubJS := g.js()
+		for i := 0; i < 5000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+				publish(t, pubJS, "events.busy", "", "new")
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := 0; i < 10; i++ {
+		s := open(t, g.h2cClient(), eventsURL(g.httpURL, []string{"busy"}, nil), nil)
+		if ev := s.next(t, 5*time.Second); seqOf(t, ev.LastEventID) <= stored || ev.Data != "new" {
+			t.Fatalf("attempt %d: a fresh client got %+v from history", i, ev)
+		}
+		s.close()
+		eventually(t, 5*time.Second, "channel released", func() bool { return g.app.state.Load().hub.Channels() == 0 })
+	}
 }

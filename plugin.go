@@ -3,17 +3,21 @@
 package ssegate
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/replay"
 )
 
@@ -44,6 +48,10 @@ type Handler struct {
 	// Public channel patterns anyone may subscribe to without credentials.
 	// NATS-style wildcards: * matches one token, > the rest.
 	Public []string `json:"public,omitempty"`
+	// Auth admits clients by ticket, cookie, bearer token or auth_url, and
+	// decides which channels each may read. Without it, only Public
+	// channels can be read.
+	Auth *auth.Config `json:"auth,omitempty"`
 
 	// Heartbeat is the idle interval between comment lines. Default 15s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
@@ -61,6 +69,7 @@ type Handler struct {
 	app       *App
 	log       *zap.Logger
 	channelRE *regexp.Regexp
+	gate      *auth.Gate
 }
 
 // Defaults.
@@ -91,6 +100,29 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.app = appIface.(*App)
 	if h.channelRE, err = compileChannelPattern(h.ChannelPattern); err != nil {
 		return err
+	}
+	var cfg auth.Config
+	if h.Auth != nil {
+		cfg = *h.Auth
+	}
+	cfg.Public = append(slices.Clone(h.Public), cfg.Public...)
+	h.gate, err = auth.NewGate(cfg,
+		auth.WithLogger(h.log),
+		auth.WithJetStream(func(context.Context) (jetstream.JetStream, error) {
+			run, err := h.app.running()
+			if err != nil {
+				return nil, err
+			}
+			return run.conn.JS, nil
+		}),
+	)
+	return err
+}
+
+// Cleanup stops the handler's background work (JWKS refreshes).
+func (h *Handler) Cleanup() error {
+	if h.gate != nil {
+		return h.gate.Close()
 	}
 	return nil
 }
@@ -136,6 +168,13 @@ func (h *Handler) writeTimeout() time.Duration {
 // any stream byte is written, then streams. It never calls next: a request
 // that reaches this handler is an event stream or an error.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	// First, before anything can log the URI.
+	h.gate.Scrub(r)
+	if h.gate.IsTicketPath(r) {
+		h.gate.ServeTicket(w, r)
+		return nil
+	}
+	h.gate.ApplyCORS(w, r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		return h.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "event streams are opened with GET")
@@ -145,28 +184,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		ce := err.(*channelError)
 		return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
 	}
-	if len(channels) == 0 {
-		return h.refuse(w, r, http.StatusBadRequest, "no_channel", fmt.Sprintf("name at least one channel with ?%s=", h.channelParam()))
+	adm, aerr := h.gate.Admit(r, channels)
+	if aerr != nil {
+		aerr.Write(w)
+		return nil
 	}
-	for _, ch := range channels {
-		if !h.isPublic(ch) {
-			return h.refuse(w, r, http.StatusForbidden, "channel_forbidden", fmt.Sprintf("channel %q needs credentials", ch))
+	defer adm.Release()
+	if len(adm.Channels) > h.maxChannels() {
+		return h.refuse(w, r, http.StatusBadRequest, "too_many_channels", fmt.Sprintf("the credential names %d channels; at most %d per stream", len(adm.Channels), h.maxChannels()))
+	}
+	subjects := make([]string, len(adm.Channels))
+	for i, ch := range adm.Channels {
+		if err := h.checkChannel(ch); err != nil {
+			ce := err.(*channelError)
+			return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
 		}
-	}
-	subjects := make([]string, len(channels))
-	for i, ch := range channels {
 		subjects[i] = h.subject(ch)
 	}
-	return h.serveStream(w, r, subjects, lastEventID(r), time.Time{})
-}
-
-func (h *Handler) isPublic(ch string) bool {
-	for _, p := range h.Public {
-		if replay.SubjectMatches(p, ch) {
-			return true
-		}
-	}
-	return false
+	return h.serveStream(w, r, subjects, lastEventID(r), adm)
 }
 
 // lastEventID is the client's position: the header an EventSource sends on
@@ -225,6 +260,7 @@ func orDuration(d caddy.Duration, def time.Duration) time.Duration {
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/sse"
 	"github.com/ssegate/ssegate/upstream"
@@ -31,6 +32,10 @@ type session struct {
 	// skipped by live delivery and cannot be put in order any more.
 	lastSent uint64
 	replayed uint64
+
+	sent    int
+	ended   string
+	armedAt time.Time // when the write deadline was last set; zero if clear
 }
 
 var (
@@ -45,7 +50,7 @@ var (
 // a busy channel still flushes regularly.
 const maxBatch = 64
 
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, expires time.Time) error {
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) error {
 	run, err := h.app.running()
 	ctx := r.Context()
 	var client *upstream.Client
@@ -65,13 +70,25 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 	s.client, s.history = client, run.history
 	h.app.metrics.clients.Inc()
 	defer h.app.metrics.clients.Dec()
+	// Caddy's access line is skipped for requests that carried a ticket,
+	// so this line is the record of every stream. r.URL is scrubbed.
+	defer func(start time.Time) {
+		h.log.Info("stream closed",
+			zap.String("sub", adm.Subject),
+			zap.Strings("channels", adm.Channels),
+			zap.String("proto", r.Proto),
+			zap.String("remote", r.RemoteAddr),
+			zap.Duration("duration", time.Since(start)),
+			zap.Int("events", s.sent),
+			zap.String("end", or(s.ended, "client_left")))
+	}(time.Now())
 
 	if position != "" {
 		if err := s.catchUp(ctx, position); err != nil {
 			return nil
 		}
 	}
-	s.live(ctx, expires)
+	s.live(ctx, adm.Expires)
 	return nil
 }
 
@@ -140,6 +157,7 @@ func (s *session) replayOne(m replay.Msg) error {
 		return err
 	}
 	s.lastSent = m.Seq
+	s.sent++
 	s.h.app.metrics.replayed.Inc()
 	return nil
 }
@@ -214,6 +232,7 @@ func (s *session) send(f upstream.Frame) error {
 		return err
 	}
 	s.lastSent = f.Seq
+	s.sent++
 	return nil
 }
 
@@ -233,6 +252,7 @@ func (s *session) hubEnded() {
 // position moved back, where from. The handler then returns, which ends
 // the response, and the client reconnects after the retry delay.
 func (s *session) end(why string, retry time.Duration, rewindID string) {
+	s.ended = why
 	s.h.app.metrics.ended.WithLabelValues(why).Inc()
 	s.buf = sse.AppendComment(s.buf[:0], "end: "+why)
 	if rewindID != "" {
@@ -253,8 +273,16 @@ func (s *session) jitteredRetry() time.Duration {
 // write bounds every write: a client that stops reading would otherwise
 // hold its goroutine until the connection dies. A timed-out client counts
 // as slow, like one whose queue overflowed.
+//
+// The deadline is cleared after each flush: on HTTP/2 a pending deadline
+// resets the stream when it passes, even if nothing is being written. It
+// is renewed during long runs of writes, but not on every write, since on
+// HTTP/2 each renewal is a message to the connection's goroutine.
 func (s *session) write(b []byte) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.writeTimeout()))
+	if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.h.writeTimeout()/4 {
+		_ = s.rc.SetWriteDeadline(now.Add(s.h.writeTimeout()))
+		s.armedAt = now
+	}
 	_, err := s.w.Write(b)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		s.h.app.metrics.slow.Inc()
@@ -264,5 +292,12 @@ func (s *session) write(b []byte) error {
 }
 
 func (s *session) flush() error {
-	return s.rc.Flush()
+	if err := s.rc.Flush(); err != nil {
+		return err
+	}
+	if !s.armedAt.IsZero() {
+		s.armedAt = time.Time{}
+		_ = s.rc.SetWriteDeadline(time.Time{})
+	}
+	return nil
 }

@@ -51,9 +51,18 @@ type topic struct {
 	// last is the last sequence dispatched; baseline, the newest sequence
 	// the stream held on this subject when the subscription started.
 	// Together they let a republished message's Nats-Last-Sequence reveal
-	// a message that core NATS lost on the way.
-	last     uint64
-	baseline uint64
+	// a message that core NATS lost on the way. Until one of them is known
+	// there is nothing to compare with: a gap then would mean the whole
+	// history of the channel.
+	last        uint64
+	baseline    uint64
+	hasBaseline bool
+}
+
+// position is the newest sequence known delivered or known to predate the
+// subscription, and whether there is one.
+func (t *topic) position() (uint64, bool) {
+	return max(t.last, t.baseline), t.last > 0 || t.hasBaseline
 }
 
 // Metrics receives the hub's counters. Nil fields are skipped.
@@ -182,20 +191,24 @@ func (h *Hub) prepare(ctx context.Context, t *topic) {
 		return
 	}
 	var baseline uint64
-	msg, err := h.conn.JS.Stream(ctx, h.stream.Name)
+	stream, err := h.conn.JS.Stream(ctx, h.stream.Name)
 	if err == nil {
 		var last *jetstream.RawStreamMsg
-		last, err = msg.GetLastMsgForSubject(ctx, t.subject)
+		last, err = stream.GetLastMsgForSubject(ctx, t.subject)
 		if err == nil {
 			baseline = last.Sequence
+		} else if errors.Is(err, jetstream.ErrMsgNotFound) {
+			err = nil
 		}
 	}
-	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err != nil {
 		// Gap detection starts with the first live message instead.
 		h.log.Debug("no baseline for channel", zap.String("subject", t.subject), zap.Error(err))
+		return
 	}
 	h.mu.Lock()
 	t.baseline = max(t.baseline, baseline)
+	t.hasBaseline = true
 	h.mu.Unlock()
 }
 
@@ -282,7 +295,7 @@ func (h *Hub) handle(m *nats.Msg) {
 		h.mu.Unlock()
 		return
 	}
-	if known := max(t.last, t.baseline); prev > known {
+	if known, ok := t.position(); ok && prev > known {
 		h.mu.Unlock()
 		h.backfill(map[*topic]uint64{t: known})
 		h.mu.Lock()
@@ -297,7 +310,9 @@ func (h *Hub) resyncAll() {
 	h.mu.Lock()
 	from := make(map[*topic]uint64, len(h.topics))
 	for _, t := range h.topics {
-		from[t] = max(t.last, t.baseline)
+		if seq, ok := t.position(); ok {
+			from[t] = seq
+		}
 	}
 	h.mu.Unlock()
 	if len(from) > 0 {
