@@ -25,6 +25,9 @@ type App struct {
 	// StartTimeout bounds connecting and preparing the stream at start.
 	// Default 30s.
 	StartTimeout caddy.Duration `json:"start_timeout,omitempty"`
+	// ReplayConcurrency bounds the replays (each a short-lived JetStream
+	// consumer) running at once; others wait their turn. Default 64.
+	ReplayConcurrency int `json:"replay_concurrency,omitempty"`
 
 	log     *zap.Logger
 	metrics *metrics
@@ -57,6 +60,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.Stream.Validate(); err != nil {
 		return err
 	}
+	if a.ReplayConcurrency < 0 {
+		return errors.New("replay_concurrency cannot be negative")
+	}
 	a.metrics = newMetrics(ctx.GetMetricsRegistry())
 	return nil
 }
@@ -79,7 +85,7 @@ func (a *App) Start() error {
 		_ = conn.Release()
 		return err
 	}
-	history := replay.NewHistory(conn.JS, stream)
+	history := replay.NewHistory(conn.JS, stream, orInt(a.ReplayConcurrency, DefaultReplayConcurrency))
 	hub := upstream.NewHub(conn, a.Stream, history,
 		upstream.WithLogger(a.log),
 		upstream.WithMetrics(a.metrics.hub()),
@@ -99,6 +105,9 @@ func (a *App) Stop() error {
 	r.hub.Close()
 	return r.conn.Release()
 }
+
+// DefaultReplayConcurrency is the default of App.ReplayConcurrency.
+const DefaultReplayConcurrency = 64
 
 var errNotReady = errors.New("ssegate app is not running")
 

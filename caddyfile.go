@@ -142,6 +142,7 @@ func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
 //	    }
 //	    manage_stream  on|off
 //	    start_timeout  <duration>
+//	    replay_concurrency <n>
 //	}
 func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 	d.Next() // option name
@@ -184,6 +185,8 @@ func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "start_timeout":
 			err = duration(d, &app.StartTimeout)
+		case "replay_concurrency":
+			err = positiveInt(d, &app.ReplayConcurrency)
 		default:
 			err = d.Errf("unknown ssegate option %q", d.Val())
 		}

@@ -393,6 +393,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "manage_stream maybe", caddyfile: global("manage_stream maybe"), want: `manage_stream: want on or off, got "maybe"`, line: 3},
 		{name: "reconnect_wait zero", caddyfile: global("reconnect_wait 0"), want: `reconnect_wait: want a positive duration, got "0"`, line: 3},
 		{name: "start_timeout not a duration", caddyfile: global("start_timeout x"), want: `start_timeout: want a positive duration, got "x"`, line: 3},
+		{name: "replay_concurrency zero", caddyfile: global("replay_concurrency 0"), want: `replay_concurrency: want a positive integer, got "0"`, line: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,12 +30,19 @@ type History struct {
 	stream string
 	// fetch is how many messages one pull request asks for.
 	fetch int
+	slots chan struct{}
 	epoch atomic.Pointer[string]
 }
 
-// NewHistory reads from the stream s, as returned by Ensure.
-func NewHistory(js jetstream.JetStream, s Stream) *History {
+// NewHistory reads from the stream s, as returned by Ensure, with at most
+// concurrency reads at a time (0 means no limit). Each read creates and
+// deletes a consumer; a burst of reconnects beyond what the server can
+// create in its API timeout would fail them all, so they wait in line.
+func NewHistory(js jetstream.JetStream, s Stream, concurrency int) *History {
 	h := &History{js: js, stream: s.Name, fetch: 512}
+	if concurrency > 0 {
+		h.slots = make(chan struct{}, concurrency)
+	}
 	h.epoch.Store(&s.Epoch)
 	return h
 }
@@ -51,6 +59,14 @@ func (h *History) Epoch() string { return *h.epoch.Load() }
 // It uses a short-lived consumer that is deleted on return: consumers cost
 // the server a Raft proposal each in a cluster, so none outlives its replay.
 func (h *History) Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(Msg) error) error {
+	if h.slots != nil {
+		select {
+		case h.slots <- struct{}{}:
+			defer func() { <-h.slots }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	cons, err := h.js.CreateConsumer(ctx, h.stream, jetstream.ConsumerConfig{
 		FilterSubjects:    subjects,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -72,42 +88,59 @@ func (h *History) Read(ctx context.Context, subjects []string, after uint64, lim
 	if limit > 0 && pending > uint64(limit) {
 		return ErrTooFarBehind
 	}
-	batch := h.fetch
+	// Messages keeps pull requests in flight while fn writes, so a long
+	// replay is not a series of round trips.
+	it, err := cons.Messages(jetstream.PullMaxMessages(int(min(pending, uint64(h.fetch)))))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
+		m, err := h.next(ctx, it)
+		if errors.Is(err, errStalled) {
+			// Nothing came for a while: either the pending messages were
+			// removed meanwhile, or the server is too slow to say.
+			info, ierr := cons.Info(ctx)
+			if ierr == nil && info.NumPending == 0 {
+				return nil
+			}
+			return fmt.Errorf("replay stalled with messages pending: %w", cmp.Or(ierr, err))
 		}
-		if pending < uint64(batch) {
-			batch = int(pending)
-		}
-		msgs, err := cons.Fetch(batch, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return err
 		}
-		got := 0
-		for m := range msgs.Messages() {
-			got++
-			meta, err := m.Metadata()
-			if err != nil {
-				return err
-			}
-			if err := fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
-				return err
-			}
-			pending = meta.NumPending
-			if pending == 0 {
-				return nil
-			}
-		}
-		if err := msgs.Error(); err != nil {
+		meta, err := m.Metadata()
+		if err != nil {
 			return err
 		}
-		if got == 0 {
-			// Pending messages vanished (trimmed or deleted) under us; what
-			// is left will come live.
+		if err := fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
+			return err
+		}
+		if meta.NumPending == 0 {
 			return nil
 		}
 	}
+}
+
+var errStalled = errors.New("no message within the wait")
+
+// stallWait is how long Read waits for the next pending message before it
+// asks the server whether any are left.
+const stallWait = 2 * time.Second
+
+func (h *History) next(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
+	wait, cancel := context.WithTimeout(ctx, stallWait)
+	defer cancel()
+	m, err := it.Next(jetstream.NextContext(wait))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if wait.Err() != nil {
+			return nil, errStalled
+		}
+	}
+	return m, err
 }
 
 func (h *History) deleteConsumer(name string) {

@@ -126,7 +126,7 @@ func TestHistoryResolve(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := NewHistory(js, stream)
+	h := NewHistory(js, stream, 2)
 	e := stream.Epoch
 	tests := []struct {
 		raw       string
@@ -179,7 +179,7 @@ func TestHistoryRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := NewHistory(js, stream)
+	h := NewHistory(js, stream, 2)
 	var got []uint64
 	err = h.Read(ctx, []string{"events.a", "events.c"}, 10, 0, func(m Msg) error {
 		got = append(got, m.Seq)

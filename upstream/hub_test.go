@@ -44,7 +44,7 @@ func hubFixture(t *testing.T, opts ...HubOption) (*Hub, *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := NewHub(conn, cfg, replay.NewHistory(conn.JS, stream), append([]HubOption{WithLogger(log)}, opts...)...)
+	hub := NewHub(conn, cfg, replay.NewHistory(conn.JS, stream, 0), append([]HubOption{WithLogger(log)}, opts...)...)
 	t.Cleanup(hub.Close)
 	pub, err := nats.Connect(ns.ClientURL())
 	if err != nil {
