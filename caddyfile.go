@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -41,6 +42,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    queue_size      <n>
 //	    write_timeout   <duration>
 //	    replay_limit    <n>
+//	    auth { ... }    (see package auth)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -70,6 +72,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = duration(d, &h.WriteTimeout)
 		case "replay_limit":
 			err = positiveInt(d, &h.ReplayLimit)
+		case "auth":
+			if h.Auth != nil {
+				return d.Err("auth is given more than once")
+			}
+			h.Auth = new(auth.Config)
+			err = h.Auth.UnmarshalCaddyfile(d)
 		default:
 			err = d.Errf("unknown ssegate subdirective %q", d.Val())
 		}

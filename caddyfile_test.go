@@ -334,6 +334,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "handler argument after matcher", caddyfile: ":8080 {\n\tssegate /events extra\n}\n", want: "wrong argument count or unexpected line ending after 'extra'", line: 2},
 		{name: "handler argument without matcher", caddyfile: ":8080 {\n\tssegate extra {\n\t\tpublic a\n\t}\n}\n", want: "wrong argument count or unexpected line ending after 'extra'", line: 2},
 
+		{name: "auth twice", caddyfile: handler("auth {", "\thmac_secret {env.S}", "}", "auth {", "\thmac_secret {env.S}", "}"), want: "auth is given more than once", line: 6},
+		{name: "auth unknown subdirective", caddyfile: handler("auth {", "\tpassword x", "}"), want: `password`, line: 4},
+
 		// Handler: missing arguments.
 		{name: "subject without value", caddyfile: handler("subject"), want: "wrong argument count or unexpected line ending after 'subject'", line: 3},
 		{name: "channels without mode", caddyfile: handler("channels"), want: "wrong argument count or unexpected line ending after 'channels'", line: 3},

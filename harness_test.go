@@ -71,7 +71,8 @@ type gatewayConfig struct {
 	stream  map[string]any
 	nats    map[string]any // replaces the default external-NATS config
 	noTLS   bool
-	encode  bool // put Caddy's encode handler in front of ssegate
+	encode  bool   // put Caddy's encode handler in front of ssegate
+	logFile string // when set, every log (access logs too) goes here at DEBUG
 }
 
 // startGateway loads a Caddy config with an ssegate route on /events,
@@ -100,6 +101,14 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 			"routes":          routes,
 			"automatic_https": map[string]any{"disable": true},
 		},
+	}
+	logging := map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}}
+	if cfg.logFile != "" {
+		servers["plain"].(map[string]any)["logs"] = map[string]any{}
+		logging = map[string]any{"logs": map[string]any{"default": map[string]any{
+			"level":  "DEBUG",
+			"writer": map[string]any{"output": "file", "filename": cfg.logFile},
+		}}}
 	}
 	apps := map[string]any{}
 	if !cfg.noTLS {
@@ -134,7 +143,7 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 	full := map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"storage": map[string]any{"module": "file_system", "root": t.TempDir()},
-		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
+		"logging": logging,
 		"apps":    apps,
 	}
 	raw, err := json.Marshal(full)
