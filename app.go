@@ -32,6 +32,10 @@ type App struct {
 	log     *zap.Logger
 	metrics *metrics
 	state   atomic.Pointer[running]
+	// started is closed when Start has finished, successfully or not.
+	// Caddy starts apps in no fixed order, so the HTTP servers may take
+	// requests a moment before this app is ready.
+	started chan struct{}
 }
 
 // running is what exists between Start and Stop.
@@ -64,12 +68,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return errors.New("replay_concurrency cannot be negative")
 	}
 	a.metrics = newMetrics(ctx.GetMetricsRegistry())
+	a.started = make(chan struct{})
 	return nil
 }
 
 // Start connects to NATS (or starts the embedded server) and makes sure the
 // stream is ready, so a broken setup fails at startup with a clear error.
 func (a *App) Start() error {
+	defer close(a.started)
 	conn, err := upstream.Acquire(a.NATS, a.log)
 	if err != nil {
 		return err
@@ -109,9 +115,24 @@ func (a *App) Stop() error {
 // DefaultReplayConcurrency is the default of App.ReplayConcurrency.
 const DefaultReplayConcurrency = 64
 
+// endStreams ends every stream, each with a retry hint; it is safe to call
+// more than once and before Stop.
+func (a *App) endStreams() {
+	if r := a.state.Load(); r != nil {
+		r.hub.Close()
+	}
+}
+
 var errNotReady = errors.New("ssegate app is not running")
 
-func (a *App) running() (*running, error) {
+// running returns the started app's state, waiting for Start to finish
+// if it is under way.
+func (a *App) running(ctx context.Context) (*running, error) {
+	select {
+	case <-a.started:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	r := a.state.Load()
 	if r == nil {
 		return nil, errNotReady

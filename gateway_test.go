@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -402,5 +403,43 @@ func TestNewClientOfBusyChannelStartsLive(t *testing.T) {
 		}
 		s.close()
 		eventually(t, 5*time.Second, "channel released", func() bool { return g.app.state.Load().hub.Channels() == 0 })
+	}
+}
+
+// TestReloadKeepsNATSAndAsksClientsBack: a config reload keeps the pooled
+// NATS connection, and ends the old config's streams with a retry hint so
+// that clients resume, from their ids, on the new one.
+func TestReloadKeepsNATSAndAsksClientsBack(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{"retry": int64(time.Second)}})
+	conn := g.app.state.Load().conn
+	resp, err := g.h1Client().Get(eventsURL(g.httpURL, []string{"steady"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := rawLines(resp.Body)
+
+	g2 := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{"retry": int64(time.Second), "heartbeat": int64(time.Minute)}})
+	if g2.app.state.Load().conn != conn {
+		t.Fatal("the reload dialled NATS again")
+	}
+	var ended bool
+	var retry time.Duration
+	for l := range lines {
+		if l == ": end: shutdown" {
+			ended = true
+		}
+		if ended && strings.HasPrefix(l, "retry: ") {
+			ms, _ := strconv.Atoi(strings.TrimPrefix(l, "retry: "))
+			retry = time.Duration(ms) * time.Millisecond
+		}
+	}
+	// Jitter spreads the reconnects over [retry, 2*retry).
+	if !ended || retry < time.Second || retry >= 2*time.Second {
+		t.Fatalf("old stream ended=%v with retry %v", ended, retry)
+	}
+	if !conn.NC.IsConnected() {
+		t.Fatal("the pooled connection was closed")
 	}
 }

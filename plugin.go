@@ -98,6 +98,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading ssegate app: %w", err)
 	}
 	h.app = appIface.(*App)
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		// A graceful shutdown waits for every open request, and an event
+		// stream never finishes by itself: with Caddy's default eternal
+		// grace period, exiting would hang if the http app stopped before
+		// ours. So streams end as soon as their server starts to shut down.
+		srv.RegisterOnShutdown(h.app.endStreams)
+	}
 	if h.channelRE, err = compileChannelPattern(h.ChannelPattern); err != nil {
 		return err
 	}
@@ -108,8 +115,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	cfg.Public = append(slices.Clone(h.Public), cfg.Public...)
 	h.gate, err = auth.NewGate(cfg,
 		auth.WithLogger(h.log),
-		auth.WithJetStream(func(context.Context) (jetstream.JetStream, error) {
-			run, err := h.app.running()
+		auth.WithJetStream(func(ctx context.Context) (jetstream.JetStream, error) {
+			run, err := h.app.running(ctx)
 			if err != nil {
 				return nil, err
 			}
