@@ -52,13 +52,15 @@ const maxBatch = 64
 
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) error {
 	ctx := r.Context()
-	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 4096)}
-	s.open()
+	// Attach before the headers go out: a client whose EventSource is open
+	// is subscribed, so an event published after onopen reaches it.
 	run, err := h.app.running(ctx)
 	var client *upstream.Client
 	if err == nil {
 		client, err = run.hub.Attach(ctx, subjects, h.queueSize(), position != "")
 	}
+	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 4096)}
+	s.open()
 	if err != nil {
 		// An EventSource gives up for good on a non-200 status, so a
 		// gateway that cannot reach NATS answers 200 and asks it to retry.
