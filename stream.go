@@ -242,6 +242,11 @@ func (s *session) hubEnded() {
 	reason, rewind := s.client.Reason()
 	switch reason {
 	case upstream.ReasonResync:
+		// The hub knows what it delivered; the session knows what it
+		// wrote. The client has everything up to the lower of the two.
+		if s.lastSent > 0 {
+			rewind = min(rewind, s.lastSent)
+		}
 		id := replay.ID{Seq: rewind, Epoch: s.history.Epoch()}
 		s.end(reason.String(), s.h.retry(), id.String())
 	default:

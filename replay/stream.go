@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -169,7 +170,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) (Stream
 			return Stream{}, fmt.Errorf("stream %q does not exist; create it or remove `manage_stream off` to let ssegate manage it", c.Name)
 		}
 	} else {
-		s, err = js.CreateOrUpdateStream(ctx, c.jetstreamConfig())
+		s, err = createOrUpdate(ctx, js, c.jetstreamConfig())
 	}
 	if err != nil {
 		return Stream{}, fmt.Errorf("stream %q: %w", c.Name, err)
@@ -208,4 +209,38 @@ func (c StreamConfig) check(got jetstream.StreamConfig) []string {
 		problems = append(problems, "retention must be limits: interest or work-queue retention deletes events before a client can replay them")
 	}
 	return problems
+}
+
+// createOrUpdate retries until ctx ends. When several gateways create the
+// same replicated stream at once on a fresh cluster, the server creates it
+// but may answer none of them; a later attempt then finds it at once.
+func createOrUpdate(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	const attemptTimeout = 5 * time.Second
+	backoff := 100 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
+		s, err := js.CreateOrUpdateStream(attempt, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return s, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, err
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// transient reports errors that a retry may cure: no answer, or a cluster
+// that is still electing its leaders.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// 10008: JetStream temporarily unavailable.
+		return apiErr.ErrorCode == 10008 || apiErr.Code == 503
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }

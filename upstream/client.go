@@ -25,8 +25,9 @@ const (
 	ReasonSlow
 	// ReasonShutdown: the hub is closing (config reload or shutdown).
 	ReasonShutdown
-	// ReasonResync: events could not be delivered in order; the client
-	// must resume from Rewind.
+	// ReasonResync: events could not be delivered in order, or could not
+	// be recovered; the client must resume from the rewind position (or
+	// from its own last event, if that is lower).
 	ReasonResync
 )
 

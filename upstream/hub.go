@@ -31,9 +31,13 @@ type Hub struct {
 
 	msgs    chan *nats.Msg
 	resync  chan struct{}
-	quit    chan struct{}
+	checks  chan *topic
 	stopped chan struct{}
 	unwatch func()
+	// ctx bounds all of the hub's own NATS requests; Close cancels it, so
+	// a request hanging during a failover cannot hold up a shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu     sync.Mutex
 	topics map[string]*topic // by live subject
@@ -106,10 +110,11 @@ func NewHub(conn *Conn, stream replay.StreamConfig, history *replay.History, opt
 		log:     zap.NewNop(),
 		msgs:    make(chan *nats.Msg, defaultPendingMsgs),
 		resync:  make(chan struct{}, 1),
-		quit:    make(chan struct{}),
+		checks:  make(chan *topic, 256),
 		stopped: make(chan struct{}),
 		topics:  make(map[string]*topic),
 	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(h)
 	}
@@ -162,8 +167,11 @@ func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, repl
 	}
 	h.mu.Unlock()
 
+	// Preparing does not depend on the request that happened to create
+	// the subscription: other clients share it, and it must finish even
+	// if this one leaves.
 	for _, t := range created {
-		h.prepare(ctx, t)
+		go h.prepare(t)
 	}
 	for _, t := range c.topics {
 		select {
@@ -182,25 +190,21 @@ func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, repl
 
 // prepare makes sure the server has the subscription, then records the
 // subject's newest stored sequence as the gap-detection baseline.
-func (h *Hub) prepare(ctx context.Context, t *topic) {
+//
+// In a cluster, the flush only proves that the gateway's own server has
+// the subscription; the stream leader, which republishes, learns of it a
+// moment later over the routes. An event republished in between is lost
+// on the way. The next event on the channel reveals the gap, and for a
+// channel that stays quiet, a check after settleDelay finds it.
+func (h *Hub) prepare(t *topic) {
 	defer close(t.ready)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(h.ctx, requestTimeout)
 	defer cancel()
 	if err := h.conn.NC.FlushWithContext(ctx); err != nil {
 		t.err = fmt.Errorf("subscribing %s: %w", t.live, err)
 		return
 	}
-	var baseline uint64
-	stream, err := h.conn.JS.Stream(ctx, h.stream.Name)
-	if err == nil {
-		var last *jetstream.RawStreamMsg
-		last, err = stream.GetLastMsgForSubject(ctx, t.subject)
-		if err == nil {
-			baseline = last.Sequence
-		} else if errors.Is(err, jetstream.ErrMsgNotFound) {
-			err = nil
-		}
-	}
+	baseline, err := h.lastSeq(ctx, t.subject)
 	if err != nil {
 		// Gap detection starts with the first live message instead.
 		h.log.Debug("no baseline for channel", zap.String("subject", t.subject), zap.Error(err))
@@ -210,6 +214,56 @@ func (h *Hub) prepare(ctx context.Context, t *topic) {
 	t.baseline = max(t.baseline, baseline)
 	t.hasBaseline = true
 	h.mu.Unlock()
+	time.AfterFunc(settleDelay, func() {
+		select {
+		case h.checks <- t:
+		default: // the dispatcher is busy or gone; the next event checks
+		}
+	})
+}
+
+// Timeouts of the hub's own requests, and the wait before a new channel's
+// quiet-channel check.
+const (
+	requestTimeout = 5 * time.Second
+	settleDelay    = 2 * time.Second
+	// backfillTimeout bounds how long live delivery waits for a backfill;
+	// past it, the affected clients resume by themselves instead.
+	backfillTimeout = 10 * time.Second
+)
+
+// lastSeq is the sequence of the newest stored message on subject, 0 if
+// there is none.
+func (h *Hub) lastSeq(ctx context.Context, subject string) (uint64, error) {
+	stream, err := h.conn.JS.Stream(ctx, h.stream.Name)
+	if err != nil {
+		return 0, err
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return last.Sequence, nil
+}
+
+// check backfills a channel whose newest stored event was not delivered.
+func (h *Hub) check(t *topic) {
+	h.mu.Lock()
+	pos, ok := t.position()
+	current := h.topics[t.live] == t
+	h.mu.Unlock()
+	if !ok || !current {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, requestTimeout)
+	last, err := h.lastSeq(ctx, t.subject)
+	cancel()
+	if err == nil && last > pos {
+		h.backfill(map[*topic]uint64{t: pos})
+	}
 }
 
 func (h *Hub) detach(c *Client) {
@@ -248,7 +302,7 @@ func (h *Hub) Close() {
 	}
 	h.mu.Unlock()
 	h.unwatch()
-	close(h.quit)
+	h.cancel()
 	<-h.stopped
 }
 
@@ -274,7 +328,9 @@ func (h *Hub) dispatch() {
 			h.handle(m)
 		case <-h.resync:
 			h.resyncAll()
-		case <-h.quit:
+		case t := <-h.checks:
+			h.check(t)
+		case <-h.ctx.Done():
 			return
 		}
 	}
@@ -332,7 +388,7 @@ func (h *Hub) backfill(from map[*topic]uint64) {
 			after, first = seq, false
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(h.ctx, backfillTimeout)
 	defer cancel()
 	n := 0
 	err := h.history.Read(ctx, subjects, after, 0, func(m replay.Msg) error {
@@ -350,14 +406,14 @@ func (h *Hub) backfill(from map[*topic]uint64) {
 		return
 	}
 	// The events are in the stream but out of reach now. Each client has
-	// every event of these channels up to the channel's last delivered
-	// sequence, so it resumes from there by itself.
+	// every event of these channels up to the position the backfill
+	// started from (or its own, if lower), so it resumes from there.
 	h.log.Warn("backfill failed; clients of the affected channels will resume from their position", zap.Strings("subjects", subjects), zap.Error(err))
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for t := range from {
+	for t, pos := range from {
 		for c := range t.clients {
-			c.End(ReasonResync, t.last)
+			c.End(ReasonResync, pos)
 		}
 	}
 }

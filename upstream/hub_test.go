@@ -170,3 +170,61 @@ func TestCloseEndsClients(t *testing.T) {
 		t.Fatalf("attach after close: %v", err)
 	}
 }
+
+// TestQuietChannelCheckFindsALostEvent: an event lost on its way to a new
+// subscription, with no later event to reveal the gap, is found by the
+// check that follows a new subscription.
+func TestQuietChannelCheckFindsALostEvent(t *testing.T) {
+	hub, pub := hubFixture(t)
+	c, err := hub.Attach(context.Background(), []string{"events.quiet"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Detach()
+	live := hub.stream.LiveSubject("events.quiet")
+
+	// Hide the topic from the dispatcher so that the event is dropped as
+	// if core NATS had lost it.
+	hub.mu.Lock()
+	tp := hub.topics[live]
+	delete(hub.topics, live)
+	hub.mu.Unlock()
+	if err := pub.Publish("events.quiet", []byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := hub.conn.NC.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		hub.mu.Lock()
+		drained := len(hub.msgs) == 0
+		hub.mu.Unlock()
+		if drained {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dispatcher did not take the event")
+		}
+	}
+	select {
+	case f := <-c.Frames():
+		t.Fatalf("event %d was delivered; the test proves nothing", f.Seq)
+	default:
+	}
+	hub.mu.Lock()
+	hub.topics[live] = tp
+	hub.mu.Unlock()
+
+	select {
+	case f := <-c.Frames():
+		if f.Seq != 1 {
+			t.Fatalf("got sequence %d", f.Seq)
+		}
+	case <-time.After(settleDelay + 5*time.Second):
+		t.Fatal("the lost event was never recovered")
+	}
+}
