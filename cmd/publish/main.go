@@ -70,6 +70,18 @@ func run(args []string) error {
 		subj = "events." + *channel
 	}
 
+	msg := nats.NewMsg(subj)
+	msg.Data = data
+	if *event != "" {
+		msg.Header.Set("Sse-Event", *event)
+	}
+	for _, h := range headers {
+		k, v, ok := strings.Cut(h, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("-header %q: want Key=Value", h)
+		}
+		msg.Header.Add(k, v)
+	}
 	opts := []nats.Option{nats.Name("ssegate-publish")}
 	if *creds != "" {
 		opts = append(opts, nats.UserCredentials(*creds))
@@ -87,18 +99,6 @@ func run(args []string) error {
 		return err
 	}
 
-	msg := nats.NewMsg(subj)
-	msg.Data = data
-	if *event != "" {
-		msg.Header.Set("Sse-Event", *event)
-	}
-	for _, h := range headers {
-		k, v, ok := strings.Cut(h, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("-header %q: want Key=Value", h)
-		}
-		msg.Header.Add(k, v)
-	}
 	for i := 0; i < *count; i++ {
 		if i > 0 && *interval > 0 {
 			time.Sleep(*interval)
