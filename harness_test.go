@@ -20,29 +20,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	gosse "github.com/tmaxmax/go-sse"
+
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // natsServer starts a JetStream nats-server on a random loopback port with
 // its store in a temporary directory.
-func natsServer(t testing.TB) *server.Server {
-	t.Helper()
-	return natsServerAt(t, -1, t.TempDir())
-}
+func natsServer(t testing.TB) *server.Server { return natstest.Server(t) }
 
 func natsServerAt(t testing.TB, port int, storeDir string) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns
+	return natstest.Server(t, natstest.OnPort(port), natstest.StoringIn(storeDir))
 }
 
 // freePort finds a loopback port for Caddy, which takes listen addresses
@@ -196,15 +183,7 @@ func (g *gateway) h2TLSClient() *http.Client {
 // js connects a publisher.
 func (g *gateway) js() jetstream.JetStream {
 	g.t.Helper()
-	nc, err := nats.Connect(g.nats.ClientURL())
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	g.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		g.t.Fatal(err)
-	}
+	_, js := natstest.Connect(g.t, g.nats)
 	return js
 }
 

@@ -30,6 +30,7 @@ type Conn struct {
 	server *server.Server
 	key    string
 
+	closed   chan struct{}
 	mu       sync.Mutex
 	watchers map[*Watcher]struct{}
 }
@@ -63,7 +64,14 @@ func (c *Conn) Release() error {
 
 // Destruct implements caddy.Destructor for the pool.
 func (c *Conn) Destruct() error {
+	// Drain lets subscriptions finish what they hold, then closes; wait
+	// for it, so that an embedded server stops after its last client.
 	if err := c.NC.Drain(); err != nil {
+		c.NC.Close()
+	}
+	select {
+	case <-c.closed:
+	case <-time.After(5 * time.Second):
 		c.NC.Close()
 	}
 	if c.server != nil {
@@ -98,7 +106,7 @@ func (c *Conn) each(fn func(*Watcher)) {
 }
 
 func dial(cfg Config, key string, log *zap.Logger) (*Conn, error) {
-	c := &Conn{key: key, watchers: make(map[*Watcher]struct{})}
+	c := &Conn{key: key, watchers: make(map[*Watcher]struct{}), closed: make(chan struct{})}
 	urls := cfg.URLs
 	if cfg.IsEmbedded() {
 		srv, err := startEmbedded(cfg.embedded(), log)
@@ -118,6 +126,7 @@ func dial(cfg Config, key string, log *zap.Logger) (*Conn, error) {
 			log.Warn("nats disconnected", zap.Error(err))
 			c.each(func(w *Watcher) { call(w.Disconnected) })
 		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 			c.each(func(w *Watcher) { call(w.Reconnected) })

@@ -6,32 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap"
 
+	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/replay"
 )
-
-func startNATS(t *testing.T) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
 
 // hubFixture connects a hub to a fresh server, as the app does.
 func hubFixture(t *testing.T, opts ...HubOption) (*Hub, *nats.Conn) {
 	t.Helper()
-	ns := startNATS(t)
-	log := zaptest.NewLogger(t)
+	ns := natstest.Server(t)
+	// The connection is closed asynchronously after the test, when a
+	// zaptest logger would no longer accept lines.
+	log := zap.NewNop()
 	conn, err := Acquire(Config{URLs: []string{ns.ClientURL()}}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -46,11 +34,7 @@ func hubFixture(t *testing.T, opts ...HubOption) (*Hub, *nats.Conn) {
 	}
 	hub := NewHub(conn, cfg, replay.NewHistory(conn.JS, stream, 0), append([]HubOption{WithLogger(log)}, opts...)...)
 	t.Cleanup(hub.Close)
-	pub, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Close)
+	pub, _ := natstest.Connect(t, ns)
 	return hub, pub
 }
 
@@ -181,43 +165,38 @@ func TestQuietChannelCheckFindsALostEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Detach()
+	marker, err := hub.Attach(context.Background(), []string{"events.marker"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Detach()
 	live := hub.stream.LiveSubject("events.quiet")
 
 	// Hide the topic from the dispatcher so that the event is dropped as
-	// if core NATS had lost it.
+	// if core NATS had lost it. The dispatcher handles messages in order,
+	// so once the marker after it arrives, the event is gone.
 	hub.mu.Lock()
 	tp := hub.topics[live]
 	delete(hub.topics, live)
 	hub.mu.Unlock()
-	if err := pub.Publish("events.quiet", []byte("lost")); err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if err := hub.conn.NC.Flush(); err != nil {
+	for _, subj := range []string{"events.quiet", "events.marker"} {
+		if err := pub.Publish(subj, []byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		hub.mu.Lock()
-		drained := len(hub.msgs) == 0
-		hub.mu.Unlock()
-		if drained {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the dispatcher did not take the event")
-		}
 	}
+	select {
+	case <-marker.Frames():
+	case <-time.After(5 * time.Second):
+		t.Fatal("marker never arrived")
+	}
+	hub.mu.Lock()
+	hub.topics[live] = tp
+	hub.mu.Unlock()
 	select {
 	case f := <-c.Frames():
 		t.Fatalf("event %d was delivered; the test proves nothing", f.Seq)
 	default:
 	}
-	hub.mu.Lock()
-	hub.topics[live] = tp
-	hub.mu.Unlock()
 
 	select {
 	case f := <-c.Frames():
