@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,10 @@ type Hub struct {
 	checks  chan *topic
 	stopped chan struct{}
 	unwatch func()
+	// awaiting is set while a goroutine waits for JetStream to answer.
+	awaiting atomic.Bool
+	// suspect is set when messages may have been lost on any channel.
+	suspect atomic.Bool
 	// ctx bounds all of the hub's own NATS requests; Close cancels it, so
 	// a request hanging during a failover cannot hold up a shutdown.
 	ctx    context.Context
@@ -118,9 +123,21 @@ func NewHub(conn *Conn, stream replay.StreamConfig, history *replay.History, opt
 	for _, o := range opts {
 		o(h)
 	}
+	// After a disconnect or a drop, any channel may have missed events,
+	// and they must be recovered across all channels in stream order
+	// before anything newer is delivered: the first live message handled
+	// afterwards triggers that, and for channels that stay quiet, a resync
+	// runs once JetStream answers.
 	h.unwatch = conn.Watch(&Watcher{
-		Reconnected: h.requestResync,
-		Dropped:     func(*nats.Subscription) { h.requestResync() },
+		Disconnected: func() { h.suspect.Store(true) },
+		Reconnected: func() {
+			h.suspect.Store(true)
+			go h.resyncWhenJetStreamAnswers()
+		},
+		Dropped: func(*nats.Subscription) {
+			h.suspect.Store(true)
+			h.requestResync()
+		},
 	})
 	go h.dispatch()
 	return h
@@ -313,6 +330,34 @@ func (h *Hub) Channels() int {
 	return len(h.topics)
 }
 
+// resyncWhenJetStreamAnswers waits, off the dispatcher, until JetStream
+// answers again, then asks for a resync. After a failover the stream has
+// no leader for a moment, and a request sent then may go unanswered until
+// its timeout, holding up live delivery for nothing: nothing new is stored
+// without a leader either.
+func (h *Hub) resyncWhenJetStreamAnswers() {
+	if !h.awaiting.CompareAndSwap(false, true) {
+		return
+	}
+	defer h.awaiting.Store(false)
+	wait := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(h.ctx, time.Second)
+		_, err := h.conn.JS.Stream(ctx, h.stream.Name)
+		cancel()
+		if err == nil {
+			h.requestResync()
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-h.ctx.Done():
+			return
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
 func (h *Hub) requestResync() {
 	select {
 	case h.resync <- struct{}{}:
@@ -337,6 +382,11 @@ func (h *Hub) dispatch() {
 }
 
 func (h *Hub) handle(m *nats.Msg) {
+	if h.suspect.Load() {
+		// A message arrived, so JetStream is up: recover everything
+		// missed, in order, before this one.
+		h.resyncAll()
+	}
 	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 	if err != nil {
 		h.log.Warn("live message without a stream sequence; is the stream's republish rule ours?", zap.String("subject", m.Subject))
@@ -363,6 +413,7 @@ func (h *Hub) handle(m *nats.Msg) {
 // resyncAll backfills every channel after a reconnect or a reported drop:
 // core NATS delivers at most once, and either can lose messages.
 func (h *Hub) resyncAll() {
+	h.suspect.Store(false)
 	h.mu.Lock()
 	from := make(map[*topic]uint64, len(h.topics))
 	for _, t := range h.topics {
