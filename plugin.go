@@ -4,7 +4,6 @@ package ssegate
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -229,18 +228,8 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, cod
 		zap.String("detail", detail),
 		zap.String("path", r.URL.Path),
 		zap.String("remote", r.RemoteAddr))
-	writeError(w, status, code, detail)
+	(&auth.Error{Status: status, Code: code, Detail: detail}).Write(w)
 	return nil
-}
-
-func writeError(w http.ResponseWriter, status int, code, detail string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Error  string `json:"error"`
-		Detail string `json:"detail,omitempty"`
-	}{code, detail})
 }
 
 func or(s, def string) string {
