@@ -1,13 +1,15 @@
-// Package e2e holds the end-to-end test: the gateway as it ships (cmd/caddy
-// with a Caddyfile like Caddyfile.example), the demo page in a real
-// Chromium, and events published with cmd/publish.
+// Package e2e runs the gateway as it ships: cmd/caddy with a Caddyfile.
+// It holds the browser test (the demo page in a real Chromium, events from
+// cmd/publish), the multi-instance test on a 3-node NATS cluster, and the
+// shutdown test.
 //
-// It needs chromium, node and the npm packages in this directory:
+// The browser test needs chromium, node and the npm packages in this
+// directory:
 //
 //	apt-get install -y chromium   # or set CHROMIUM_PATH
 //	cd e2e && npm ci              # or: ./e2e/install.sh
 //
-// Without them the test skips, except when CI=true, where it fails.
+// Without them it skips, except when CI=true, where it fails.
 package e2e
 
 import (
@@ -22,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,62 +125,14 @@ func findTools(t *testing.T) tools {
 		t.Skip("browser test skipped in -short mode")
 	}
 
-	bin := t.TempDir()
-	gobin := goCommand()
-	build := exec.Command(gobin, "build", "-ldflags=-s -w", "-o", bin+string(filepath.Separator), "../cmd/caddy", "../cmd/publish")
-	start := time.Now()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", build, err, out)
-	}
-	t.Logf("built cmd/caddy and cmd/publish in %v", time.Since(start).Round(time.Millisecond))
+	bin := buildCommands(t)
 	return tools{chromium: chromium, node: node, bin: bin}
 }
 
-// goCommand is the go command of the toolchain running the test, falling
-// back to the one on PATH.
-func goCommand() string {
-	name := "go"
-	if runtime.GOOS == "windows" {
-		name += ".exe"
-	}
-	for _, root := range []string{os.Getenv("GOROOT"), runtime.GOROOT()} {
-		if root == "" {
-			continue
-		}
-		if p := filepath.Join(root, "bin", name); fileExists(p) {
-			return p
-		}
-	}
-	return "go"
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
 type gateway struct {
+	*caddyProcess
 	httpPort, tlsPort int
 	natsURL           string
-	log               *lockedBuffer
-	done              chan struct{} // closed when the process has exited
-}
-
-func (g *gateway) running() bool {
-	select {
-	case <-g.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (g *gateway) logTail() string {
-	s := g.log.String()
-	if len(s) > 8000 {
-		s = "…" + s[len(s)-8000:]
-	}
-	return s
 }
 
 // startGateway runs the built caddy with a Caddyfile modelled on
@@ -198,45 +151,10 @@ func startGateway(t *testing.T, bin string) *gateway {
 		httpPort: ports[0],
 		tlsPort:  ports[1],
 		natsURL:  fmt.Sprintf("nats://127.0.0.1:%d", ports[2]),
-		log:      new(lockedBuffer),
-		done:     make(chan struct{}),
 	}
-	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, []byte(fmt.Sprintf(caddyfileTemplate,
+	g.caddyProcess = runCaddy(t, bin, "caddy", dir, fmt.Sprintf(caddyfileTemplate,
 		filepath.Join(dir, "caddy"), g.httpPort, g.tlsPort,
-		ports[2], filepath.Join(dir, "nats"), demo, g.httpPort, g.tlsPort)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(filepath.Join(bin, "caddy"), "run", "--config", caddyfile, "--adapter", "caddyfile")
-	// Caddy's config and data directories come from these; keep them in the
-	// temporary directory too.
-	home := filepath.Join(dir, "home")
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local", "share"))
-	cmd.Stdout = g.log
-	cmd.Stderr = g.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(g.done)
-	}()
-	t.Cleanup(func() {
-		// A graceful stop first, so the embedded NATS server shuts down
-		// cleanly; then a kill if it does not finish.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-g.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("caddy did not stop within 10s of SIGTERM; killing it")
-			_ = cmd.Process.Kill()
-			<-g.done
-		}
-		if t.Failed() {
-			t.Logf("caddy log:\n%s", g.logTail())
-		}
-	})
+		ports[2], filepath.Join(dir, "nats"), demo, g.httpPort, g.tlsPort))
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,7 +48,7 @@ var clusterSubjects = []string{"events.room.a", "events.room.b"}
 // every stored event of both channels exactly once, in stream order, and
 // the replays must leave no consumers behind.
 func TestResumeOnAnotherInstanceWithNATSCluster(t *testing.T) {
-	bin := buildGateway(t)
+	bin := buildCommands(t)
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTestLimit)
@@ -203,7 +200,7 @@ func TestResumeOnAnotherInstanceWithNATSCluster(t *testing.T) {
 // and nats-io/nats-server#3677), so a single unbounded create request in
 // the gateway's start hangs until start_timeout and Caddy exits.
 func TestGatewaysStartTogetherOnFreshNATSCluster(t *testing.T) {
-	bin := buildGateway(t)
+	bin := buildCommands(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl := startNATSCluster(t)
@@ -382,23 +379,6 @@ func pollUntil(ctx context.Context, timeout time.Duration, cond func() bool) err
 
 // buildGateway builds cmd/caddy into a temporary directory, with the race
 // detector when the test has it.
-func buildGateway(t *testing.T) string {
-	t.Helper()
-	bin := t.TempDir()
-	args := []string{"build"}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "-o", bin+string(filepath.Separator), "../cmd/caddy")
-	build := exec.Command(goCommand(), args...)
-	start := time.Now()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", build, err, out)
-	}
-	t.Logf("built cmd/caddy (race: %v) in %v", raceEnabled, time.Since(start).Round(time.Millisecond))
-	return bin
-}
-
 // ---------------------------------------------------------------------------
 // The NATS cluster.
 
@@ -670,22 +650,9 @@ func logTailOf(s string, n int) string {
 // The gateways.
 
 type clusterGateway struct {
-	name string
-	url  string // http://127.0.0.1:port
-	log  *lockedBuffer
-	done chan struct{}
+	*caddyProcess
+	url string // http://127.0.0.1:port
 }
-
-func (g *clusterGateway) running() bool {
-	select {
-	case <-g.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (g *clusterGateway) logTail() string { return logTailOf(g.log.String(), 12000) }
 
 // goroutineDump cuts the runtime's SIGQUIT dump out of a log, leaving out
 // the goroutines that every Caddy has and that say nothing about a hang.
@@ -757,56 +724,11 @@ func launchClusterGateway(t *testing.T, bin, name string, natsURLs []string, ext
 	t.Helper()
 	port := freePorts(t, 1)[0]
 	dir := t.TempDir()
-	g := &clusterGateway{
-		name: name,
-		url:  fmt.Sprintf("http://127.0.0.1:%d", port),
-		log:  new(lockedBuffer),
-		done: make(chan struct{}),
+	return &clusterGateway{
+		caddyProcess: runCaddy(t, bin, "gateway "+name, dir, fmt.Sprintf(clusterCaddyfile,
+			filepath.Join(dir, "caddy"), strings.Join(natsURLs, " "), port, extra)),
+		url: fmt.Sprintf("http://127.0.0.1:%d", port),
 	}
-	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, []byte(fmt.Sprintf(clusterCaddyfile,
-		filepath.Join(dir, "caddy"), strings.Join(natsURLs, " "), port, extra)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(bin, "caddy"), "run", "--config", caddyfile, "--adapter", "caddyfile")
-	home := filepath.Join(dir, "home")
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local", "share"),
-		"GOTRACEBACK=all")
-	cmd.Stdout = g.log
-	cmd.Stderr = g.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(g.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-g.done:
-		case <-time.After(10 * time.Second):
-			// With GOTRACEBACK=all, SIGABRT makes the Go runtime print
-			// every goroutine's stack before it exits (Caddy traps SIGQUIT).
-			t.Errorf("gateway %s did not stop within 10s of SIGTERM; sending SIGABRT for a goroutine dump", g.name)
-			_ = cmd.Process.Signal(syscall.SIGABRT)
-			select {
-			case <-g.done:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-g.done
-			}
-			t.Logf("gateway %s goroutines at the hang:\n%s", g.name, goroutineDump(g.log.String()))
-		}
-		log := g.log.String()
-		if strings.Contains(log, "WARNING: DATA RACE") || strings.Contains(log, "panic:") {
-			t.Errorf("gateway %s: data race or panic in its log", g.name)
-		}
-		if t.Failed() {
-			t.Logf("gateway %s log:\n%s", g.name, g.logTail())
-		}
-	})
-	return g
 }
 
 // waitReady waits until the app has connected and set up the stream, and

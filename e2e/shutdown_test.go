@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,15 +15,10 @@ import (
 // open request, for ever by default. The gateway must end its streams
 // itself, telling clients to come back, or the process would never exit.
 func TestShutdownEndsOpenStreams(t *testing.T) {
-	bin := t.TempDir()
-	build := exec.Command(goCommand(), "build", "-o", bin+string(filepath.Separator), "../cmd/caddy")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", build, err, out)
-	}
+	bin := buildCommands(t)
 	ports := freePorts(t, 2)
 	dir := t.TempDir()
-	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, []byte(fmt.Sprintf(`{
+	p := runCaddy(t, bin, "caddy", dir, fmt.Sprintf(`{
 	admin off
 	persist_config off
 	storage file_system %s
@@ -42,30 +35,7 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		public demo
 	}
 }
-`, filepath.Join(dir, "caddy"), ports[1], filepath.Join(dir, "nats"), ports[0])), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log := new(lockedBuffer)
-	cmd := exec.Command(filepath.Join(bin, "caddy"), "run", "--config", caddyfile, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "XDG_CONFIG_HOME="+filepath.Join(dir, "home"), "XDG_DATA_HOME="+filepath.Join(dir, "home"))
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("caddy log:\n%s", log.String())
-		}
-	})
+`, filepath.Join(dir, "caddy"), ports[1], filepath.Join(dir, "nats"), ports[0]))
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/events?channel=demo", ports[0])
 	var resp *http.Response
@@ -97,7 +67,7 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		t.Fatalf("first line %q", first)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -116,7 +86,7 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		t.Fatalf("the stream ended without a shutdown note and retry hint: %q", got)
 	}
 	select {
-	case <-done:
+	case <-p.done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("caddy did not exit within 10s of SIGTERM with a stream open")
 	}
