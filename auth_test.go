@@ -3,6 +3,7 @@ package ssegate
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -229,4 +230,29 @@ func TestExpiringCredentialEndsTheStream(t *testing.T) {
 	if !sawEnd || !sawRetry {
 		t.Fatalf("stream ended without the expiry note and retry hint (end %v, retry %v)", sawEnd, sawRetry)
 	}
+}
+
+// TestTooManyChannelsLeavesTheTicketUnspent: a ticket whose credential
+// names more channels than a stream may carry is refused before it is
+// redeemed, so a narrower request can still use it.
+func TestTooManyChannelsLeavesTheTicketUnspent(t *testing.T) {
+	g := authGateway(t, nil, "")
+	many := make([]string, 20)
+	for i := range many {
+		many[i] = fmt.Sprintf("room.r%d", i)
+	}
+	ticket := token(t, jwt.MapClaims{
+		"sub": "dave", "jti": "t-1", "iat": time.Now().Unix(), "exp": time.Now().Add(30 * time.Second).Unix(),
+		"channels": many,
+	})
+	resp, err := g.h1Client().Get(g.httpURL + "/events?ticket=" + ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), `"too_many_channels"`) {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+	open(t, g.h1Client(), eventsURL(g.httpURL, []string{"room.r1"}, url.Values{"ticket": {ticket}}), nil)
 }

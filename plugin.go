@@ -113,6 +113,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	cfg.Public = append(slices.Clone(h.Public), cfg.Public...)
 	h.gate, err = auth.NewGate(cfg,
+		auth.WithMaxChannels(h.maxChannels()),
 		auth.WithLogger(h.log),
 		auth.WithJetStream(func(ctx context.Context) (jetstream.JetStream, error) {
 			run, err := h.app.running(ctx)
@@ -196,9 +197,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 	defer adm.Release()
-	if len(adm.Channels) > h.maxChannels() {
-		return h.refuse(w, r, http.StatusBadRequest, "too_many_channels", fmt.Sprintf("the credential names %d channels; at most %d per stream", len(adm.Channels), h.maxChannels()))
-	}
 	subjects := make([]string, len(adm.Channels))
 	for i, ch := range adm.Channels {
 		if err := h.checkChannel(ch); err != nil {

@@ -38,6 +38,7 @@ const (
 	CodeBadRequest             = "bad_request"
 	CodeMethodNotAllowed       = "method_not_allowed"
 	CodeTooManyConnections     = "too_many_connections"
+	CodeTooManyChannels        = "too_many_channels"
 )
 
 func newError(status int, code, detail string) *Error {

@@ -25,8 +25,10 @@ type Gate struct {
 	tickets  *ticketStore
 	callout  *callout
 	limits   *limiter
-	public   []pattern
-	origins  map[string]bool
+	// maxChannels bounds the channels of one stream; 0: no bound.
+	maxChannels int
+	public      []pattern
+	origins     map[string]bool
 }
 
 // Admission is a granted stream. Release must be called when the stream
@@ -46,11 +48,17 @@ type Admission struct {
 type Option func(*options)
 
 type options struct {
-	log *zap.Logger
-	js  func(context.Context) (jetstream.JetStream, error)
-	hc  *http.Client
-	now func() time.Time
+	maxChannels int
+	log         *zap.Logger
+	js          func(context.Context) (jetstream.JetStream, error)
+	hc          *http.Client
+	now         func() time.Time
 }
+
+// WithMaxChannels refuses (400 too_many_channels) a stream of more than n
+// channels, counting those a credential names when none are requested;
+// the check comes before a ticket is spent.
+func WithMaxChannels(n int) Option { return func(o *options) { o.maxChannels = n } }
 
 // WithLogger sets the logger; the Gate never logs a credential.
 func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
@@ -81,7 +89,7 @@ func NewGate(cfg Config, opts ...Option) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{s: s, log: o.log, now: o.now, limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
+	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
 
 	var static []verifyKey
 	for i, k := range s.HMACKeys {
@@ -217,6 +225,9 @@ func (g *Gate) admit(r *http.Request, requested []string) (*Admission, *principa
 	var expires time.Time
 	if p != nil {
 		sub, expires = p.sub, p.expires
+	}
+	if g.maxChannels > 0 && len(channels) > g.maxChannels {
+		return nil, p, newError(http.StatusBadRequest, CodeTooManyChannels, fmt.Sprintf("%d channels; at most %d per stream", len(channels), g.maxChannels))
 	}
 	release, ok := g.limits.acquire(sub)
 	if !ok {
