@@ -32,6 +32,7 @@ func TestStreamOverEveryProtocol(t *testing.T) {
 		{"HTTP/1.1", g.h1Client(), g.httpURL, 1},
 		{"h2c", g.h2cClient(), g.httpURL, 2},
 		{"HTTP/2 over TLS", g.h2TLSClient(), g.tlsURL, 2},
+		{"HTTP/3", g.h3Client(), g.tlsURL, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t, tc.client, eventsURL(tc.base, []string{"news"}, nil), nil)
@@ -360,6 +361,7 @@ func TestIdleHTTP2StreamOutlivesWriteTimeout(t *testing.T) {
 	}{
 		{"h2c", g.h2cClient(), g.httpURL},
 		{"h2", g.h2TLSClient(), g.tlsURL},
+		{"h3", g.h3Client(), g.tlsURL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t, tc.client, eventsURL(tc.base, []string{"calm"}, nil), nil)

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/quic-go/quic-go/http3"
 	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/ssegate/ssegate/internal/natstest"
@@ -103,7 +104,7 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 		g.tlsURL = "https://" + tlsAddr
 		servers["secure"] = map[string]any{
 			"listen":                  []string{tlsAddr},
-			"protocols":               []string{"h1", "h2"},
+			"protocols":               []string{"h1", "h2", "h3"},
 			"routes":                  routes,
 			"tls_connection_policies": []any{map[string]any{}},
 			"automatic_https":         map[string]any{"disable": true},
@@ -178,6 +179,13 @@ func (g *gateway) h2TLSClient() *http.Client {
 		ForceAttemptHTTP2: true,
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
 	}}
+}
+
+// h3Client speaks HTTP/3 over QUIC to the TLS server's UDP port.
+func (g *gateway) h3Client() *http.Client {
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	g.t.Cleanup(func() { tr.Close() })
+	return &http.Client{Transport: tr}
 }
 
 // js connects a publisher.
