@@ -113,7 +113,7 @@ func (s *session) open() {
 // events queue up meanwhile; if the queue overflowed, the dropped events
 // are in the stream, so it reads again from where it stopped.
 func (s *session) catchUp(ctx context.Context, position string) error {
-	res, err := s.history.Resolve(ctx, position)
+	res, err := s.history.Resolve(ctx, position, s.subjects)
 	if err != nil {
 		s.h.log.Warn("cannot read stream state for replay", zap.Error(err))
 		s.end("unavailable", s.h.retry(), "")

@@ -2,7 +2,10 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Reset reasons, sent to the client in the data of a "reset" event when its
@@ -15,7 +18,8 @@ const (
 	ResetStreamRecreated = "stream_recreated"
 	// ResetUnknown: the position lies beyond the end of the stream.
 	ResetUnknown = "unknown_position"
-	// ResetExpired: events after the position were removed by retention.
+	// ResetExpired: events after the position were removed by retention
+	// (max_age, max_bytes, a purge, or max_msgs_per_subject).
 	ResetExpired = "expired"
 	// ResetTooFarBehind: more events were missed than the replay limit.
 	ResetTooFarBehind = "too_far_behind"
@@ -32,9 +36,10 @@ type Resolution struct {
 	Current ID
 }
 
-// Resolve checks a Last-Event-ID against the stream. The stream's state is
-// read fresh, so a recreated stream is noticed and the epoch refreshed.
-func (h *History) Resolve(ctx context.Context, raw string) (Resolution, error) {
+// Resolve checks a Last-Event-ID against the stream and the subjects to be
+// replayed. The stream's state is read fresh, so a recreated stream is
+// noticed and the epoch refreshed.
+func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (Resolution, error) {
 	s, err := h.js.Stream(ctx, h.stream)
 	if err != nil {
 		return Resolution{}, fmt.Errorf("reading stream %q: %w", h.stream, err)
@@ -57,6 +62,43 @@ func (h *History) Resolve(ctx context.Context, raw string) (Resolution, error) {
 		r.Reset = ResetExpired
 	default:
 		r.After = id.Seq
+		if limit := info.Config.MaxMsgsPerSubject; limit > 0 {
+			trimmed, err := trimmedAfter(ctx, s, subjects, id.Seq, uint64(limit))
+			if err != nil {
+				return Resolution{}, err
+			}
+			if trimmed {
+				r.After, r.Reset = 0, ResetExpired
+			}
+		}
 	}
 	return r, nil
+}
+
+// trimmedAfter reports whether the per-subject limit may have removed an
+// event after position on one of subjects. Such removals leave the
+// stream's first sequence alone, so they need a look at each subject: one
+// that is at its limit and whose oldest event is newer than position+1
+// may have lost events in between. It errs on the side of a reset.
+func trimmedAfter(ctx context.Context, s jetstream.Stream, subjects []string, position, limit uint64) (bool, error) {
+	for _, subj := range subjects {
+		first, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if first.Sequence <= position+1 {
+			continue
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
+		if err != nil {
+			return false, err
+		}
+		if info.State.Subjects[subj] >= limit {
+			return true, nil
+		}
+	}
+	return false, nil
 }

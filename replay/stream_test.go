@@ -132,7 +132,7 @@ func TestHistoryResolve(t *testing.T) {
 		{"1\x00", 0, ResetMalformed},
 	}
 	for _, tt := range tests {
-		r, err := h.Resolve(ctx, tt.raw)
+		r, err := h.Resolve(ctx, tt.raw, []string{"events.a"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,10 +145,10 @@ func TestHistoryResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Events 1 to 7 are gone: a client at 6 missed 7 for good, one at 7 did not.
-	if r, _ := h.Resolve(ctx, "6-"+e); r.Reset != ResetExpired {
+	if r, _ := h.Resolve(ctx, "6-"+e, []string{"events.a"}); r.Reset != ResetExpired {
 		t.Errorf("position before retention: %+v", r)
 	}
-	if r, _ := h.Resolve(ctx, "7-"+e); r.Reset != "" || r.After != 7 {
+	if r, _ := h.Resolve(ctx, "7-"+e, []string{"events.a"}); r.Reset != "" || r.After != 7 {
 		t.Errorf("position at retention edge: %+v", r)
 	}
 }
@@ -197,5 +197,52 @@ func TestHistoryRead(t *testing.T) {
 	}
 	if info, _ := s.Info(ctx); info.State.Consumers != 0 {
 		t.Fatalf("%d consumers left after reads", info.State.Consumers)
+	}
+}
+
+// TestResolveNoticesPerSubjectTrimming: max_msgs_per_subject removes old
+// events of a channel without moving the stream's first sequence.
+func TestResolveNoticesPerSubjectTrimming(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := jetStream(t, true)
+	stream, err := Ensure(ctx, js, StreamConfig{Storage: "memory", MaxMsgsPerSubject: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a: 1 3 5 7 9, of which 5 7 9 are kept; b: 2 4 6 8 10, of which 6 8
+	// 10 are kept; c: 11. The stream's first sequence is 5.
+	for i := 0; i < 10; i++ {
+		if _, err := js.Publish(ctx, []string{"events.a", "events.b"}[i%2], []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, "events.c", []byte("x")); err != nil { // 11
+		t.Fatal(err)
+	}
+	h := NewHistory(js, stream, 0)
+	tests := []struct {
+		pos       string
+		subjects  []string
+		wantReset string
+	}{
+		{"3", []string{"events.a"}, ResetExpired}, // before the first sequence
+		// b is at its limit and its oldest event, 6, is not the next one:
+		// b may have lost 5, and without the removed events' sequences
+		// the check cannot tell, so it resets. (It did not.)
+		{"4", []string{"events.a", "events.b"}, ResetExpired},
+		{"4", []string{"events.a"}, ""}, // 5 is next and kept
+		{"6", []string{"events.a", "events.b"}, ""},
+		{"5", []string{"events.b"}, ""}, // 6 is next and kept
+		{"6", []string{"events.c"}, ""}, // under its limit
+	}
+	for _, tt := range tests {
+		r, err := h.Resolve(ctx, tt.pos, tt.subjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Reset != tt.wantReset {
+			t.Errorf("Resolve(%s, %v) = %+v, want reset %q", tt.pos, tt.subjects, r, tt.wantReset)
+		}
 	}
 }
