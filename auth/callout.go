@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 )
 
 const maxCalloutBody = 64 << 10
@@ -33,8 +34,9 @@ type callout struct {
 	now     func() time.Time
 	log     *zap.Logger
 
-	mu    sync.Mutex
-	cache map[[32]byte]calloutResult
+	flight singleflight.Group
+	mu     sync.Mutex
+	cache  map[[32]byte]calloutResult
 }
 
 func newCallout(cfg Callout, timeout, ttl time.Duration, hc *http.Client, now func() time.Time, log *zap.Logger) *callout {
@@ -104,11 +106,36 @@ func (c *callout) store(key [32]byte, res calloutResult) {
 // ask returns the backend's verdict for r. Failures of the backend (down,
 // timeout, 5xx, unreadable answer) are 503: the client may retry, and we
 // never admit on a doubt. 401/403 pass through as such.
+//
+// Concurrent requests with the same credential share one callout: a page
+// that opens several streams at once, or many clients reconnecting after
+// a restart, must not multiply the backend's load. The shared callout is
+// not tied to the first caller's request, which may go away.
 func (c *callout) ask(ctx context.Context, r *http.Request, key [32]byte) (calloutResult, *Error) {
-	now := c.now()
-	if res, ok := c.lookup(key, now); ok {
+	if res, ok := c.lookup(key, c.now()); ok {
 		return res, nil
 	}
+	ch := c.flight.DoChan(string(key[:]), func() (any, error) {
+		res, e := c.fetch(context.WithoutCancel(ctx), r, key)
+		return flightResult{res, e}, nil
+	})
+	select {
+	case out := <-ch:
+		fr := out.Val.(flightResult)
+		return fr.res, fr.err
+	case <-ctx.Done():
+		return calloutResult{}, c.unavailable("request ended while waiting for the callout", ctx.Err())
+	}
+}
+
+type flightResult struct {
+	res calloutResult
+	err *Error
+}
+
+// fetch asks the backend and caches its verdict.
+func (c *callout) fetch(ctx context.Context, r *http.Request, key [32]byte) (calloutResult, *Error) {
+	now := c.now()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL, nil)

@@ -76,3 +76,43 @@ func TestCalloutCacheBounded(t *testing.T) {
 		t.Fatalf("cache holds %d entries", n)
 	}
 }
+
+// TestCalloutSharedByConcurrentRequests: many requests with one session
+// at once make one callout.
+func TestCalloutSharedByConcurrentRequests(t *testing.T) {
+	now := testNow()
+	var hits atomic.Int32
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-release
+		fmt.Fprint(w, `{"sub": "erin", "channels": ["user.{sub}"]}`)
+	}))
+	t.Cleanup(backend.Close)
+	g, _ := newTestGate(t, Config{AuthURL: &Callout{URL: backend.URL}}, now)
+	const n = 20
+	errs := make(chan *Error, n)
+	for range n {
+		go func() {
+			a, e := g.Admit(req("GET", "/events", "Cookie", "sid=erin"), []string{"user.erin"})
+			if a != nil {
+				a.Release()
+			}
+			errs <- e
+		}()
+	}
+	// Wait until the one callout is in flight, then let it answer.
+	deadline := time.Now().Add(5 * time.Second)
+	for hits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range n {
+		if e := <-errs; e != nil {
+			t.Fatalf("refused: %v", e)
+		}
+	}
+	if got := hits.Load(); got != 1 {
+		t.Fatalf("%d callouts for one session, want 1", got)
+	}
+}
