@@ -52,26 +52,7 @@ const maxBatch = 64
 
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) error {
 	ctx := r.Context()
-	// Attach before the headers go out: a client whose EventSource is open
-	// is subscribed, so an event published after onopen reaches it.
-	run, err := h.app.running(ctx)
-	var client *upstream.Client
-	if err == nil {
-		client, err = run.hub.Attach(ctx, subjects, h.queueSize(), position != "")
-	}
 	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 4096)}
-	s.open()
-	if err != nil {
-		// An EventSource gives up for good on a non-200 status, so a
-		// gateway that cannot reach NATS answers 200 and asks it to retry.
-		h.log.Warn("stream unavailable", zap.Error(err))
-		s.end("unavailable", h.retry(), "")
-		return nil
-	}
-	defer client.Detach()
-	s.client, s.history = client, run.history
-	h.app.metrics.clients.Inc()
-	defer h.app.metrics.clients.Dec()
 	// Caddy's access line is skipped for requests that carried a ticket,
 	// so this line is the record of every stream. r.URL is scrubbed.
 	defer func(start time.Time) {
@@ -84,6 +65,26 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 			zap.Int("events", s.sent),
 			zap.String("end", or(s.ended, "client_left")))
 	}(time.Now())
+
+	// Attach before the headers go out: a client whose EventSource is open
+	// is subscribed, so an event published after onopen reaches it.
+	run, err := h.app.running(ctx)
+	var client *upstream.Client
+	if err == nil {
+		client, err = run.hub.Attach(ctx, subjects, h.queueSize(), position != "")
+	}
+	s.open()
+	if err != nil {
+		// An EventSource gives up for good on a non-200 status, so a
+		// gateway that cannot reach NATS answers 200 and asks it to retry.
+		h.log.Warn("stream unavailable", zap.Error(err))
+		s.end("unavailable", h.retry(), "")
+		return nil
+	}
+	defer client.Detach()
+	s.client, s.history = client, run.history
+	h.app.metrics.clients.Inc()
+	defer h.app.metrics.clients.Dec()
 
 	if position != "" {
 		if err := s.catchUp(ctx, position); err != nil {
