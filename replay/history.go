@@ -67,6 +67,17 @@ func (h *History) Read(ctx context.Context, subjects []string, after uint64, lim
 			return ctx.Err()
 		}
 	}
+	return h.read(ctx, subjects, after, limit, fn)
+}
+
+// Backfill is Read without a limit and without waiting for a turn: it
+// recovers live events that every client of a channel is waiting for, so
+// it must not queue behind the clients' own replays.
+func (h *History) Backfill(ctx context.Context, subjects []string, after uint64, fn func(Msg) error) error {
+	return h.read(ctx, subjects, after, 0, fn)
+}
+
+func (h *History) read(ctx context.Context, subjects []string, after uint64, limit int, fn func(Msg) error) error {
 	cons, err := h.js.CreateConsumer(ctx, h.stream, jetstream.ConsumerConfig{
 		FilterSubjects:    subjects,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,

@@ -246,3 +246,48 @@ func TestResolveNoticesPerSubjectTrimming(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillDoesNotWaitForReplays: with every replay slot taken, a
+// backfill still runs.
+func TestBackfillDoesNotWaitForReplays(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js := jetStream(t, true)
+	stream, err := Ensure(ctx, js, StreamConfig{Storage: "memory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := js.Publish(ctx, "events.a", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := NewHistory(js, stream, 1)
+	holding, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- h.Read(ctx, []string{"events.a"}, 0, 0, func(Msg) error {
+			select {
+			case <-holding:
+			default:
+				close(holding)
+			}
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancelShort()
+	if err := h.Read(short, []string{"events.a"}, 0, 0, func(Msg) error { return nil }); err == nil {
+		t.Fatal("a second replay ran while the only slot was taken")
+	}
+	n := 0
+	if err := h.Backfill(ctx, []string{"events.a"}, 0, func(Msg) error { n++; return nil }); err != nil || n != 3 {
+		t.Fatalf("backfill: %d events, %v", n, err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -442,7 +442,7 @@ func (h *Hub) backfill(from map[*topic]uint64) {
 	ctx, cancel := context.WithTimeout(h.ctx, backfillTimeout)
 	defer cancel()
 	n := 0
-	err := h.history.Read(ctx, subjects, after, 0, func(m replay.Msg) error {
+	err := h.history.Backfill(ctx, subjects, after, func(m replay.Msg) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.deliverLocked(m) {
