@@ -116,6 +116,11 @@ func (c *callout) ask(ctx context.Context, r *http.Request, key [32]byte) (callo
 		return res, nil
 	}
 	ch := c.flight.DoChan(string(key[:]), func() (any, error) {
+		// A flight that ended between the lookup above and this one has
+		// filled the cache.
+		if res, ok := c.lookup(key, c.now()); ok {
+			return flightResult{res, nil}, nil
+		}
 		res, e := c.fetch(context.WithoutCancel(ctx), r, key)
 		return flightResult{res, e}, nil
 	})
