@@ -101,18 +101,7 @@ func TestEnsureManagesAndVerifies(t *testing.T) {
 }
 
 func TestHistoryResolve(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	js := jetStream(t, true)
-	stream, err := Ensure(ctx, js, StreamConfig{Storage: "memory"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 10; i++ {
-		if _, err := js.Publish(ctx, "events.a", []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(10, "events.a")...)
 	h := NewHistory(js, stream, 2)
 	e := stream.Epoch
 	tests := []struct {
@@ -154,21 +143,10 @@ func TestHistoryResolve(t *testing.T) {
 }
 
 func TestHistoryRead(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	js := jetStream(t, true)
-	stream, err := Ensure(ctx, js, StreamConfig{Storage: "memory"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 30; i++ {
-		if _, err := js.Publish(ctx, []string{"events.a", "events.b", "events.c"}[i%3], []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(30, "events.a", "events.b", "events.c")...)
 	h := NewHistory(js, stream, 2)
 	var got []uint64
-	err = h.Read(ctx, []string{"events.a", "events.c"}, 10, 0, func(m Msg) error {
+	err := h.Read(ctx, []string{"events.a", "events.c"}, 10, 0, func(m Msg) error {
 		got = append(got, m.Seq)
 		return nil
 	})
@@ -203,23 +181,10 @@ func TestHistoryRead(t *testing.T) {
 // TestResolveNoticesPerSubjectTrimming: max_msgs_per_subject removes old
 // events of a channel without moving the stream's first sequence.
 func TestResolveNoticesPerSubjectTrimming(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	js := jetStream(t, true)
-	stream, err := Ensure(ctx, js, StreamConfig{Storage: "memory", MaxMsgsPerSubject: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// a: 1 3 5 7 9, of which 5 7 9 are kept; b: 2 4 6 8 10, of which 6 8
 	// 10 are kept; c: 11. The stream's first sequence is 5.
-	for i := 0; i < 10; i++ {
-		if _, err := js.Publish(ctx, []string{"events.a", "events.b"}[i%2], []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := js.Publish(ctx, "events.c", []byte("x")); err != nil { // 11
-		t.Fatal(err)
-	}
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory", MaxMsgsPerSubject: 3},
+		append(cycle(10, "events.a", "events.b"), "events.c")...)
 	h := NewHistory(js, stream, 0)
 	tests := []struct {
 		pos       string
@@ -250,18 +215,7 @@ func TestResolveNoticesPerSubjectTrimming(t *testing.T) {
 // TestBackfillDoesNotWaitForReplays: with every replay slot taken, a
 // backfill still runs.
 func TestBackfillDoesNotWaitForReplays(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	js := jetStream(t, true)
-	stream, err := Ensure(ctx, js, StreamConfig{Storage: "memory"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := js.Publish(ctx, "events.a", []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(3, "events.a")...)
 	h := NewHistory(js, stream, 1)
 	holding, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
@@ -290,4 +244,32 @@ func TestBackfillDoesNotWaitForReplays(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// seeded ensures a stream with cfg and publishes one event to each of
+// subjects, in order, so that the i-th subject's event has sequence i+1.
+func seeded(t *testing.T, cfg StreamConfig, subjects ...string) (context.Context, jetstream.JetStream, Stream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	js := jetStream(t, true)
+	stream, err := Ensure(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range subjects {
+		if _, err := js.Publish(ctx, subj, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctx, js, stream
+}
+
+// cycle lists n subjects taken in turn from subjects.
+func cycle(n int, subjects ...string) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = subjects[i%len(subjects)]
+	}
+	return out
 }
