@@ -115,23 +115,31 @@ func (g *clusterGateway) waitReady(ctx context.Context) error {
 	return last
 }
 
+// openEvents opens an event stream and checks that it is one; the caller
+// closes the body.
+func openEvents(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s, content type %q", url, resp.Status, ct)
+	}
+	return resp, nil
+}
+
 func probeEvents(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := openEvents(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		return fmt.Errorf("GET %s: content type %q", url, ct)
-	}
 	return nil
 }

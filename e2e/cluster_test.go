@@ -237,18 +237,11 @@ const liveProbeWait = 3 * time.Second
 func liveProbe(ctx context.Context, g *clusterGateway, pub *publisher, channel string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"/events?channel=room."+channel, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := openEvents(ctx, g.url+"/events?channel=room."+channel)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", req.URL, resp.Status)
-	}
 	got := make(chan string, 1)
 	go func() {
 		for ev, err := range gosse.Read(resp.Body, nil) {
