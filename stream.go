@@ -26,29 +26,29 @@ type session struct {
 	subjects []string
 	buf      []byte
 
-	// lastSent is the sequence of the newest event written; replayed is the
-	// sequence up to which the stream's history has been read for this
-	// client. A late event at or below lastSent but above replayed was
-	// skipped by live delivery and cannot be put in order any more.
+	// lastSent is the position the client has every event up to: the
+	// sequence of the newest event written, or where it started.
 	lastSent uint64
-	replayed uint64
+	// known is set once the client holds lastSent as its last event id:
+	// it sent it, or was sent an event with it.
+	known bool
 
 	sent    int
 	ended   string
 	armedAt time.Time // when the write deadline was last set; zero if clear
 }
 
-var (
-	// errEnded is returned by session steps that ended the stream cleanly.
-	errEnded = errors.New("stream ended")
-	// errOutOfOrder is returned by send for an event it can no longer put
-	// in order; the client must resume from just before it.
-	errOutOfOrder = errors.New("late event")
-)
+// errEnded is returned by session steps that ended the stream cleanly.
+var errEnded = errors.New("stream ended")
 
 // maxBatch bounds how many queued frames are written before one flush, so
 // a busy channel still flushes regularly.
 const maxBatch = 64
+
+// maxCatchUpPasses bounds how often a replay reads again because live
+// delivery moved on meanwhile. A channel busier than the client can read
+// would otherwise keep it replaying for ever.
+const maxCatchUpPasses = 4
 
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) error {
 	ctx := r.Context()
@@ -78,7 +78,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 		// An EventSource gives up for good on a non-200 status, so a
 		// gateway that cannot reach NATS answers 200 and asks it to retry.
 		h.log.Warn("stream unavailable", zap.Error(err))
-		s.end("unavailable", h.retry(), "")
+		s.end("unavailable", "")
 		return nil
 	}
 	defer client.Detach()
@@ -86,8 +86,11 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 	h.app.metrics.clients.Inc()
 	defer h.app.metrics.clients.Dec()
 
-	if position != "" {
-		if err := s.catchUp(ctx, position); err != nil {
+	if position == "" {
+		s.lastSent = client.Start()
+	} else {
+		s.known = true
+		if s.catchUp(ctx, position) != nil {
 			return nil
 		}
 	}
@@ -110,46 +113,47 @@ func (s *session) open() {
 	_ = s.flush()
 }
 
-// catchUp replays what the client missed, then leaves replay mode. Live
-// events queue up meanwhile; if the queue overflowed, the dropped events
-// are in the stream, so it reads again from where it stopped.
+// catchUp replays what the client missed, then hands it over to live
+// delivery, which held its events meanwhile. When live delivery may have
+// lost one in the meantime, it reads again from where it stopped.
 func (s *session) catchUp(ctx context.Context, position string) error {
 	res, err := s.history.Resolve(ctx, position, s.subjects)
 	if err != nil {
 		s.h.log.Warn("cannot read stream state for replay", zap.Error(err))
-		s.end("unavailable", s.h.retry(), "")
+		s.end("unavailable", "")
 		return errEnded
 	}
-	after := res.After
+	s.lastSent = res.After
 	if res.Reset != "" {
 		s.reset(res.Reset, res.Current)
-		after = res.Current.Seq
+		s.lastSent = res.Current.Seq
 	}
-	s.lastSent = after
-	for first := true; ; first = false {
+	for pass := 1; ; pass++ {
 		err := s.history.Read(ctx, s.subjects, s.lastSent, s.h.replayLimit(), s.replayOne)
 		switch {
-		case errors.Is(err, replay.ErrTooFarBehind) && first:
+		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
 			s.reset(replay.ResetTooFarBehind, res.Current)
 			s.lastSent = max(s.lastSent, res.Current.Seq)
 		case errors.Is(err, replay.ErrTooFarBehind):
 			// It fell behind again while replaying: a slow client.
-			s.h.app.metrics.slow.Inc()
-			s.end("slow", s.jitteredRetry(), "")
+			s.slow()
 			return errEnded
 		case err != nil:
 			if ctx.Err() == nil {
 				s.h.log.Warn("replay failed", zap.Error(err))
-				s.end("unavailable", s.h.retry(), "")
+				s.end("unavailable", s.resumeID())
 			}
 			return errEnded
 		}
 		if err := s.flush(); err != nil {
 			return err
 		}
-		s.replayed = s.lastSent
-		if s.client.EndReplay() {
+		if s.client.EndReplay(s.lastSent) {
 			return nil
+		}
+		if pass == maxCatchUpPasses {
+			s.slow()
+			return errEnded
 		}
 	}
 }
@@ -174,6 +178,7 @@ func (s *session) reset(reason string, current replay.ID) {
 		Name: "reset",
 		Data: []byte(`{"reason":"` + reason + `"}`),
 	})
+	s.known = true
 	_ = s.write(s.buf)
 }
 
@@ -196,10 +201,6 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 			for i := 1; err == nil && i < maxBatch && len(frames) > 0; i++ {
 				err = s.send(<-frames)
 			}
-			if errors.Is(err, errOutOfOrder) {
-				s.hubEnded()
-				return
-			}
 			if err != nil || s.flush() != nil {
 				return
 			}
@@ -214,7 +215,7 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 			return
 		case <-expiry:
 			// Reconnecting picks up the browser's refreshed cookie.
-			s.end("expired", s.h.retry(), "")
+			s.end("expired", s.resumeID())
 			return
 		case <-ctx.Done():
 			return
@@ -222,57 +223,69 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 	}
 }
 
-// send writes one live frame unless the client already has it.
+// send writes one live frame. The hub queues each event once, in order.
 func (s *session) send(f upstream.Frame) error {
-	if f.Seq <= s.lastSent {
-		if f.Late && f.Seq > s.replayed {
-			s.client.End(upstream.ReasonResync, f.Seq-1)
-			return errOutOfOrder
-		}
-		return nil
-	}
 	if err := s.write(f.Data); err != nil {
 		return err
 	}
-	s.lastSent = f.Seq
+	s.lastSent, s.known = f.Seq, true
 	s.sent++
 	return nil
 }
 
+// hubEnded ends a stream the hub gave up on. The client has every event up
+// to what was written, so it resumes from there; what was queued but not
+// written comes again from the stream.
 func (s *session) hubEnded() {
-	reason, rewind := s.client.Reason()
+	reason := s.client.Reason()
 	switch reason {
-	case upstream.ReasonResync:
-		// The hub knows what it delivered; the session knows what it
-		// wrote. The client has everything up to the lower of the two.
-		if s.lastSent > 0 {
-			rewind = min(rewind, s.lastSent)
-		}
-		id := replay.ID{Seq: rewind, Epoch: s.history.Epoch()}
-		s.end(reason.String(), s.h.retry(), id.String())
+	case upstream.ReasonRecreated:
+		// The old position means nothing in the new stream: start it
+		// from its beginning, after telling the client to reload.
+		s.reset(replay.ResetStreamRecreated, replay.ID{Epoch: s.client.Epoch()})
+		s.end(reason.String(), "")
+	case upstream.ReasonSlow:
+		s.slow()
 	default:
-		// Shutdown and slow clients reconnect together, so spread them.
-		s.end(reason.String(), s.jitteredRetry(), "")
+		s.end(reason.String(), s.resumeID())
 	}
 }
 
-// end writes the last frame: why, when to come back, and, when the
-// position moved back, where from. The handler then returns, which ends
-// the response, and the client reconnects after the retry delay.
-func (s *session) end(why string, retry time.Duration, rewindID string) {
-	s.ended = why
-	s.h.app.metrics.ended.WithLabelValues(why).Inc()
-	s.buf = sse.AppendComment(s.buf[:0], "end: "+why)
-	if rewindID != "" {
-		s.buf = sse.AppendID(s.buf, rewindID)
+// slow ends a stream whose client could not keep up.
+func (s *session) slow() {
+	s.h.app.metrics.slow.Inc()
+	s.end("slow", s.resumeID())
+}
+
+// resumeID is the id a client must resume from, when it does not hold it
+// already: a client that attached without a position and got no event yet
+// would otherwise come back with none and miss what was published
+// meanwhile.
+func (s *session) resumeID() string {
+	if s.known {
+		return ""
 	}
-	s.buf = sse.AppendRetry(s.buf, retry)
+	return replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String()
+}
+
+// end writes the last frame: why, where to resume from, and when to come
+// back. The delay is jittered, so that streams ended together do not all
+// come back together. The handler then returns, which ends the response.
+func (s *session) end(why, resumeID string) {
+	if s.ended == "" {
+		s.ended = why
+	}
+	s.h.app.metrics.ended.WithLabelValues(s.ended).Inc()
+	s.buf = sse.AppendComment(s.buf[:0], "end: "+s.ended)
+	if resumeID != "" {
+		s.buf = sse.AppendID(s.buf, resumeID)
+	}
+	s.buf = sse.AppendRetry(s.buf, s.jitteredRetry())
 	_ = s.write(s.buf)
 	_ = s.flush()
 }
 
-// jitteredRetry is the retry delay scaled by a random factor in [1, 2), so
-// that streams ended together do not come back together.
+// jitteredRetry is the retry delay scaled by a random factor in [1, 2).
 func (s *session) jitteredRetry() time.Duration {
 	r := s.h.retry()
 	return r + rand.N(r)
@@ -292,9 +305,11 @@ func (s *session) write(b []byte) error {
 		s.armedAt = now
 	}
 	_, err := s.w.Write(b)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, os.ErrDeadlineExceeded) && s.ended == "" {
+		// A client that stopped reading is slow, not gone.
+		s.ended = "slow"
 		s.h.app.metrics.slow.Inc()
-		s.h.app.metrics.ended.WithLabelValues("write_timeout").Inc()
+		s.h.app.metrics.ended.WithLabelValues("slow").Inc()
 	}
 	return err
 }

@@ -10,25 +10,26 @@ import (
 type Frame struct {
 	Seq  uint64
 	Data []byte
-	// Late marks an event that was backfilled after a gap, so newer events
-	// on other channels may already have been delivered before it.
-	Late bool
 }
 
-// Reason says why the hub ended a client's stream.
+// Reason says why the hub ended a client's stream. Whatever the reason,
+// the frames a client was given form an unbroken run of its channels'
+// events in stream order, so it resumes from the last one it wrote.
 type Reason int
 
 const (
 	// ReasonNone: the stream has not been ended by the hub.
 	ReasonNone Reason = iota
-	// ReasonSlow: the client's queue overflowed.
+	// ReasonSlow: the client's queue or hold buffer overflowed.
 	ReasonSlow
 	// ReasonShutdown: the hub is closing (config reload or shutdown).
 	ReasonShutdown
-	// ReasonResync: events could not be delivered in order, or could not
-	// be recovered; the client must resume from the rewind position (or
-	// from its own last event, if that is lower).
+	// ReasonResync: events the client is owed could not be read from the
+	// stream in time; it resumes from its position.
 	ReasonResync
+	// ReasonRecreated: the stream was deleted and created again, so the
+	// client's position means nothing any more.
+	ReasonRecreated
 )
 
 func (r Reason) String() string {
@@ -39,100 +40,158 @@ func (r Reason) String() string {
 		return "shutdown"
 	case ReasonResync:
 		return "resync"
+	case ReasonRecreated:
+		return "stream_recreated"
 	}
 	return "none"
 }
 
 // Client is one stream's attachment to the hub's channels.
+//
+// The hub keeps one promise per client: the frames it queues are the
+// client's channels' events after its position, in stream order, with
+// none missing. While that cannot be known (a channel is being recovered,
+// or the session is still reading history) the client is held: live
+// frames wait in a bounded buffer and are released in order afterwards.
 type Client struct {
 	hub    *Hub
 	topics []*topic
 	queue  chan Frame
 	done   chan struct{}
-
-	// ended is reason != ReasonNone, readable without the lock on the
-	// dispatcher's hot path.
+	// ended is reason != ReasonNone, readable without a lock.
 	ended atomic.Bool
 
-	mu         sync.Mutex
-	reason     Reason
-	rewind     uint64
-	replaying  bool
-	overflowed bool
-	detached   bool
+	// Guarded by hub.mu.
+	pos       uint64  // every owed event up to pos has been queued
+	start     uint64  // pos when the client attached without a position
+	held      []Frame // live frames waiting for the hold to lift
+	holdCap   int
+	replaying bool // the session is reading the client's history
+	redo      bool // the session's read may have missed an event
+	suspect   int  // how many of the client's topics are being recovered
+	detached  bool
+
+	mu     sync.Mutex
+	reason Reason
 }
 
-// Frames delivers live events in stream order.
+// Frames delivers events in stream order.
 func (c *Client) Frames() <-chan Frame { return c.queue }
 
 // Done is closed when the hub ends the stream; Reason says why.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Reason says why Done was closed, and for ReasonResync the position the
-// client has everything up to.
-func (c *Client) Reason() (Reason, uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.reason, c.rewind
+// Start is the position of a client that attached without one: every
+// event of its channels after it reaches the client, and none before.
+func (c *Client) Start() uint64 {
+	c.hub.mu.Lock()
+	defer c.hub.mu.Unlock()
+	return c.start
 }
 
-// EndReplay leaves replay mode. It reports false, and stays in replay mode,
-// when live events were dropped meanwhile for lack of queue space: the
-// caller must then replay again from its last position, because those
-// events are only in the stream now.
-func (c *Client) EndReplay() bool {
+// Epoch is the epoch of the stream the client's positions belong to.
+func (c *Client) Epoch() string { return c.hub.Epoch() }
+
+// Reason says why Done was closed.
+func (c *Client) Reason() Reason {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.overflowed {
-		c.overflowed = false
+	return c.reason
+}
+
+// EndReplay hands a replaying client over to live delivery once the
+// session has written every event up to pos. It reports false, and the
+// client stays in replay mode, when live delivery may have lost an event
+// meanwhile (its hold buffer overflowed, or one of its channels skipped an
+// event): the session must then read again from pos.
+func (c *Client) EndReplay(pos uint64) bool {
+	h := c.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.pos = max(c.pos, pos)
+	if c.redo {
+		c.redo = false
+		c.held = c.held[:0]
 		return false
 	}
 	c.replaying = false
+	c.releaseLocked()
 	return true
 }
 
 // End ends the stream for reason. Only the first reason counts.
-func (c *Client) End(reason Reason, rewind uint64) {
+func (c *Client) End(reason Reason) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.endLocked(reason, rewind)
-}
-
-func (c *Client) endLocked(reason Reason, rewind uint64) {
 	if c.reason != ReasonNone {
 		return
 	}
-	c.reason, c.rewind = reason, rewind
+	c.reason = reason
 	c.ended.Store(true)
 	close(c.done)
 }
 
-// push hands a frame to the client without ever blocking the dispatcher.
-// Once a frame has been dropped, no later frame may be queued: the client
-// would otherwise see a gap and resume past the missing event.
-func (c *Client) push(f Frame) {
+// Detach removes the client from its channels; the last client of a
+// channel unsubscribes it. It is safe to call more than once.
+func (c *Client) Detach() { c.hub.detach(c) }
+
+func (c *Client) heldLocked() bool { return c.replaying || c.suspect > 0 }
+
+// offerLocked gives the client a frame of one of its channels, in stream
+// order. hub.mu must be held.
+func (c *Client) offerLocked(f Frame) {
+	if f.Seq <= c.pos || c.ended.Load() {
+		return
+	}
+	if !c.heldLocked() {
+		c.queueLocked(f)
+		return
+	}
+	if len(c.held) < c.holdCap {
+		c.held = append(c.held, f)
+		return
+	}
+	if c.replaying {
+		// The session reads again, and the frames are in the stream.
+		c.redo = true
+		c.held = c.held[:0]
+		return
+	}
+	c.held = nil
+	c.slow()
+}
+
+// releaseLocked queues the held frames once nothing holds the client.
+func (c *Client) releaseLocked() {
+	if c.heldLocked() {
+		return
+	}
+	for _, f := range c.held {
+		if f.Seq > c.pos {
+			c.queueLocked(f)
+		}
+	}
+	c.held = nil
+}
+
+// queueLocked hands a frame to the writer without ever blocking. A frame
+// that does not fit ends the stream, and nothing is queued after it, so
+// the client never sees a gap.
+func (c *Client) queueLocked(f Frame) {
 	if c.ended.Load() {
 		return
 	}
 	select {
 	case c.queue <- f:
-		return
+		c.pos = f.Seq
 	default:
+		c.slow()
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.replaying {
-		c.overflowed = true
-		return
-	}
-	if c.reason == ReasonNone {
-		c.hub.metrics.slow()
-	}
-	c.endLocked(ReasonSlow, 0)
 }
 
-// Detach removes the client from its channels; the last client of a
-// channel unsubscribes it. It is safe to call more than once.
-func (c *Client) Detach() {
-	c.hub.detach(c)
+func (c *Client) slow() {
+	if !c.ended.Load() {
+		c.hub.metrics.slow()
+	}
+	c.End(ReasonSlow)
 }

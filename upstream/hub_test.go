@@ -147,7 +147,7 @@ func TestCloseEndsClients(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("client not ended by Close")
 	}
-	if r, _ := c.Reason(); r != ReasonShutdown {
+	if r := c.Reason(); r != ReasonShutdown {
 		t.Fatalf("reason %v", r)
 	}
 	if _, err := hub.Attach(context.Background(), []string{"events.z"}, 8, false); err != ErrClosed {

@@ -1,0 +1,148 @@
+package upstream
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/replay"
+)
+
+func (h *Hub) dispatch() {
+	for {
+		select {
+		case m := <-h.msgs:
+			h.handle(m)
+		case <-h.ctx.Done():
+			return
+		}
+	}
+}
+
+// handle fans one live message out. It never waits on the network.
+func (h *Hub) handle(m *nats.Msg) {
+	subject, ok := strings.CutPrefix(m.Subject, h.stream.RepublishPrefix+".")
+	if !ok {
+		return
+	}
+	seq, prev, err := positions(m.Header, h.stream.Name, subject)
+	if err != "" {
+		h.warn.Warn("live message ignored: "+err+"; only the stream may publish under the republish prefix",
+			zap.String("subject", m.Subject))
+		return
+	}
+	// The channel is the subject the message arrived on, never a header.
+	f := Frame{Seq: seq, Data: replay.Encode(nil, replay.Msg{Seq: seq, Subject: subject, Header: m.Header, Data: m.Data}, *h.epoch.Load())}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[m.Subject]
+	switch {
+	case t == nil:
+		return
+	case !t.isReady:
+		// No one is attached yet; the baseline will cover it.
+		t.last = max(t.last, seq)
+		return
+	case seq <= t.last:
+		// Delivered already by a recovery read, or the stream was
+		// recreated and its sequences started again.
+		h.askEpochLocked()
+		return
+	case prev > t.last:
+		h.gapLocked(t)
+	}
+	t.last = seq
+	for c := range t.clients {
+		c.offerLocked(f)
+	}
+}
+
+// positions reads a republished message's stream sequence and the previous
+// sequence on its subject. nats-server appends its own Nats-* headers after
+// any the publisher set, so the last value of each is the server's; a
+// publisher's forged values come first and are ignored. Stream and subject
+// must agree with where the message arrived.
+func positions(hdr nats.Header, stream, subject string) (seq, prev uint64, problem string) {
+	if last(hdr, jetstream.StreamHeader) != stream {
+		return 0, 0, "not republished by stream " + stream
+	}
+	if last(hdr, jetstream.SubjectHeader) != subject {
+		return 0, 0, "Nats-Subject does not match the subject it arrived on"
+	}
+	seq, err := strconv.ParseUint(last(hdr, jetstream.SequenceHeader), 10, 64)
+	if err != nil || seq == 0 {
+		return 0, 0, "no valid Nats-Sequence"
+	}
+	prev, err = strconv.ParseUint(last(hdr, "Nats-Last-Sequence"), 10, 64)
+	if err != nil || prev >= seq {
+		return 0, 0, "no valid Nats-Last-Sequence"
+	}
+	return seq, prev, ""
+}
+
+// last is the last value of a header, as the server appended it.
+func last(hdr nats.Header, key string) string {
+	v := hdr[key]
+	if len(v) == 0 {
+		return ""
+	}
+	return v[len(v)-1]
+}
+
+// gapLocked marks a topic that lost an event: its clients are held until
+// the worker has read what they missed.
+func (h *Hub) gapLocked(t *topic) {
+	t.changed = true
+	t.gen++
+	for c := range t.clients {
+		if c.replaying {
+			c.redo = true
+		}
+	}
+	h.suspectLocked(t)
+}
+
+// rateLimitedLog writes a warning at most once per interval per message,
+// with the count of those it left out: a flood of bad input must not
+// become a flood of log lines.
+type rateLimitedLog struct {
+	log   *zap.Logger
+	every time.Duration
+
+	mu   sync.Mutex
+	seen map[string]*logWindow
+}
+
+type logWindow struct {
+	at      time.Time
+	skipped int
+}
+
+func newRateLimitedLog(log *zap.Logger, every time.Duration) *rateLimitedLog {
+	return &rateLimitedLog{log: log, every: every, seen: make(map[string]*logWindow)}
+}
+
+// Warn logs msg unless it was logged less than an interval ago.
+func (l *rateLimitedLog) Warn(msg string, fields ...zap.Field) {
+	l.mu.Lock()
+	w := l.seen[msg]
+	now := time.Now()
+	if w != nil && now.Sub(w.at) < l.every {
+		w.skipped++
+		l.mu.Unlock()
+		return
+	}
+	skipped := 0
+	if w != nil {
+		skipped = w.skipped
+	}
+	l.seen[msg] = &logWindow{at: now}
+	l.mu.Unlock()
+	l.log.Warn(msg, append(fields, zap.Int("suppressed_since_last", skipped))...)
+}

@@ -1,0 +1,420 @@
+package upstream
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/replay"
+)
+
+// Recovery, in one place.
+//
+// A topic becomes suspect when it may have lost an event: a gap in its
+// Nats-Last-Sequence chain (then it is also changed), a disconnect, a
+// subscription that overflowed, or the settle probe of a new topic. A
+// suspect topic holds its clients: their live frames wait, so that none of
+// them sees a newer event of another channel before the lost one.
+//
+// The worker takes suspect topics in batches of at most
+// replay.MaxProbeSubjects. It asks the stream for the newest sequence of
+// each subject that is not known changed: one at or below the topic's
+// chain head lost nothing. For the changed ones it reads, once per group
+// of clients whose channels fit in one consumer, every event after the
+// group's lowest position, in stream order, and queues each client the
+// ones past its own position. Then it lifts the holds, and the held live
+// frames follow in order. A client whose events cannot be read in time is
+// ended, and resumes from the last event it wrote.
+//
+// Clients whose session is replaying are left to the session: they are
+// marked to read again instead (Client.EndReplay).
+
+// maxReadSubjects bounds the filter subjects of one recovery read.
+const maxReadSubjects = 256
+
+// recoverTimeout is how long the worker keeps trying to reach JetStream
+// while connected before it gives up on a batch.
+const recoverTimeout = 30 * time.Second
+
+func (h *Hub) suspectAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checkEpoch = true
+	for _, t := range h.topics {
+		if t.isReady {
+			h.suspectLocked(t)
+		}
+	}
+	h.wakeLocked()
+}
+
+func (h *Hub) suspectSubject(live string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.topics[live]; t != nil && t.isReady {
+		h.suspectLocked(t)
+	}
+}
+
+func (h *Hub) suspectLocked(t *topic) {
+	if !t.suspect {
+		t.suspect = true
+		for c := range t.clients {
+			c.suspect++
+		}
+	}
+	if !t.queued {
+		t.queued = true
+		h.queue = append(h.queue, t)
+	}
+	h.wakeLocked()
+}
+
+func (h *Hub) wakeLocked() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// settleLocked schedules a new topic's settle probe. Topics that became
+// ready together are probed together.
+func (h *Hub) settleLocked(t *topic) {
+	h.settling = append(h.settling, t)
+	if h.settleTimer == nil && !h.closed {
+		h.settleTimer = time.AfterFunc(settleDelay, h.settle)
+	}
+}
+
+func (h *Hub) settle() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.settleTimer = nil
+	cutoff := time.Now().Add(-settleDelay)
+	rest := h.settling[:0]
+	for _, t := range h.settling {
+		switch {
+		case h.topics[t.live] != t:
+		case t.readyAt.After(cutoff):
+			rest = append(rest, t)
+		default:
+			h.suspectLocked(t)
+		}
+	}
+	clear(h.settling[len(rest):])
+	h.settling = rest
+	if len(rest) > 0 && !h.closed {
+		h.settleTimer = time.AfterFunc(time.Until(rest[0].readyAt.Add(settleDelay)), h.settle)
+	}
+}
+
+// askEpochLocked has the worker check, at most once a second, whether the
+// stream was recreated.
+func (h *Hub) askEpochLocked() {
+	if time.Since(h.epochAsked) < time.Second {
+		return
+	}
+	h.epochAsked = time.Now()
+	h.checkEpoch = true
+	h.wakeLocked()
+}
+
+// noteEpochLocked handles a stream that was deleted and created again: its
+// sequences started again at 1, so every client's position and every
+// chain head is void. Clients are ended with ReasonRecreated and resume
+// from the start of the new stream.
+func (h *Hub) noteEpochLocked(head replay.Head) {
+	epoch := head.Epoch
+	if epoch == *h.epoch.Load() {
+		return
+	}
+	h.log.Warn("stream was recreated; ending every stream so that clients start again from its beginning",
+		zap.String("stream", h.stream.Name), zap.String("epoch", epoch))
+	h.epoch.Store(&epoch)
+	for _, t := range h.topics {
+		// Everything the new stream holds is read by the clients when
+		// they come back; the chain goes on from its head.
+		t.last = head.LastSeq
+		for c := range t.clients {
+			c.End(ReasonRecreated)
+		}
+	}
+}
+
+// Epoch is the epoch of the stream the hub is following.
+func (h *Hub) Epoch() string { return *h.epoch.Load() }
+
+func (h *Hub) recoverLoop() {
+	for {
+		select {
+		case <-h.wake:
+		case <-h.ctx.Done():
+			return
+		}
+		for h.ctx.Err() == nil {
+			h.verifyEpoch()
+			batch := h.takeBatch()
+			if len(batch) == 0 {
+				break
+			}
+			h.recoverBatch(batch)
+		}
+	}
+}
+
+func (h *Hub) verifyEpoch() {
+	h.mu.Lock()
+	asked := h.checkEpoch
+	h.checkEpoch = false
+	h.mu.Unlock()
+	if !asked {
+		return
+	}
+	head, err := retry(h, h.history.Head)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.noteEpochLocked(head)
+}
+
+// batchItem is a topic taken by the worker with the generation it had.
+type batchItem struct {
+	t   *topic
+	gen uint64
+}
+
+func (h *Hub) takeBatch() []batchItem {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var batch []batchItem
+	rest := h.queue[:0]
+	for _, t := range h.queue {
+		switch {
+		case len(batch) == replay.MaxProbeSubjects:
+			rest = append(rest, t)
+		case h.topics[t.live] != t || !t.suspect:
+			t.queued = false
+		default:
+			t.queued = false
+			batch = append(batch, batchItem{t, t.gen})
+		}
+	}
+	clear(h.queue[len(rest):])
+	h.queue = rest
+	return batch
+}
+
+func (h *Hub) recoverBatch(batch []batchItem) {
+	if err := h.probe(batch); err != nil {
+		h.log.Warn("cannot tell whether channels lost events; their clients will resume from their positions",
+			zap.Int("channels", len(batch)), zap.Error(err))
+		h.finish(batch, true)
+		return
+	}
+	for _, group := range h.groups(batch) {
+		h.read(group)
+	}
+	h.finish(batch, false)
+}
+
+// probe marks changed every topic of the batch whose subject holds an
+// event past its chain head.
+func (h *Hub) probe(batch []batchItem) error {
+	h.mu.Lock()
+	var subjects []string
+	for _, it := range batch {
+		if !it.t.changed {
+			subjects = append(subjects, it.t.subject)
+		}
+	}
+	h.mu.Unlock()
+	if len(subjects) == 0 {
+		return nil
+	}
+	last, err := retry(h, func(ctx context.Context) (map[string]uint64, error) {
+		return h.history.LastSequences(ctx, subjects)
+	})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, it := range batch {
+		if last[it.t.subject] > it.t.last {
+			it.t.changed = true
+		}
+	}
+	return nil
+}
+
+// readGroup is one recovery read: clients whose channels fit in one
+// consumer, read from the lowest of their positions.
+type readGroup struct {
+	clients  []*Client
+	subjects []string
+	from     uint64
+	heads    map[string]*topic // changed topics whose head the read moves
+}
+
+// groups chooses the clients to read for: every client of a changed topic
+// that is not replaying (those read again by themselves).
+func (h *Hub) groups(batch []batchItem) []*readGroup {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	heads := make(map[string]*topic)
+	seen := make(map[*Client]bool)
+	var groups []*readGroup
+	var g *readGroup
+	for _, it := range batch {
+		t := it.t
+		if !t.changed {
+			continue
+		}
+		t.inJob = true
+		heads[t.subject] = t
+		for c := range t.clients {
+			if seen[c] || c.ended.Load() {
+				continue
+			}
+			seen[c] = true
+			if c.replaying {
+				c.redo = true
+				continue
+			}
+			subjects := c.subjects()
+			if g == nil || len(union(g.subjects, subjects)) > maxReadSubjects {
+				g = &readGroup{from: c.pos, heads: heads}
+				groups = append(groups, g)
+			}
+			g.clients = append(g.clients, c)
+			g.subjects = union(g.subjects, subjects)
+			g.from = min(g.from, c.pos)
+		}
+	}
+	return groups
+}
+
+func (c *Client) subjects() []string {
+	out := make([]string, len(c.topics))
+	for i, t := range c.topics {
+		out[i] = t.subject
+	}
+	return out
+}
+
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// read queues each client of the group the events it is owed. Held
+// clients get them ahead of their held frames, which are newer or
+// duplicates: the read covers all of a client's channels.
+func (h *Hub) read(g *readGroup) {
+	ctx, cancel := context.WithTimeout(h.ctx, readTimeout)
+	defer cancel()
+	n := 0
+	err := h.history.Backfill(ctx, g.subjects, g.from, func(m replay.Msg) error {
+		f := Frame{Seq: m.Seq, Data: replay.Encode(nil, m, *h.epoch.Load())}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if t := g.heads[m.Subject]; t != nil {
+			t.last = max(t.last, m.Seq)
+		}
+		for _, c := range g.clients {
+			if f.Seq > c.pos && c.reads(m.Subject) {
+				c.queueLocked(f)
+				n++
+			}
+		}
+		return nil
+	})
+	if n > 0 && h.metrics.Backfilled != nil {
+		h.metrics.Backfilled(n)
+	}
+	if err != nil {
+		h.log.Warn("recovery read failed; its clients will resume from their positions",
+			zap.Strings("subjects", g.subjects), zap.Error(err))
+		for _, c := range g.clients {
+			c.End(ReasonResync)
+		}
+	}
+}
+
+func (c *Client) reads(subject string) bool {
+	for _, t := range c.topics {
+		if t.subject == subject {
+			return true
+		}
+	}
+	return false
+}
+
+// finish lifts the holds of a batch. A topic that lost another event, or
+// gained a client, since the worker looked at it goes round again. When
+// the batch was abandoned, the clients still held are ended instead.
+func (h *Hub) finish(batch []batchItem, abandon bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, it := range batch {
+		t := it.t
+		t.inJob = false
+		if abandon {
+			for c := range t.clients {
+				c.End(ReasonResync)
+			}
+		} else if t.gen != it.gen {
+			h.suspectLocked(t)
+			continue
+		}
+		t.changed = false
+		if !t.suspect {
+			continue
+		}
+		t.suspect = false
+		for c := range t.clients {
+			c.suspect--
+			c.releaseLocked()
+		}
+	}
+}
+
+// retry runs a request until it succeeds, the hub closes, or JetStream has
+// failed to answer for recoverTimeout while NATS was connected: after a
+// failover the stream has no leader for a moment.
+func retry[T any](h *Hub, req func(context.Context) (T, error)) (T, error) {
+	var zero T
+	wait := 100 * time.Millisecond
+	failingSince := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(h.ctx, requestTimeout)
+		v, err := req(ctx)
+		cancel()
+		if err == nil {
+			return v, nil
+		}
+		if h.ctx.Err() != nil {
+			return zero, err
+		}
+		if !h.conn.NC.IsConnected() {
+			failingSince = time.Now()
+		} else if time.Since(failingSince) > recoverTimeout {
+			return zero, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-h.ctx.Done():
+			return zero, h.ctx.Err()
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
