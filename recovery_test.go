@@ -1,0 +1,119 @@
+package ssegate
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/replay"
+)
+
+// restartableNATS starts a nats-server on a fixed port and file store, so
+// that it can be stopped and started again with its JetStream data.
+func restartableNATS(t *testing.T) (start func() jetstream.JetStream, stop func(), url string) {
+	t.Helper()
+	_, portStr, _ := net.SplitHostPort(freePort(t))
+	port, _ := strconv.Atoi(portStr)
+	store := t.TempDir()
+	var cur interface{ Shutdown() }
+	start = func() jetstream.JetStream {
+		ns := natsServerAt(t, port, store)
+		cur = ns
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return js
+	}
+	stop = func() { cur.Shutdown() }
+	return start, stop, fmt.Sprintf("nats://127.0.0.1:%d", port)
+}
+
+// TestNATSRestartSendsNoOldHistory: a client that connected without a
+// position is owed nothing stored before it came, however recovery reads
+// after a NATS restart. Recovery used to read every channel from the
+// lowest position of any, and send alpha's old events again.
+func TestNATSRestartSendsNoOldHistory(t *testing.T) {
+	start, stop, url := restartableNATS(t)
+	js := start()
+	g := startGateway(t, nil, gatewayConfig{
+		noTLS:  true,
+		stream: map[string]any{"storage": "file"},
+		nats:   map[string]any{"urls": []string{url}, "reconnect_wait": int64(100 * time.Millisecond)},
+	})
+	for i := 0; i < 3; i++ {
+		publish(t, js, "events.alpha", "", "old")
+	}
+	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"alpha", "gamma"}, nil), nil)
+	defer s.close()
+
+	conn := g.app.state.Load().conn
+	reconnects := conn.NC.Stats().Reconnects
+	stop()
+	eventually(t, 5*time.Second, "gateway notices", func() bool { return !conn.NC.IsConnected() })
+	js = start()
+	eventually(t, 10*time.Second, "gateway reconnects", func() bool { return conn.NC.Stats().Reconnects > reconnects })
+
+	want := []uint64{publish(t, js, "events.gamma", "", "new")}
+	// A marker after it: anything old sent again would come before it.
+	want = append(want, publish(t, js, "events.alpha", "", "marker"))
+	for i, ev := range s.collect(t, len(want), 15*time.Second) {
+		if got := seqOf(t, ev.LastEventID); got != want[i] {
+			t.Fatalf("event %d: sequence %d (%q), want %d", i, got, ev.Data, want[i])
+		}
+	}
+}
+
+// TestStreamRecreatedWhileConnected: after the stream is deleted and
+// created again, connected clients are told with a reset event, and
+// resuming from its id gets the new stream's events from its beginning.
+func TestStreamRecreatedWhileConnected(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true})
+	js := g.js()
+	for i := 0; i < 5; i++ {
+		publish(t, js, "events.re", "", "old")
+	}
+	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"re"}, nil), nil)
+	defer s.close()
+
+	oldEpoch := g.epoch()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, replay.DefaultStreamName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replay.Ensure(ctx, js, g.app.Stream); err != nil {
+		t.Fatal(err)
+	}
+	// The new stream's sequences start again at 1, below the channel's
+	// head: these were dropped as duplicates before.
+	var want []uint64
+	for i := 0; i < 3; i++ {
+		want = append(want, publish(t, js, "events.re", "", "new"))
+	}
+	ev := s.next(t, 10*time.Second)
+	if ev.Type != "reset" || ev.Data != `{"reason":"stream_recreated"}` {
+		t.Fatalf("got %q %q, want a stream_recreated reset", ev.Type, ev.Data)
+	}
+	id, err := replay.Parse(ev.LastEventID)
+	if err != nil || id.Seq != 0 || id.Epoch == "" || id.Epoch == oldEpoch {
+		t.Fatalf("reset id %q", ev.LastEventID)
+	}
+	again := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"re"}, nil), http.Header{"Last-Event-Id": {ev.LastEventID}})
+	defer again.close()
+	for i, ev := range again.collect(t, len(want), 10*time.Second) {
+		if got := seqOf(t, ev.LastEventID); got != want[i] {
+			t.Fatalf("event %d after the reset: sequence %d, want %d", i, got, want[i])
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/internal/natstest"
+	"github.com/ssegate/ssegate/replay"
+)
+
+// gatedReader is the stream's history with a hand on its reads: a test can
+// make recovery reads wait, or fail, or make head reads fail.
+type gatedReader struct {
+	*replay.History
+	reading  chan struct{} // receives when a recovery read starts
+	release  chan struct{} // closed to let recovery reads go on
+	failRead bool
+	failHead int // how many head reads fail
+}
+
+func (r *gatedReader) Backfill(ctx context.Context, subjects []string, after uint64, fn func(replay.Msg) error) error {
+	select {
+	case r.reading <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if r.failRead {
+		return errors.New("injected read failure")
+	}
+	return r.History.Backfill(ctx, subjects, after, fn)
+}
+
+func (r *gatedReader) Head(ctx context.Context) (replay.Head, error) {
+	if r.failHead > 0 {
+		r.failHead--
+		return replay.Head{}, errors.New("injected head failure")
+	}
+	return r.History.Head(ctx)
+}
+
+func gatedHub(t *testing.T, r *gatedReader) (*Hub, *nats.Conn) {
+	t.Helper()
+	ns := natstest.Server(t)
+	conn, err := Acquire(Config{URLs: []string{ns.ClientURL()}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Release() })
+	cfg := replay.StreamConfig{Storage: "memory"}.WithDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := replay.Ensure(ctx, conn.JS, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.History = replay.NewHistory(conn.JS, stream, 0)
+	r.reading = make(chan struct{}, 1)
+	hub := newHub(conn, cfg, r, stream.Epoch)
+	t.Cleanup(hub.Close)
+	pub, _ := natstest.Connect(t, ns)
+	return hub, pub
+}
+
+// loseNext makes the dispatcher miss the next live message on subject, as
+// if core NATS had dropped it, by hiding the topic while it passes.
+func loseNext(t *testing.T, hub *Hub, pub *nats.Conn, subject string) {
+	t.Helper()
+	live := hub.stream.LiveSubject(subject)
+	hub.mu.Lock()
+	tp := hub.topics[live]
+	delete(hub.topics, live)
+	hub.mu.Unlock()
+	// A marker on a subject nobody reads tells when the lost message has
+	// passed the dispatcher, which handles messages in order.
+	marker, err := hub.Attach(context.Background(), []string{"events.marker"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Detach()
+	if err := pub.Publish(subject, []byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("events.marker", nil); err != nil {
+		t.Fatal(err)
+	}
+	next(t, marker)
+	hub.mu.Lock()
+	hub.topics[live] = tp
+	hub.mu.Unlock()
+}
+
+func next(t *testing.T, c *Client) Frame {
+	t.Helper()
+	select {
+	case f := <-c.Frames():
+		return f
+	case <-c.Done():
+		t.Fatalf("client ended: %v", c.Reason())
+	case <-time.After(10 * time.Second):
+		t.Fatal("no frame within 10s")
+	}
+	return Frame{}
+}
+
+func quiet(t *testing.T, c *Client, what string) {
+	t.Helper()
+	select {
+	case f := <-c.Frames():
+		t.Fatalf("%s: got frame %d", what, f.Seq)
+	default:
+	}
+}
+
+// TestRecoveryDoesNotHoldUpOtherChannels: while one channel's lost event is
+// being read back, slowly, another channel's clients keep getting events
+// at once, and a client of both waits so that its order holds.
+func TestRecoveryDoesNotHoldUpOtherChannels(t *testing.T) {
+	r := &gatedReader{release: make(chan struct{})}
+	hub, pub := gatedHub(t, r)
+	ctx := context.Background()
+	healthy, err := hub.Attach(ctx, []string{"events.b"}, 64, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := hub.Attach(ctx, []string{"events.a", "events.b"}, 64, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loseNext(t, hub, pub, "events.a") // seq 1 (the marker is 2)
+	// The next event on a reveals the gap; recovery starts and waits.
+	if err := pub.Publish("events.a", []byte("reveals")); err != nil { // 3
+		t.Fatal(err)
+	}
+	select {
+	case <-r.reading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no recovery read started")
+	}
+	for i := 0; i < 20; i++ {
+		if err := pub.Publish("events.b", nil); err != nil { // 4..23
+			t.Fatal(err)
+		}
+		start := time.Now()
+		f := next(t, healthy)
+		if f.Seq != uint64(4+i) {
+			t.Fatalf("healthy client got %d, want %d", f.Seq, 4+i)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("healthy channel waited %v behind a recovery", d)
+		}
+	}
+	quiet(t, both, "client of the recovering channel")
+	close(r.release)
+	for _, want := range append([]uint64{1, 3}, seqs(4, 23)...) {
+		if f := next(t, both); f.Seq != want {
+			t.Fatalf("client of both got %d, want %d", f.Seq, want)
+		}
+	}
+}
+
+func seqs(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestFailedRecoveryEndsClientsWithoutAGap: when the missed events cannot
+// be read, the clients are ended, and what they were queued is unbroken,
+// so each resumes from its own last event.
+func TestFailedRecoveryEndsClientsWithoutAGap(t *testing.T) {
+	r := &gatedReader{release: make(chan struct{}), failRead: true}
+	close(r.release)
+	hub, pub := gatedHub(t, r)
+	c, err := hub.Attach(context.Background(), []string{"events.a", "events.b"}, 64, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("events.b", nil); err != nil { // 1
+		t.Fatal(err)
+	}
+	if f := next(t, c); f.Seq != 1 {
+		t.Fatalf("got %d", f.Seq)
+	}
+	loseNext(t, hub, pub, "events.a")                       // 2, marker 3
+	for _, subj := range []string{"events.a", "events.b"} { // 4, 5
+		if err := pub.Publish(subj, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("client not ended")
+	}
+	if r := c.Reason(); r != ReasonResync {
+		t.Fatalf("reason %v", r)
+	}
+	quiet(t, c, "after the failed recovery")
+}
+
+// TestFailuresLeaveNoTopicBehind: a subscription that fails part-way, or a
+// channel whose baseline could not be read, leaves nothing in the hub, and
+// the next attach starts afresh.
+func TestFailuresLeaveNoTopicBehind(t *testing.T) {
+	r := &gatedReader{release: make(chan struct{}), failHead: 1}
+	hub, _ := gatedHub(t, r)
+	ctx := context.Background()
+	if _, err := hub.Attach(ctx, []string{"events.ok", "events.bad subject"}, 8, false); err == nil {
+		t.Fatal("attached to an invalid subject")
+	}
+	if n := hub.Channels(); n != 0 {
+		t.Fatalf("%d channels left after a failed subscribe", n)
+	}
+	if _, err := hub.Attach(ctx, []string{"events.x"}, 8, false); err == nil {
+		t.Fatal("attach succeeded while the head read failed")
+	}
+	if n := hub.Channels(); n != 0 {
+		t.Fatalf("%d channels left after a failed baseline", n)
+	}
+	c, err := hub.Attach(ctx, []string{"events.x"}, 8, false)
+	if err != nil {
+		t.Fatalf("the error stuck to the channel: %v", err)
+	}
+	c.Detach()
+}
