@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
@@ -33,9 +34,12 @@ type session struct {
 	// it sent it, or was sent an event with it.
 	known bool
 
-	sent    int
-	ended   string
-	armedAt time.Time // when the write deadline was last set; zero if clear
+	sent  int
+	ended string
+	// ownDeadline is set when Caddy does not bound the writes (see
+	// boundWrites); armedAt is when the session last set a deadline.
+	ownDeadline bool
+	armedAt     time.Time
 }
 
 // errEnded is returned by session steps that ended the stream cleanly.
@@ -45,6 +49,10 @@ var errEnded = errors.New("stream ended")
 // a busy channel still flushes regularly.
 const maxBatch = 64
 
+// maxBuffered bounds the batch a session copies frames into, so that a
+// client's buffer does not grow with the size of a burst of large events.
+const maxBuffered = 16 << 10
+
 // maxCatchUpPasses bounds how often a replay reads again because live
 // delivery moved on meanwhile. A channel busier than the client can read
 // would otherwise keep it replaying for ever.
@@ -53,6 +61,7 @@ const maxCatchUpPasses = 4
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) error {
 	ctx := r.Context()
 	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 4096)}
+	defer s.boundWrites(ctx)()
 	// Caddy's access line is skipped for requests that carried a ticket,
 	// so this line is the record of every stream. r.URL is scrubbed.
 	defer func(start time.Time) {
@@ -197,11 +206,14 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 	for {
 		select {
 		case f := <-frames:
+			// Whatever is queued goes out in one write and one flush:
+			// each is a deadline update and a trip through the writers.
+			s.buf = s.buf[:0]
 			err := s.send(f)
 			for i := 1; err == nil && i < maxBatch && len(frames) > 0; i++ {
 				err = s.send(<-frames)
 			}
-			if err != nil || s.flush() != nil {
+			if err != nil || s.write(s.buf) != nil || s.flush() != nil {
 				return
 			}
 			heartbeat.Reset(s.h.heartbeat())
@@ -223,11 +235,17 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 	}
 }
 
-// send writes one live frame. The hub queues each event once, in order.
+// send adds one live frame to the batch in s.buf, writing the batch out
+// first when it would grow past maxBuffered. The hub queues each event
+// once, in order.
 func (s *session) send(f upstream.Frame) error {
-	if err := s.write(f.Data); err != nil {
-		return err
+	if len(s.buf) > 0 && len(s.buf)+len(f.Data) > maxBuffered {
+		if err := s.write(s.buf); err != nil {
+			return err
+		}
+		s.buf = s.buf[:0]
 	}
+	s.buf = append(s.buf, f.Data...)
 	s.lastSent, s.known = f.Seq, true
 	s.sent++
 	return nil
@@ -291,36 +309,53 @@ func (s *session) jitteredRetry() time.Duration {
 	return r + rand.N(r)
 }
 
-// write bounds every write: a client that stops reading would otherwise
-// hold its goroutine until the connection dies. A timed-out client counts
-// as slow, like one whose queue overflowed.
-//
-// The deadline is cleared after each flush: on HTTP/2 a pending deadline
-// resets the stream when it passes, even if nothing is being written. It
-// is renewed during long runs of writes, but not on every write, since on
-// HTTP/2 each renewal is a message to the connection's goroutine.
+// boundWrites makes sure no write or flush can block for longer than the
+// write timeout: a client that stops reading would otherwise hold its
+// goroutine until the connection dies. Caddy already bounds every write
+// and flush of a response with its idle timeout writer; the stream only
+// tightens it. Where the server's write_idle_timeout is off, the session
+// sets deadlines itself.
+func (s *session) boundWrites(ctx context.Context) (restore func()) {
+	if _, w := caddyhttp.IdleTimeoutsFromContext(ctx); w != nil {
+		return w.Override(s.h.writeTimeout(), 0, 0)
+	}
+	s.ownDeadline = true
+	return func() {}
+}
+
+// write writes b, under the write timeout. A timed-out client counts as
+// slow, like one whose queue overflowed.
 func (s *session) write(b []byte) error {
-	if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.h.writeTimeout()/4 {
-		_ = s.rc.SetWriteDeadline(now.Add(s.h.writeTimeout()))
-		s.armedAt = now
+	if s.ownDeadline {
+		// Cleared after each flush: on HTTP/2 a pending deadline resets
+		// the stream when it passes, even if nothing is being written.
+		if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.h.writeTimeout()/4 {
+			_ = s.rc.SetWriteDeadline(now.Add(s.h.writeTimeout()))
+			s.armedAt = now
+		}
 	}
 	_, err := s.w.Write(b)
-	if errors.Is(err, os.ErrDeadlineExceeded) && s.ended == "" {
-		// A client that stopped reading is slow, not gone.
-		s.ended = "slow"
-		s.h.app.metrics.slow.Inc()
-		s.h.app.metrics.ended.WithLabelValues("slow").Inc()
-	}
-	return err
+	return s.failed(err)
 }
 
 func (s *session) flush() error {
 	if err := s.rc.Flush(); err != nil {
-		return err
+		return s.failed(err)
 	}
 	if !s.armedAt.IsZero() {
 		s.armedAt = time.Time{}
 		_ = s.rc.SetWriteDeadline(time.Time{})
 	}
 	return nil
+}
+
+// failed records a write that timed out: the client stopped reading, so
+// it is slow, not gone.
+func (s *session) failed(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && s.ended == "" {
+		s.ended = "slow"
+		s.h.app.metrics.slow.Inc()
+		s.h.app.metrics.ended.WithLabelValues("slow").Inc()
+	}
+	return err
 }
