@@ -28,10 +28,13 @@ func (h *History) Head(ctx context.Context) (Head, error) {
 	return Head{LastSeq: info.State.LastSeq, Epoch: Epoch(info.Created)}, nil
 }
 
-// MaxProbeSubjects bounds the subjects of one LastSequences call, so that
-// the consumer request stays far below NATS's payload limit even with
-// long subjects.
-const MaxProbeSubjects = 1000
+// MaxFilterSubjects bounds the filter subjects of one consumer the gateway
+// creates. nats-server checks every pair of a consumer's filters for
+// overlap when it creates it, on the JetStream API's queue: 1,000 filters
+// took about a second here and held up every other API request behind
+// them, 64 take a few milliseconds. Many small consumers cost less in all
+// than a few large ones.
+const MaxFilterSubjects = 64
 
 // LastSequences returns, for each of subjects that holds any message, the
 // sequence of its newest message. It reads headers only, through one
@@ -41,8 +44,8 @@ func (h *History) LastSequences(ctx context.Context, subjects []string) (map[str
 	if len(subjects) == 0 {
 		return nil, nil
 	}
-	if len(subjects) > MaxProbeSubjects {
-		return nil, fmt.Errorf("%d subjects in one probe; at most %d", len(subjects), MaxProbeSubjects)
+	if len(subjects) > MaxFilterSubjects {
+		return nil, fmt.Errorf("%d subjects in one probe; at most %d", len(subjects), MaxFilterSubjects)
 	}
 	cons, err := h.js.CreateConsumer(ctx, h.stream, jetstream.ConsumerConfig{
 		FilterSubjects:    subjects,

@@ -362,6 +362,28 @@ func (h *Hub) Close() {
 	<-h.stopped
 }
 
+// Recovering reports how many channels are held for recovery.
+func (h *Hub) Recovering() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, t := range h.topics {
+		if t.suspect {
+			n++
+		}
+	}
+	return n
+}
+
+// Settled reports whether no channel is held for recovery or waiting for
+// its settle probe.
+func (h *Hub) Settled() bool {
+	h.mu.Lock()
+	settling := len(h.settling)
+	h.mu.Unlock()
+	return settling == 0 && h.Recovering() == 0
+}
+
 // Channels reports how many channels have a subscription.
 func (h *Hub) Channels() int {
 	h.mu.Lock()

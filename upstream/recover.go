@@ -19,7 +19,7 @@ import (
 // them sees a newer event of another channel before the lost one.
 //
 // The worker takes suspect topics in batches of at most
-// replay.MaxProbeSubjects. It asks the stream for the newest sequence of
+// replay.MaxFilterSubjects. It asks the stream for the newest sequence of
 // each subject that is not known changed: one at or below the topic's
 // chain head lost nothing. For the changed ones it reads, once per group
 // of clients whose channels fit in one consumer, every event after the
@@ -31,8 +31,6 @@ import (
 // Clients whose session is replaying are left to the session: they are
 // marked to read again instead (Client.EndReplay).
 
-// maxReadSubjects bounds the filter subjects of one recovery read.
-const maxReadSubjects = 256
 
 // recoverTimeout is how long the worker keeps trying to reach JetStream
 // while connected before it gives up on a batch.
@@ -194,7 +192,7 @@ func (h *Hub) takeBatch() []batchItem {
 	rest := h.queue[:0]
 	for _, t := range h.queue {
 		switch {
-		case len(batch) == replay.MaxProbeSubjects:
+		case len(batch) == replay.MaxFilterSubjects:
 			rest = append(rest, t)
 		case h.topics[t.live] != t || !t.suspect:
 			t.queued = false
@@ -286,7 +284,7 @@ func (h *Hub) groups(batch []batchItem) []*readGroup {
 				continue
 			}
 			subjects := c.subjects()
-			if g == nil || len(union(g.subjects, subjects)) > maxReadSubjects {
+			if g == nil || len(union(g.subjects, subjects)) > replay.MaxFilterSubjects {
 				g = &readGroup{from: c.pos, heads: heads}
 				groups = append(groups, g)
 			}
