@@ -31,7 +31,6 @@ import (
 // Clients whose session is replaying are left to the session: they are
 // marked to read again instead (Client.EndReplay).
 
-
 // recoverTimeout is how long the worker keeps trying to reach JetStream
 // while connected before it gives up on a batch.
 const recoverTimeout = 30 * time.Second
