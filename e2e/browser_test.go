@@ -1,10 +1,11 @@
 // Package e2e runs the gateway as it ships: cmd/caddy with a Caddyfile.
 // It holds the browser test (the demo page in a real Chromium, events from
-// cmd/publish), the multi-instance test on a 3-node NATS cluster, and the
-// shutdown test.
+// cmd/publish), the backend test (Node and Go backends mint tickets and
+// publish; an EventSource in Chromium reads), the multi-instance test on a
+// 3-node NATS cluster, and the shutdown test.
 //
-// The browser test needs chromium, node and the npm packages in this
-// directory:
+// The browser and backend tests need chromium, node and the npm packages
+// in this directory (playwright-core, jose, nats):
 //
 //	apt-get install -y chromium   # or set CHROMIUM_PATH
 //	cd e2e && npm ci              # or: ./e2e/install.sh
@@ -180,8 +181,8 @@ func startGateway(t *testing.T, bin string) *gateway {
 
 // caddyfileTemplate follows Caddyfile.example. Differences: ports, state
 // directories and the demo root are filled in; the admin endpoint is off;
-// both sites bind to loopback; the TLS site speaks h1 and h2 only, so no
-// UDP port is needed for HTTP/3.
+// no auth block; the TLS site speaks h1 and h2 only, so no UDP port is
+// needed for HTTP/3.
 const caddyfileTemplate = `{
 	admin off
 	persist_config off
