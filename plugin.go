@@ -107,6 +107,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.channelRE, err = compileChannelPattern(h.ChannelPattern); err != nil {
 		return err
 	}
+	warnDevSecret(ctx, h.Auth, h.log)
 	var cfg auth.Config
 	if h.Auth != nil {
 		cfg = *h.Auth

@@ -1,10 +1,16 @@
-# Caddy with the ssegate module, built with xcaddy on the official images.
+# Caddy with the ssegate module, built with xcaddy on the official images,
+# with docker/Caddyfile and the demo page.
 #
 #   docker build -f xcaddy.Dockerfile -t caddy-ssegate .
-#   docker run -p 80:80 -p 443:443 -v $PWD/Caddyfile:/etc/caddy/Caddyfile -v caddy_data:/data caddy-ssegate
+#   export SSEGATE_JWT_SECRET=$(openssl rand -hex 32) SSEGATE_NATS_PASSWORD=$(openssl rand -hex 16)
+#   docker run -p 8080:80 -p 4222:4222 -v ssegate_data:/data \
+#     -e SSEGATE_JWT_SECRET -e SSEGATE_NATS_PASSWORD caddy-ssegate
 #
-# The embedded NATS server keeps its events under /data (Caddy's data
-# directory in these images), so keep /data on a volume.
+# Ports: 80 (the page and /events; add -p 443:443 -p 443:443/udp and
+# -e SSEGATE_SITE=<domain> for HTTPS), 4222 (NATS, user "backend" with
+# SSEGATE_NATS_PASSWORD, may publish to events.>). Events are stored under
+# /data: keep it on a volume. Mount your own Caddyfile over
+# /etc/caddy/Caddyfile to change any of it.
 ARG CADDY_VERSION=2.11.9
 
 FROM caddy:${CADDY_VERSION}-builder AS builder
@@ -16,3 +22,6 @@ RUN xcaddy build --output /usr/bin/caddy --with github.com/ssegate/ssegate=/src/
 
 FROM caddy:${CADDY_VERSION}
 COPY --from=builder /usr/bin/caddy /usr/bin/caddy
+COPY docker/Caddyfile /etc/caddy/Caddyfile
+COPY demo /srv/ssegate/demo
+EXPOSE 4222

@@ -1,10 +1,11 @@
 // Package e2e runs the gateway as it ships: cmd/caddy with a Caddyfile.
 // It holds the browser test (the demo page in a real Chromium, events from
-// cmd/publish), the multi-instance test on a 3-node NATS cluster, and the
-// shutdown test.
+// cmd/publish), the backend test (Node and Go backends mint tickets and
+// publish; an EventSource in Chromium reads), the multi-instance test on a
+// 3-node NATS cluster, and the shutdown test.
 //
-// The browser test needs chromium, node and the npm packages in this
-// directory:
+// The browser and backend tests need chromium, node and the npm packages
+// in this directory (playwright-core, jose, nats):
 //
 //	apt-get install -y chromium   # or set CHROMIUM_PATH
 //	cd e2e && npm ci              # or: ./e2e/install.sh
@@ -111,8 +112,10 @@ func findTools(t *testing.T) tools {
 	if err != nil {
 		missing = append(missing, "node (Node.js 20 or later)")
 	}
-	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core", "package.json")); err != nil {
-		missing = append(missing, "e2e/node_modules/playwright-core (cd e2e && npm ci)")
+	for _, pkg := range []string{"playwright-core", "jose", "nats"} {
+		if _, err := os.Stat(filepath.Join("node_modules", pkg, "package.json")); err != nil {
+			missing = append(missing, "e2e/node_modules/"+pkg+" (cd e2e && npm ci)")
+		}
 	}
 	if len(missing) > 0 {
 		msg := "browser test needs: " + strings.Join(missing, "; ") + "; e2e/install.sh installs them"
@@ -178,8 +181,8 @@ func startGateway(t *testing.T, bin string) *gateway {
 
 // caddyfileTemplate follows Caddyfile.example. Differences: ports, state
 // directories and the demo root are filled in; the admin endpoint is off;
-// both sites bind to loopback; the TLS site speaks h1 and h2 only, so no
-// UDP port is needed for HTTP/3.
+// no auth block; the TLS site speaks h1 and h2 only, so no UDP port is
+// needed for HTTP/3.
 const caddyfileTemplate = `{
 	admin off
 	persist_config off
@@ -298,9 +301,15 @@ func streamExists(ctx context.Context, url string) error {
 // the test if it does not pass.
 func runBrowser(t *testing.T, tl tools, env []string) {
 	t.Helper()
+	runScript(t, tl, "browser.mjs", env)
+}
+
+// runScript runs a node script that prints PASS when all its checks hold.
+func runScript(t *testing.T, tl tools, script string, env []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tl.node, "browser.mjs")
+	cmd := exec.CommandContext(ctx, tl.node, script)
 	cmd.Env = append(append(os.Environ(), "NO_COLOR=1", "FORCE_COLOR=0"), env...)
 	// On the deadline, ask node to stop: Playwright then closes the
 	// browser it launched. Kill only if that does not work.
@@ -331,7 +340,7 @@ func runBrowser(t *testing.T, tl tools, env []string) {
 				if r == stdout && line == "PASS" {
 					passed = true
 				}
-				t.Logf("browser: %s", line)
+				t.Logf("%s: %s", script, line)
 			}
 		}()
 	}
@@ -340,13 +349,13 @@ func runBrowser(t *testing.T, tl tools, env []string) {
 	elapsed := time.Since(start).Round(time.Millisecond)
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("browser.mjs did not finish within %v", browserTimeout)
+		t.Fatalf("%s did not finish within %v", script, browserTimeout)
 	case err != nil:
-		t.Fatalf("browser.mjs failed after %v: %v", elapsed, err)
+		t.Fatalf("%s failed after %v: %v", script, elapsed, err)
 	case !passed:
-		t.Fatalf("browser.mjs exited without printing PASS")
+		t.Fatalf("%s exited without printing PASS", script)
 	}
-	t.Logf("browser.mjs passed in %v", elapsed)
+	t.Logf("%s passed in %v", script, elapsed)
 }
 
 // freePorts returns n distinct loopback TCP ports that were free a moment
