@@ -43,6 +43,7 @@ type running struct {
 	conn    *upstream.Conn
 	hub     *upstream.Hub
 	history *replay.History
+	unwatch func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -67,7 +68,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.ReplayConcurrency < 0 {
 		return errors.New("replay_concurrency cannot be negative")
 	}
-	a.metrics = newMetrics(ctx.GetMetricsRegistry())
+	a.metrics = acquireMetrics(ctx.GetMetricsRegistry())
 	a.started = make(chan struct{})
 	return nil
 }
@@ -96,7 +97,11 @@ func (a *App) Start() error {
 		upstream.WithLogger(a.log),
 		upstream.WithMetrics(a.metrics.hub()),
 	)
-	a.state.Store(&running{conn: conn, hub: hub, history: history})
+	unwatch := conn.Watch(a.metrics.natsWatcher())
+	if conn.NC.IsConnected() {
+		a.metrics.natsConnected.Set(1)
+	}
+	a.state.Store(&running{conn: conn, hub: hub, history: history, unwatch: unwatch})
 	a.log.Info("ssegate ready", zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch))
 	return nil
 }
@@ -108,8 +113,17 @@ func (a *App) Stop() error {
 	if r == nil {
 		return nil
 	}
+	r.unwatch()
 	r.hub.Close()
 	return r.conn.Release()
+}
+
+// Cleanup gives back the shared metrics.
+func (a *App) Cleanup() error {
+	if a.metrics != nil {
+		releaseMetrics()
+	}
+	return nil
 }
 
 // DefaultReplayConcurrency is the default of App.ReplayConcurrency.
@@ -143,5 +157,6 @@ func (a *App) running(ctx context.Context) (*running, error) {
 // Interface guards.
 var (
 	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )

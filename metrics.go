@@ -3,70 +3,140 @@ package ssegate
 import (
 	"errors"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/upstream"
 )
+
+// metricsPool keeps the collectors across config reloads. Caddy gives each
+// config its own registry, so collectors made per config would start from
+// zero on every reload, and the streams a reload ends would be counted in
+// a registry that is already gone. Every config registers the same
+// collectors instead.
+var metricsPool = caddy.NewUsagePool()
+
+const metricsKey = "ssegate.metrics"
 
 // metrics are registered on Caddy's registry, so they appear on its
 // /metrics endpoint; promauto's default registry would be invisible there.
 type metrics struct {
-	clients    prometheus.Gauge
-	slow       prometheus.Counter
-	backfilled prometheus.Counter
-	replayed   prometheus.Counter
-	resets     *prometheus.CounterVec
-	ended      *prometheus.CounterVec
+	clients       prometheus.Gauge
+	connections   *prometheus.GaugeVec
+	refusals      *prometheus.CounterVec
+	slow          prometheus.Counter
+	backfilled    prometheus.Counter
+	replayed      prometheus.Counter
+	delivered     prometheus.Counter
+	bytes         prometheus.Counter
+	latency       prometheus.Histogram
+	resets        *prometheus.CounterVec
+	ended         *prometheus.CounterVec
+	natsConnected prometheus.Gauge
+	reconnects    prometheus.Counter
+	channels      prometheus.Gauge
+	recovering    prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns = "ssegate"
-	return &metrics{
-		clients: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Name: "clients",
-			Help: "Open event streams.",
-		})),
-		slow: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Name: "slow_client_disconnects_total",
-			Help: "Streams ended because the client could not keep up; each resumes from its last id.",
-		})),
-		backfilled: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Name: "backfilled_events_total",
-			Help: "Live events that core NATS lost and the gateway recovered from JetStream.",
-		})),
-		replayed: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Name: "replayed_events_total",
-			Help: "Events sent from history to reconnecting clients.",
-		})),
-		resets: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Name: "resets_total",
-			Help: "Reset events sent because a client's position could not be honoured.",
-		}, []string{"reason"})),
-		ended: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Name: "streams_ended_total",
-			Help: "Streams ended by the gateway, by reason.",
-		}, []string{"reason"})),
-	}
-}
+// Destruct implements caddy.Destructor; the collectors hold nothing.
+func (*metrics) Destruct() error { return nil }
 
-// register adds c to reg, which may be nil, and returns the collector to
-// use: the one already there when an earlier config load registered it.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if reg == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if err := reg.Register(c); errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing
+// acquireMetrics returns the shared collectors, registered on reg (which
+// may be nil). Each call needs one releaseMetrics.
+func acquireMetrics(reg prometheus.Registerer) *metrics {
+	v, _, _ := metricsPool.LoadOrNew(metricsKey, func() (caddy.Destructor, error) { return newMetrics(), nil })
+	m := v.(*metrics)
+	if reg != nil {
+		for _, c := range m.collectors() {
+			var are prometheus.AlreadyRegisteredError
+			if err := reg.Register(c); err != nil && !errors.As(err, &are) {
+				// Another module took one of our names; it stays off
+				// /metrics rather than failing the config.
+				continue
+			}
 		}
 	}
-	return c
+	return m
+}
+
+func releaseMetrics() { _, _ = metricsPool.Delete(metricsKey) }
+
+func newMetrics() *metrics {
+	const ns = "ssegate"
+	// Label values known in advance, so that every series exists from the
+	// start and a rate() over it has a zero to begin from.
+	var (
+		knownProtocols = []string{"HTTP/1.1", "HTTP/2.0", "HTTP/3.0"}
+		knownEndings   = []string{"slow", "shutdown", "expired", "resync", "stream_recreated", "unavailable", "client_left"}
+		knownResets    = []string{"malformed", "stream_recreated", "unknown_position", "expired", "too_far_behind"}
+		knownRefusals  = []string{
+			auth.CodeUnauthenticated, auth.CodeInvalidToken, auth.CodeTokenExpired, auth.CodeTokenNotYetValid,
+			auth.CodeTokenTooLarge, auth.CodeUnknownKey, auth.CodeKeysUnavailable, auth.CodeTicketInvalid,
+			auth.CodeTicketUsed, auth.CodeTicketStoreUnavailable, auth.CodeAuthUnavailable, auth.CodeForbidden,
+			auth.CodeChannelForbidden, auth.CodeOriginForbidden, auth.CodeNoChannel, auth.CodeInvalidChannel,
+			auth.CodeBadRequest, auth.CodeMethodNotAllowed, auth.CodeTooManyConnections, auth.CodeTooManyChannels,
+		}
+	)
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help})
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help})
+	}
+	counterVec := func(name, help, label string, known []string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, []string{label})
+		for _, l := range known {
+			v.WithLabelValues(l)
+		}
+		return v
+	}
+	m := &metrics{
+		clients: gauge("clients", "Open event streams."),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "streams",
+			Help: "Open event streams by HTTP protocol."}, []string{"proto"}),
+		refusals:      counterVec("refusals_total", "Requests refused before a stream opened, by error code.", "code", knownRefusals),
+		slow:          counter("slow_client_disconnects_total", "Streams ended because the client could not keep up; each resumes from its last id."),
+		backfilled:    counter("backfilled_events_total", "Live events that core NATS lost and the gateway recovered from JetStream."),
+		replayed:      counter("replayed_events_total", "Events sent from history to reconnecting clients."),
+		delivered:     counter("delivered_events_total", "Events written to clients, live and replayed."),
+		bytes:         counter("written_bytes_total", "Bytes written to event streams, heartbeats included."),
+		resets:        counterVec("resets_total", "Reset events sent because a client's position could not be honoured.", "reason", knownResets),
+		ended:         counterVec("streams_ended_total", "Streams ended, by reason.", "reason", knownEndings),
+		natsConnected: gauge("nats_connected", "1 while the gateway's NATS connection is up."),
+		reconnects:    counter("nats_reconnects_total", "Reconnections of the gateway's NATS connection."),
+		channels:      gauge("channel_subscriptions", "Channels with a live subscription on this instance."),
+		recovering:    gauge("channels_recovering", "Channels whose clients are held while missed events are read back."),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
+			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+	}
+	for _, p := range knownProtocols {
+		m.connections.WithLabelValues(p)
+	}
+	return m
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.clients, m.connections, m.refusals, m.slow, m.backfilled, m.replayed,
+		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering}
 }
 
 func (m *metrics) hub() upstream.Metrics {
 	return upstream.Metrics{
-		SlowClient: m.slow.Inc,
 		Backfilled: func(n int) { m.backfilled.Add(float64(n)) },
+		Channels:   m.channels.Add,
+		Recovering: m.recovering.Add,
+	}
+}
+
+// natsWatcher keeps the connection gauges current.
+func (m *metrics) natsWatcher() *upstream.Watcher {
+	return &upstream.Watcher{
+		Disconnected: func() { m.natsConnected.Set(0) },
+		Reconnected: func() {
+			m.natsConnected.Set(1)
+			m.reconnects.Inc()
+		},
 	}
 }

@@ -194,6 +194,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	adm, aerr := h.gate.Admit(r, channels)
 	if aerr != nil {
+		h.app.metrics.refusals.WithLabelValues(aerr.Code).Inc()
 		aerr.Write(w)
 		return nil
 	}
@@ -227,6 +228,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, cod
 		zap.String("detail", detail),
 		zap.String("path", r.URL.Path),
 		zap.String("remote", r.RemoteAddr))
+	h.app.metrics.refusals.WithLabelValues(code).Inc()
 	(&auth.Error{Status: status, Code: code, Detail: detail}).Write(w)
 	return nil
 }

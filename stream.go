@@ -92,8 +92,11 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 	}
 	defer client.Detach()
 	s.client, s.history = client, run.history
-	h.app.metrics.clients.Inc()
-	defer h.app.metrics.clients.Dec()
+	m := h.app.metrics
+	m.clients.Inc()
+	defer m.clients.Dec()
+	m.connections.WithLabelValues(r.Proto).Inc()
+	defer m.connections.WithLabelValues(r.Proto).Dec()
 
 	if position == "" {
 		s.lastSent = client.Start()
@@ -175,6 +178,7 @@ func (s *session) replayOne(m replay.Msg) error {
 	s.lastSent = m.Seq
 	s.sent++
 	s.h.app.metrics.replayed.Inc()
+	s.h.app.metrics.delivered.Inc()
 	return nil
 }
 
@@ -210,11 +214,17 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 			// each is a deadline update and a trip through the writers.
 			s.buf = s.buf[:0]
 			err := s.send(f)
-			for i := 1; err == nil && i < maxBatch && len(frames) > 0; i++ {
+			n := 1
+			for ; err == nil && n < maxBatch && len(frames) > 0; n++ {
 				err = s.send(<-frames)
 			}
 			if err != nil || s.write(s.buf) != nil || s.flush() != nil {
 				return
+			}
+			s.h.app.metrics.delivered.Add(float64(n))
+			if f.Stored != 0 {
+				// The batch's oldest event stands for the batch.
+				s.h.app.metrics.latency.Observe(time.Since(time.Unix(0, f.Stored)).Seconds())
 			}
 			heartbeat.Reset(s.h.heartbeat())
 		case <-heartbeat.C:
@@ -334,7 +344,8 @@ func (s *session) write(b []byte) error {
 			s.armedAt = now
 		}
 	}
-	_, err := s.w.Write(b)
+	n, err := s.w.Write(b)
+	s.h.app.metrics.bytes.Add(float64(n))
 	return s.failed(err)
 }
 

@@ -10,6 +10,9 @@ import (
 type Frame struct {
 	Seq  uint64
 	Data []byte
+	// Stored is when JetStream stored a live event, in Unix nanoseconds;
+	// 0 for events read back from the stream.
+	Stored int64
 }
 
 // Reason says why the hub ended a client's stream. Whatever the reason,
@@ -189,9 +192,4 @@ func (c *Client) queueLocked(f Frame) {
 	}
 }
 
-func (c *Client) slow() {
-	if !c.ended.Load() {
-		c.hub.metrics.slow()
-	}
-	c.End(ReasonSlow)
-}
+func (c *Client) slow() { c.End(ReasonSlow) }

@@ -38,6 +38,9 @@ func (h *Hub) handle(m *nats.Msg) {
 	}
 	// The channel is the subject the message arrived on, never a header.
 	f := Frame{Seq: seq, Data: replay.Encode(nil, replay.Msg{Seq: seq, Subject: subject, Header: m.Header, Data: m.Data}, *h.epoch.Load())}
+	if ts, err := time.Parse(time.RFC3339Nano, last(m.Header, "Nats-Time-Stamp")); err == nil {
+		f.Stored = ts.UnixNano()
+	}
 
 	h.mu.Lock()
 	defer h.mu.Unlock()

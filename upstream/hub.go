@@ -88,15 +88,19 @@ type topic struct {
 	readyAt   time.Time
 }
 
-// Metrics receives the hub's counters. Nil fields are skipped.
+// Metrics receives the hub's counts. Nil fields are skipped.
 type Metrics struct {
-	SlowClient func()
+	// Backfilled counts events recovered from the stream.
 	Backfilled func(n int)
+	// Channels and Recovering are changes to the number of subscribed
+	// channels and of those held for recovery.
+	Channels   func(delta float64)
+	Recovering func(delta float64)
 }
 
-func (m Metrics) slow() {
-	if m.SlowClient != nil {
-		m.SlowClient()
+func (m Metrics) add(gauge func(float64), delta float64) {
+	if gauge != nil {
+		gauge(delta)
 	}
 }
 
@@ -278,6 +282,7 @@ func (h *Hub) topicLocked(subject string) (*topic, error) {
 	}
 	t.sub = sub
 	h.topics[live] = t
+	h.metrics.add(h.metrics.Channels, 1)
 	// Preparing does not depend on the request that created the topic:
 	// other clients share it, and it must finish even if this one leaves.
 	go h.prepare(t)
@@ -335,6 +340,10 @@ func (h *Hub) removeLocked(t *topic) {
 		return
 	}
 	delete(h.topics, t.live)
+	h.metrics.add(h.metrics.Channels, -1)
+	if t.suspect {
+		h.metrics.add(h.metrics.Recovering, -1)
+	}
 	if err := t.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		h.log.Debug("unsubscribe", zap.String("subject", t.live), zap.Error(err))
 	}
@@ -351,6 +360,11 @@ func (h *Hub) Close() {
 	for _, t := range h.topics {
 		for c := range t.clients {
 			c.End(ReasonShutdown)
+		}
+		// The gauges are shared with the next config's hub.
+		h.metrics.add(h.metrics.Channels, -1)
+		if t.suspect {
+			h.metrics.add(h.metrics.Recovering, -1)
 		}
 	}
 	if h.settleTimer != nil {

@@ -58,6 +58,7 @@ func (h *Hub) suspectSubject(live string) {
 func (h *Hub) suspectLocked(t *topic) {
 	if !t.suspect {
 		t.suspect = true
+		h.metrics.add(h.metrics.Recovering, 1)
 		for c := range t.clients {
 			c.suspect++
 		}
@@ -378,6 +379,7 @@ func (h *Hub) finish(batch []batchItem, abandon bool) {
 			continue
 		}
 		t.suspect = false
+		h.metrics.add(h.metrics.Recovering, -1)
 		for c := range t.clients {
 			c.suspect--
 			c.releaseLocked()
