@@ -56,6 +56,9 @@ type Watcher struct {
 // streamSubjects are what the embedded server lets anonymous clients and
 // users without their own lists publish to; default events.>.
 func Acquire(cfg Config, log *zap.Logger, streamSubjects ...string) (*Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if len(streamSubjects) == 0 {
 		streamSubjects = []string{replay.DefaultSubjects}
 	}

@@ -148,4 +148,3 @@ func only(subjects []string) *server.SubjectPermission {
 	}
 	return &server.SubjectPermission{Allow: append([]string(nil), subjects...)}
 }
-
