@@ -3,6 +3,7 @@ package ssegate
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -321,5 +322,62 @@ func checkREADMEHolds(t *testing.T, file string) {
 	}
 	if !strings.Contains(string(readme), "```\n"+string(want)+"```\n") {
 		t.Errorf("README.md does not hold %s verbatim in a code block", file)
+	}
+}
+
+// TestReloadWithChangedNATSBlock: a reload that changes the global NATS
+// block keeps the embedded server (its port, store and clients) and applies
+// the new users; streams carry on from where they were.
+func TestReloadWithChangedNATSBlock(t *testing.T) {
+	addr, store := freePort(t), t.TempDir()
+	natsBlock := func(wait time.Duration, users ...map[string]any) map[string]any {
+		e := map[string]any{"listen": addr, "store_dir": store}
+		if len(users) > 0 {
+			e["users"] = users
+		}
+		return map[string]any{"embedded": e, "reconnect_wait": int64(wait)}
+	}
+	g := startGateway(t, nil, gatewayConfig{noTLS: true, nats: natsBlock(time.Second)})
+	pub, err := nats.Connect("nats://"+addr, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	js, err := jetstream.New(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"demo"}, nil), nil)
+	for i, block := range []map[string]any{
+		natsBlock(2*time.Second, map[string]any{"user": "backend", "password": "pw1"}),
+		natsBlock(2*time.Second, map[string]any{"user": "backend", "password": "pw2", "publish": []string{"events.demo"}}),
+	} {
+		data := fmt.Sprint("before reload ", i)
+		publish(t, js, "events.demo", "", data)
+		ev := s.next(t, 5*time.Second)
+		if ev.Data != data {
+			t.Fatalf("got %+v, want %q", ev, data)
+		}
+
+		g = startGateway(t, nil, gatewayConfig{noTLS: true, nats: block})
+		// The old config's stream ends; the client comes back with its id.
+		s = open(t, g.h1Client(), eventsURL(g.httpURL, []string{"demo"}, url.Values{"last_event_id": {ev.LastEventID}}), nil)
+		data = fmt.Sprint("after reload ", i)
+		publish(t, js, "events.demo", "", data)
+		if ev := s.next(t, 5*time.Second); ev.Data != data {
+			t.Fatalf("after reload %d got %+v, want %q first", i, ev, data)
+		}
+		password := block["embedded"].(map[string]any)["users"].([]map[string]any)[0]["password"].(string)
+		backend, err := nats.Connect("nats://"+addr, nats.UserInfo("backend", password), nats.MaxReconnects(0))
+		if err != nil {
+			t.Fatalf("after reload %d the new user cannot connect: %v", i, err)
+		}
+		backend.Close()
+	}
+	if n := pub.Stats().Reconnects; n != 0 || !pub.IsConnected() {
+		t.Errorf("a publisher reconnected %d times: the embedded server restarted", n)
+	}
+	if _, err := nats.Connect("nats://"+addr, nats.UserInfo("backend", "pw1"), nats.MaxReconnects(0)); err == nil {
+		t.Error("the replaced password still works")
 	}
 }

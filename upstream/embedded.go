@@ -31,7 +31,8 @@ type embeddedServer struct {
 	password string
 	// anonymous lets clients without credentials in with the backend
 	// role; only on a loopback listener.
-	anonymous bool
+	anonymous         bool
+	anonymousPassword string
 
 	mu sync.Mutex
 	// auths holds what each connection on this server asked for, in the
@@ -90,7 +91,9 @@ func startEmbedded(e EmbeddedConfig, key string, auth *serverAuth, log *zap.Logg
 		log:       log,
 		password:  rand.Text(),
 		anonymous: e.loopback(),
-		applied:   auth,
+		// Stable, so that a reload does not count it as a changed user.
+		anonymousPassword: rand.Text(),
+		applied:           auth,
 	}
 	opts, err := s.options(auth)
 	if err != nil {
@@ -135,7 +138,7 @@ func (s *embeddedServer) options(a *serverAuth) (*server.Options, error) {
 	if s.anonymous {
 		o.Users = append(o.Users, &server.User{
 			Username:    anonymousUser,
-			Password:    rand.Text(), // nobody logs in as it; it only names the role
+			Password:    s.anonymousPassword, // nobody logs in as it; it only names the role
 			Permissions: backendRole(a.streamSubjects),
 		})
 		o.NoAuthUser = anonymousUser
