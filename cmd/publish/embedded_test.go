@@ -12,9 +12,9 @@ import (
 	"github.com/ssegate/ssegate/upstream"
 )
 
-// TestPublishToTheDefaultEmbeddedServer: with the embedded server's
-// defaults (loopback, no users), publish works without credentials, with
-// JetStream acks and with -core.
+// TestPublishToTheDefaultEmbeddedServer: on the embedded server's default
+// loopback listener, publish works without credentials, with JetStream
+// acks and with -core, users or not; a user's password goes in the URL.
 func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -22,7 +22,8 @@ func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	conn, err := upstream.Acquire(upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: addr, StoreDir: t.TempDir()}}, zap.NewNop())
+	users := []upstream.EmbeddedUser{{User: "backend", Password: "pw"}}
+	conn, err := upstream.Acquire(upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: addr, StoreDir: t.TempDir(), Users: users}}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +41,12 @@ func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
 	if err := run([]string{"-server", server, "-core", "-count", "2", "-subject", "events.demo", "fire and forget"}); err != nil {
 		t.Fatalf("core publish: %v", err)
 	}
+	if err := run([]string{"-server", "nats://backend:pw@" + addr, "-channel", "demo", "as a user"}); err != nil {
+		t.Fatalf("publish as a user: %v", err)
+	}
+	if err := run([]string{"-server", "nats://backend:wrong@" + addr, "-channel", "demo", "x"}); err == nil {
+		t.Fatal("a wrong password published")
+	}
 	stream, err := conn.JS.Stream(ctx, s.Name)
 	if err != nil {
 		t.Fatal(err)
@@ -49,11 +56,11 @@ func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.State.Msgs == 3 {
+		if info.State.Msgs == 4 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("stream holds %d messages, want 3", info.State.Msgs)
+			t.Fatalf("stream holds %d messages, want 4", info.State.Msgs)
 		}
 	}
 }
