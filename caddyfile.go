@@ -137,6 +137,7 @@ func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
 //	    embedded {
 //	        listen    <host:port>
 //	        store_dir <path>
+//	        anonymous on|off
 //	        user <name> {
 //	            password  <password or bcrypt hash>
 //	            publish   <subject...>
@@ -252,6 +253,11 @@ func parseEmbedded(d *caddyfile.Dispenser, e *upstream.EmbeddedConfig) error {
 			err = oneString(d, &e.StoreDir)
 		case "user", "nkey":
 			err = parseEmbeddedUser(d, e)
+		case "anonymous":
+			var on bool
+			if on, err = onOff(d); err == nil {
+				e.Anonymous = &on
+			}
 		default:
 			err = d.Errf("unknown embedded option %q", d.Val())
 		}

@@ -381,6 +381,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "embedded user publish without subject", caddyfile: global("embedded {", "\tuser a {", "\t\tpassword p", "\t\tpublish", "\t}", "}"), want: "after 'publish'", line: 6},
 		{name: "embedded user password with two values", caddyfile: global("embedded {", "\tuser a {", "\t\tpassword p q", "\t}", "}"), want: "after 'q'", line: 5},
 		{name: "embedded nkey with password", caddyfile: global("embedded {", "\tnkey "+testNKey+" {", "\t\tpassword p", "\t}", "}"), want: "an nkey user takes no password", line: 5},
+		{name: "embedded anonymous maybe", caddyfile: global("embedded {", "\tanonymous maybe", "}"), want: `anonymous: want on or off, got "maybe"`, line: 4},
 		{name: "embedded nkey without key", caddyfile: global("embedded {", "\tnkey {", "\t\tpublish a", "\t}", "}"), want: "after 'nkey'", line: 4},
 		{name: "stream argument", caddyfile: global("stream EVENTS {", "\tstorage file", "}"), want: "after 'EVENTS'", line: 3},
 
@@ -572,6 +573,7 @@ func TestAppProvisionOffline(t *testing.T) {
 	nats := func(c upstream.Config) *App { return &App{NATS: c} }
 	embedded := func(e upstream.EmbeddedConfig) *App { return nats(upstream.Config{Embedded: &e}) }
 	embeddedUsers := func(u ...upstream.EmbeddedUser) *App { return embedded(upstream.EmbeddedConfig{Users: u}) }
+	on := true
 	urls := []string{"nats://127.0.0.1:1"}
 	invalid := []struct {
 		name string
@@ -592,6 +594,7 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"embedded on all interfaces without users", embedded(upstream.EmbeddedConfig{Listen: "0.0.0.0:4222"}), `embedded listen "0.0.0.0:4222" is reachable from other hosts, and the embedded server has no users, so anyone could publish; add a user`},
 		{"embedded on every address without users", embedded(upstream.EmbeddedConfig{Listen: ":4222"}), "or listen on 127.0.0.1"},
 		{"embedded on a host name without users", embedded(upstream.EmbeddedConfig{Listen: "nats.internal:4222"}), "reachable from other hosts"},
+		{"embedded anonymous on all interfaces", embedded(upstream.EmbeddedConfig{Listen: "0.0.0.0:4222", Anonymous: &on, Users: []upstream.EmbeddedUser{{User: "a", Password: "p"}}}), `embedded anonymous on: only for a loopback listen, not "0.0.0.0:4222"`},
 		{"embedded user without password", embeddedUsers(upstream.EmbeddedUser{User: "backend"}), `embedded user "backend": password is required`},
 		{"embedded user with user and nkey", embeddedUsers(upstream.EmbeddedUser{User: "backend", Password: "p", NKey: testNKey}), "give user and password, or nkey, not both"},
 		{"embedded user without name", embeddedUsers(upstream.EmbeddedUser{Password: "p"}), "needs a user name or an nkey"},

@@ -55,6 +55,10 @@ type EmbeddedConfig struct {
 	// to the stream's subjects only); on any other listener they are not,
 	// and users are required.
 	Users []EmbeddedUser `json:"users,omitempty"`
+	// Anonymous lets clients without credentials in, with the backend
+	// role. Default: on for a loopback listener; it cannot be on for any
+	// other.
+	Anonymous *bool `json:"anonymous,omitempty"`
 }
 
 // DefaultListen is the embedded server's client address.

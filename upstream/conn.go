@@ -164,7 +164,7 @@ func (c *Conn) attach(e EmbeddedConfig, streamSubjects []string, log *zap.Logger
 	if err != nil {
 		return err
 	}
-	auth := &serverAuth{users: users, streamSubjects: slices.Clone(streamSubjects)}
+	auth := &serverAuth{users: users, streamSubjects: slices.Clone(streamSubjects), anonymous: e.anonymous()}
 	srv, err := acquireEmbedded(e, auth, log)
 	if err != nil {
 		return err

@@ -29,9 +29,8 @@ type embeddedServer struct {
 	// password of the gateway's own user. It is random per server, never
 	// logged, and the user only connects in-process.
 	password string
-	// anonymous lets clients without credentials in with the backend
-	// role; only on a loopback listener.
-	anonymous         bool
+	// anonymousPassword belongs to the user that clients without
+	// credentials become; nobody logs in with it.
 	anonymousPassword string
 
 	mu sync.Mutex
@@ -46,6 +45,8 @@ type embeddedServer struct {
 type serverAuth struct {
 	users          []EmbeddedUser // passwords resolved
 	streamSubjects []string
+	// anonymous lets clients without credentials in, with the backend role.
+	anonymous bool
 }
 
 // acquireEmbedded starts the server for e with auth, or returns the
@@ -85,12 +86,11 @@ func startEmbedded(e EmbeddedConfig, key string, auth *serverAuth, log *zap.Logg
 		return nil, fmt.Errorf("embedded nats store_dir: %w", err)
 	}
 	s := &embeddedServer{
-		key:       key,
-		listen:    e.Listen,
-		storeDir:  e.StoreDir,
-		log:       log,
-		password:  rand.Text(),
-		anonymous: e.loopback(),
+		key:      key,
+		listen:   e.Listen,
+		storeDir: e.StoreDir,
+		log:      log,
+		password: rand.Text(),
 		// Stable, so that a reload does not count it as a changed user.
 		anonymousPassword: rand.Text(),
 		applied:           auth,
@@ -111,7 +111,7 @@ func startEmbedded(e EmbeddedConfig, key string, auth *serverAuth, log *zap.Logg
 	}
 	s.srv = srv
 	log.Info("embedded nats-server started", zap.String("listen", srv.ClientURL()),
-		zap.String("store_dir", e.StoreDir), zap.Bool("anonymous_publish", s.anonymous))
+		zap.String("store_dir", e.StoreDir), zap.Bool("anonymous_publish", auth.anonymous))
 	return s, nil
 }
 
@@ -135,10 +135,10 @@ func (s *embeddedServer) options(a *serverAuth) (*server.Options, error) {
 			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 		}},
 	}
-	if s.anonymous {
+	if a.anonymous {
 		o.Users = append(o.Users, &server.User{
 			Username:    anonymousUser,
-			Password:    s.anonymousPassword, // nobody logs in as it; it only names the role
+			Password:    s.anonymousPassword,
 			Permissions: backendRole(a.streamSubjects),
 		})
 		o.NoAuthUser = anonymousUser
@@ -198,7 +198,7 @@ func (s *embeddedServer) apply(a *serverAuth) error {
 		return fmt.Errorf("embedded nats: applying users: %w", err)
 	}
 	s.applied = a
-	s.log.Info("embedded nats-server users applied", zap.Int("users", len(a.users)))
+	s.log.Info("embedded nats-server users applied", zap.Int("users", len(a.users)), zap.Bool("anonymous_publish", a.anonymous))
 	return nil
 }
 

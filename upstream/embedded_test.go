@@ -181,6 +181,21 @@ func TestEmbeddedUsersFollowReloads(t *testing.T) {
 	}
 }
 
+// TestEmbeddedAnonymousOff: with anonymous off, only users get in.
+func TestEmbeddedAnonymousOff(t *testing.T) {
+	cfg := embeddedConfig(t, EmbeddedUser{User: "backend", Password: "pw"})
+	off := false
+	cfg.Embedded.Anonymous = &off
+	conn := acquire(t, cfg)
+	url := "nats://" + conn.embedded.listen
+	if err := canPublish(t, url, "events.demo"); err == nil {
+		t.Error("an anonymous client published")
+	}
+	if err := canPublish(t, url, "events.demo", nats.UserInfo("backend", "pw")); err != nil {
+		t.Errorf("the user: %v", err)
+	}
+}
+
 // TestDialAnother: Dial opens another connection the same way as the
 // gateway's own, in-process to the embedded server with its rights.
 func TestDialAnother(t *testing.T) {

@@ -84,12 +84,20 @@ func (e EmbeddedConfig) validateUsers() error {
 		}
 		seen[u.name()] = true
 	}
+	if e.Anonymous != nil && *e.Anonymous && !e.loopback() {
+		return fmt.Errorf("embedded anonymous on: only for a loopback listen, not %q", e.Listen)
+	}
 	if len(e.Users) == 0 && !e.loopback() {
 		return fmt.Errorf("embedded listen %q is reachable from other hosts, and the embedded server "+
 			"has no users, so anyone could publish; add a user (`user <name> { password <secret> }` "+
 			"or `nkey <U...>` in the embedded block), or listen on 127.0.0.1", e.Listen)
 	}
 	return nil
+}
+
+// anonymous reports whether clients without credentials get in.
+func (e EmbeddedConfig) anonymous() bool {
+	return e.loopback() && (e.Anonymous == nil || *e.Anonymous)
 }
 
 // loopback reports whether only this machine can reach the listener.
