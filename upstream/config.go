@@ -72,7 +72,7 @@ func (c Config) IsEmbedded() bool { return len(c.URLs) == 0 }
 func (c Config) Validate() error {
 	if c.IsEmbedded() {
 		if c.User != "" || c.Password != "" || c.Token != "" || c.CredsFile != "" || c.NKeyFile != "" || c.TLS != nil {
-			return errors.New("credentials and tls apply to external NATS urls; the embedded server needs none")
+			return errors.New("credentials and tls apply to external NATS urls; the embedded server needs none (its clients' users go in the embedded block)")
 		}
 		e := c.embedded()
 		if _, _, err := e.hostPort(); err != nil {
