@@ -103,7 +103,7 @@ func startEmbedded(e EmbeddedConfig, key string, auth *serverAuth, log *zap.Logg
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
-	srv.SetLoggerV2(zapLogger{log.Named("nats-server").Sugar()}, false, false, false)
+	srv.SetLoggerV2(newServerLog(log), false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
@@ -201,13 +201,3 @@ func (s *embeddedServer) apply(a *serverAuth) error {
 	s.log.Info("embedded nats-server users applied", zap.Int("users", len(a.users)), zap.Bool("anonymous_publish", a.anonymous))
 	return nil
 }
-
-// zapLogger adapts nats-server's logger interface to zap.
-type zapLogger struct{ s *zap.SugaredLogger }
-
-func (l zapLogger) Noticef(f string, v ...any) { l.s.Infof(f, v...) }
-func (l zapLogger) Warnf(f string, v ...any)   { l.s.Warnf(f, v...) }
-func (l zapLogger) Fatalf(f string, v ...any)  { l.s.Errorf(f, v...) }
-func (l zapLogger) Errorf(f string, v ...any)  { l.s.Errorf(f, v...) }
-func (l zapLogger) Debugf(f string, v ...any)  { l.s.Debugf(f, v...) }
-func (l zapLogger) Tracef(f string, v ...any)  { l.s.Debugf(f, v...) }
