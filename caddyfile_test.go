@@ -511,8 +511,11 @@ func provisionApp(t *testing.T, a *App) error {
 	return a.Provision(ctx)
 }
 
-// testNKey is a public user nkey, valid and unused.
-const testNKey = "UCCJTZCNUONCWBFTFQRF2XB3C3PNCTV7JCY4EZCB5R7G6EVQ4VCSHGRI"
+// testNKey is a public user nkey, valid and unused; testSeed a seed.
+const (
+	testNKey = "UCCJTZCNUONCWBFTFQRF2XB3C3PNCTV7JCY4EZCB5R7G6EVQ4VCSHGRI"
+	testSeed = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY"
+)
 
 // TestAppProvisionOffline: `caddy adapt --validate` and `caddy validate`
 // provision the app on machines that may not reach NATS, so Provision must
@@ -594,17 +597,17 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"embedded on all interfaces without users", embedded(upstream.EmbeddedConfig{Listen: "0.0.0.0:4222"}), `embedded listen "0.0.0.0:4222" is reachable from other hosts, and the embedded server has no users, so anyone could publish; add a user`},
 		{"embedded on every address without users", embedded(upstream.EmbeddedConfig{Listen: ":4222"}), "or listen on 127.0.0.1"},
 		{"embedded on a host name without users", embedded(upstream.EmbeddedConfig{Listen: "nats.internal:4222"}), "reachable from other hosts"},
-		{"embedded anonymous on all interfaces", embedded(upstream.EmbeddedConfig{Listen: "0.0.0.0:4222", Anonymous: &on, Users: []upstream.EmbeddedUser{{User: "a", Password: "p"}}}), `embedded anonymous on: only for a loopback listen, not "0.0.0.0:4222"`},
+		{"embedded anonymous on all interfaces", embedded(upstream.EmbeddedConfig{Listen: "0.0.0.0:4222", Anonymous: &on, Users: []upstream.EmbeddedUser{{User: "a", Password: "s3cret"}}}), `embedded anonymous on: only for a loopback listen, not "0.0.0.0:4222"`},
 		{"embedded user without password", embeddedUsers(upstream.EmbeddedUser{User: "backend"}), `embedded user "backend": password is required`},
-		{"embedded user with user and nkey", embeddedUsers(upstream.EmbeddedUser{User: "backend", Password: "p", NKey: testNKey}), "give user and password, or nkey, not both"},
-		{"embedded user without name", embeddedUsers(upstream.EmbeddedUser{Password: "p"}), "needs a user name or an nkey"},
+		{"embedded user with user and nkey", embeddedUsers(upstream.EmbeddedUser{User: "backend", Password: "s3cret", NKey: testNKey}), "give user and password, or nkey, not both"},
+		{"embedded user without name", embeddedUsers(upstream.EmbeddedUser{Password: "s3cret"}), "needs a user name or an nkey"},
 		{"embedded nkey not a user key", embeddedUsers(upstream.EmbeddedUser{NKey: "UABC"}), `embedded nkey "UABC": not a public user nkey`},
-		{"embedded nkey seed instead of public key", embeddedUsers(upstream.EmbeddedUser{NKey: "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY"}), "not a public user nkey"},
-		{"embedded nkey with password", embeddedUsers(upstream.EmbeddedUser{NKey: testNKey, Password: "p"}), "takes no password"},
-		{"embedded user with a reserved name", embeddedUsers(upstream.EmbeddedUser{User: "_ssegate_gateway", Password: "p"}), "reserved"},
-		{"embedded user twice", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "p"}, upstream.EmbeddedUser{User: "a", Password: "q"}), `embedded user "a" is given more than once`},
-		{"embedded user bad publish subject", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "p", Publish: []string{"events..x"}}), `"events..x" is not a NATS subject`},
-		{"embedded user bad subscribe subject", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "p", Subscribe: []string{"a.>.b"}}), `"a.>.b" is not a NATS subject`},
+		{"embedded nkey seed instead of public key", embeddedUsers(upstream.EmbeddedUser{NKey: testSeed}), "that is a seed, which stays with the client"},
+		{"embedded nkey with password", embeddedUsers(upstream.EmbeddedUser{NKey: testNKey, Password: "s3cret"}), "takes no password"},
+		{"embedded user with a reserved name", embeddedUsers(upstream.EmbeddedUser{User: "_ssegate_gateway", Password: "s3cret"}), "reserved"},
+		{"embedded user twice", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "s3cret"}, upstream.EmbeddedUser{User: "a", Password: "s3cret2"}), `embedded user "a" is given more than once`},
+		{"embedded user bad publish subject", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "s3cret", Publish: []string{"events..x"}}), `"events..x" is not a NATS subject`},
+		{"embedded user bad subscribe subject", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "s3cret", Subscribe: []string{"a.>.b"}}), `"a.>.b" is not a NATS subject`},
 		{"stream replicas", &App{Stream: replay.StreamConfig{Replicas: 6}}, "stream replicas 6: want 1 to 5"},
 		{"stream storage", &App{Stream: replay.StreamConfig{Storage: "disk"}}, `stream storage "disk": want file or memory`},
 		{"stream loops through republish", &App{Stream: replay.StreamConfig{Subjects: []string{">"}}}, "would loop"},
@@ -617,6 +620,11 @@ func TestAppProvisionOffline(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Provision: %q does not contain %q", err, tt.want)
+			}
+			for _, secret := range []string{"s3cret", testSeed} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("Provision: %q holds a secret", err)
+				}
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -56,6 +57,9 @@ func (u EmbeddedUser) validate() error {
 		return errors.New("embedded user: needs a user name or an nkey")
 	case u.NKey != "" && u.Password != "":
 		return fmt.Errorf("embedded nkey %s: takes no password; the client signs with its seed", u.NKey)
+	case strings.HasPrefix(u.NKey, "S"):
+		// Never echo it: a seed is a secret.
+		return errors.New("embedded nkey: that is a seed, which stays with the client; give its public key (U...)")
 	case u.NKey != "" && !nkeys.IsValidPublicUserKey(u.NKey):
 		return fmt.Errorf("embedded nkey %q: not a public user nkey (U...)", u.NKey)
 	case u.User != "" && u.Password == "":
@@ -63,7 +67,7 @@ func (u EmbeddedUser) validate() error {
 	case strings.HasPrefix(u.User, reservedPrefix):
 		return fmt.Errorf("embedded user %q: names starting with %s are reserved", u.User, reservedPrefix)
 	}
-	for _, s := range append(append([]string(nil), u.Publish...), u.Subscribe...) {
+	for _, s := range slices.Concat(u.Publish, u.Subscribe) {
 		if !replay.ValidSubject(s, true) {
 			return fmt.Errorf("embedded user %q: %q is not a NATS subject", u.name(), s)
 		}
