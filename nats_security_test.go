@@ -221,7 +221,7 @@ func TestProductionNATSPermissions(t *testing.T) {
 	}
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: withTickets(), logFile: logFile, nats: map[string]any{
-		"urls": []string{ns.ClientURL()}, "user": "ssegate", "password": gatewayPass,
+		"urls": []string{ns.ClientURL()}, "user": "ssegate", "password": "{env.SSEGATE_NATS_PASSWORD}",
 		"reconnect_wait": int64(50 * time.Millisecond),
 	}})
 	if _, err := nats.Connect(ns.ClientURL()); err == nil {

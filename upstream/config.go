@@ -19,7 +19,9 @@ type Config struct {
 	// URLs of an external NATS cluster. Empty means embedded.
 	URLs []string `json:"urls,omitempty"`
 
-	User      string `json:"user,omitempty"`
+	User string `json:"user,omitempty"`
+	// Password and Token may be Caddy placeholders such as {env.NAME},
+	// resolved when connecting.
 	Password  string `json:"password,omitempty"`
 	Token     string `json:"token,omitempty"`
 	CredsFile string `json:"creds_file,omitempty"`

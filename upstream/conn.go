@@ -232,11 +232,22 @@ func (cfg Config) options() ([]nats.Option, error) {
 		nats.ReconnectWait(wait),
 		nats.RetryOnFailedConnect(false),
 	}
+	// Secrets may be placeholders ({env.*}, {file.*}), so that the
+	// config need not hold them.
+	repl := caddy.NewReplacer()
 	switch {
 	case cfg.User != "":
-		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+		password := repl.ReplaceKnown(cfg.Password, "")
+		if password == "" {
+			return nil, errors.New("nats password is empty once placeholders are replaced")
+		}
+		opts = append(opts, nats.UserInfo(cfg.User, password))
 	case cfg.Token != "":
-		opts = append(opts, nats.Token(cfg.Token))
+		token := repl.ReplaceKnown(cfg.Token, "")
+		if token == "" {
+			return nil, errors.New("nats token is empty once placeholders are replaced")
+		}
+		opts = append(opts, nats.Token(token))
 	case cfg.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	case cfg.NKeyFile != "":

@@ -221,3 +221,19 @@ func TestDialAnother(t *testing.T) {
 		t.Errorf("the second connection cannot read the stream: %v", err)
 	}
 }
+
+// TestEmptySecretsAreRefused: a password placeholder whose variable is
+// unset is an error at start, not an attempt with an empty password.
+func TestEmptySecretsAreRefused(t *testing.T) {
+	const unset = "{env.SSEGATE_TEST_UNSET_VARIABLE}"
+	for name, cfg := range map[string]Config{
+		"external password": {URLs: []string{"nats://127.0.0.1:1"}, User: "u", Password: unset},
+		"external token":    {URLs: []string{"nats://127.0.0.1:1"}, Token: unset},
+		"embedded user":     embeddedConfig(t, EmbeddedUser{User: "backend", Password: unset}),
+	} {
+		_, err := Acquire(cfg, zap.NewNop())
+		if err == nil || !strings.Contains(err.Error(), "empty once placeholders are replaced") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
