@@ -77,7 +77,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 // stream is ready, so a broken setup fails at startup with a clear error.
 func (a *App) Start() error {
 	defer close(a.started)
-	conn, err := upstream.Acquire(a.NATS, a.log)
+	conn, err := upstream.Acquire(a.NATS, a.log, a.Stream.Subjects...)
 	if err != nil {
 		return err
 	}

@@ -137,6 +137,16 @@ func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
 //	    embedded {
 //	        listen    <host:port>
 //	        store_dir <path>
+//	        anonymous on|off
+//	        user <name> {
+//	            password  <password or bcrypt hash>
+//	            publish   <subject...>
+//	            subscribe <subject...>
+//	        }
+//	        nkey <public user nkey> {
+//	            publish   <subject...>
+//	            subscribe <subject...>
+//	        }
 //	    }
 //	    stream {
 //	        name                 <name>
@@ -241,6 +251,13 @@ func parseEmbedded(d *caddyfile.Dispenser, e *upstream.EmbeddedConfig) error {
 			err = oneString(d, &e.Listen)
 		case "store_dir":
 			err = oneString(d, &e.StoreDir)
+		case "user", "nkey":
+			err = parseEmbeddedUser(d, e)
+		case "anonymous":
+			var on bool
+			if on, err = onOff(d); err == nil {
+				e.Anonymous = &on
+			}
 		default:
 			err = d.Errf("unknown embedded option %q", d.Val())
 		}
@@ -248,6 +265,45 @@ func parseEmbedded(d *caddyfile.Dispenser, e *upstream.EmbeddedConfig) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// parseEmbeddedUser reads `user <name> { password ... }` or
+// `nkey <U...> [{ ... }]`, each with optional publish and subscribe lists.
+func parseEmbeddedUser(d *caddyfile.Dispenser, e *upstream.EmbeddedConfig) error {
+	kind := d.Val()
+	var u upstream.EmbeddedUser
+	id := &u.User
+	if kind == "nkey" {
+		id = &u.NKey
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*id = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "password":
+			if kind == "nkey" {
+				return d.Err("an nkey user takes no password; the client signs with its seed")
+			}
+			err = oneString(d, &u.Password)
+		case "publish":
+			err = appendArgs(d, &u.Publish)
+		case "subscribe":
+			err = appendArgs(d, &u.Subscribe)
+		default:
+			err = d.Errf("unknown %s option %q", kind, d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	e.Users = append(e.Users, u)
 	return nil
 }
 

@@ -375,6 +375,14 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "embedded unknown option", caddyfile: global("embedded {", "\tport 4222", "}"), want: `unknown embedded option "port"`, line: 4},
 		{name: "embedded argument", caddyfile: global("embedded 127.0.0.1:4222"), want: "after '127.0.0.1:4222'", line: 3},
 		{name: "stream unknown option", caddyfile: global("stream {", "\tretention limits", "}"), want: `unknown stream option "retention"`, line: 4},
+		{name: "embedded user without name", caddyfile: global("embedded {", "\tuser", "}"), want: "after 'user'", line: 4},
+		{name: "embedded user with two names", caddyfile: global("embedded {", "\tuser a b {", "\t\tpassword p", "\t}", "}"), want: "after 'b'", line: 4},
+		{name: "embedded user unknown option", caddyfile: global("embedded {", "\tuser a {", "\t\tpasswd p", "\t}", "}"), want: `unknown user option "passwd"`, line: 5},
+		{name: "embedded user publish without subject", caddyfile: global("embedded {", "\tuser a {", "\t\tpassword p", "\t\tpublish", "\t}", "}"), want: "after 'publish'", line: 6},
+		{name: "embedded user password with two values", caddyfile: global("embedded {", "\tuser a {", "\t\tpassword p q", "\t}", "}"), want: "after 'q'", line: 5},
+		{name: "embedded nkey with password", caddyfile: global("embedded {", "\tnkey "+testNKey+" {", "\t\tpassword p", "\t}", "}"), want: "an nkey user takes no password", line: 5},
+		{name: "embedded anonymous maybe", caddyfile: global("embedded {", "\tanonymous maybe", "}"), want: `anonymous: want on or off, got "maybe"`, line: 4},
+		{name: "embedded nkey without key", caddyfile: global("embedded {", "\tnkey {", "\t\tpublish a", "\t}", "}"), want: "after 'nkey'", line: 4},
 		{name: "stream argument", caddyfile: global("stream EVENTS {", "\tstorage file", "}"), want: "after 'EVENTS'", line: 3},
 
 		// Global option: missing and extra arguments.
@@ -503,6 +511,12 @@ func provisionApp(t *testing.T, a *App) error {
 	return a.Provision(ctx)
 }
 
+// testNKey is a public user nkey, valid and unused; testSeed a seed.
+const (
+	testNKey = "UCCJTZCNUONCWBFTFQRF2XB3C3PNCTV7JCY4EZCB5R7G6EVQ4VCSHGRI"
+	testSeed = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY"
+)
+
 // TestAppProvisionOffline: `caddy adapt --validate` and `caddy validate`
 // provision the app on machines that may not reach NATS, so Provision must
 // check the config without dialing, and refuse bad combinations itself.
@@ -545,6 +559,10 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"token", &App{NATS: upstream.Config{URLs: []string{"nats://127.0.0.1:1"}, Token: "t"}}},
 		{"creds_file", &App{NATS: upstream.Config{URLs: []string{"nats://127.0.0.1:1"}, CredsFile: "/nonexistent.creds"}}},
 		{"nkey_file with tls ca only", &App{NATS: upstream.Config{URLs: []string{"nats://127.0.0.1:1"}, NKeyFile: "/nonexistent.nk", TLS: &upstream.TLSConfig{CA: "/nonexistent/ca.pem"}}}},
+		{"embedded on all interfaces with a user", &App{NATS: upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: "0.0.0.0:14222", Users: []upstream.EmbeddedUser{{User: "backend", Password: "s3cret"}}}}}},
+		{"embedded nkey user with lists", &App{NATS: upstream.Config{Embedded: &upstream.EmbeddedConfig{Users: []upstream.EmbeddedUser{{NKey: testNKey, Publish: []string{"events.>"}, Subscribe: []string{"_INBOX.>"}}}}}}},
+		{"embedded on localhost without users", &App{NATS: upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: "localhost:14222"}}}},
+		{"embedded on ::1 without users", &App{NATS: upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: "[::1]:14222"}}}},
 		{"unmanaged custom stream", &App{Stream: replay.StreamConfig{Name: "EVENTS", Subjects: []string{"app.>"}, RepublishPrefix: "live", Storage: "memory", Replicas: 3, Unmanaged: true}}},
 	}
 	for _, tt := range valid {
@@ -556,6 +574,9 @@ func TestAppProvisionOffline(t *testing.T) {
 	}
 
 	nats := func(c upstream.Config) *App { return &App{NATS: c} }
+	embedded := func(e upstream.EmbeddedConfig) *App { return nats(upstream.Config{Embedded: &e}) }
+	embeddedUsers := func(u ...upstream.EmbeddedUser) *App { return embedded(upstream.EmbeddedConfig{Users: u}) }
+	on := true
 	urls := []string{"nats://127.0.0.1:1"}
 	invalid := []struct {
 		name string
@@ -573,6 +594,20 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"tls for the embedded server", nats(upstream.Config{TLS: &upstream.TLSConfig{CA: "/ca.pem"}}), "the embedded server needs none"},
 		{"bad embedded listen", nats(upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: "4222"}}), `embedded listen "4222"`},
 		{"password for the embedded server", nats(upstream.Config{Password: "p"}), "the embedded server needs none"},
+		{"embedded on all interfaces without users", embedded(upstream.EmbeddedConfig{Listen: "0.0.0.0:4222"}), `embedded listen "0.0.0.0:4222" is reachable from other hosts, and the embedded server has no users, so anyone could publish; add a user`},
+		{"embedded on every address without users", embedded(upstream.EmbeddedConfig{Listen: ":4222"}), "or listen on 127.0.0.1"},
+		{"embedded on a host name without users", embedded(upstream.EmbeddedConfig{Listen: "nats.internal:4222"}), "reachable from other hosts"},
+		{"embedded anonymous on all interfaces", embedded(upstream.EmbeddedConfig{Listen: "0.0.0.0:4222", Anonymous: &on, Users: []upstream.EmbeddedUser{{User: "a", Password: "s3cret"}}}), `embedded anonymous on: only for a loopback listen, not "0.0.0.0:4222"`},
+		{"embedded user without password", embeddedUsers(upstream.EmbeddedUser{User: "backend"}), `embedded user "backend": password is required`},
+		{"embedded user with user and nkey", embeddedUsers(upstream.EmbeddedUser{User: "backend", Password: "s3cret", NKey: testNKey}), "give user and password, or nkey, not both"},
+		{"embedded user without name", embeddedUsers(upstream.EmbeddedUser{Password: "s3cret"}), "needs a user name or an nkey"},
+		{"embedded nkey not a user key", embeddedUsers(upstream.EmbeddedUser{NKey: "UABC"}), `embedded nkey "UABC": not a public user nkey`},
+		{"embedded nkey seed instead of public key", embeddedUsers(upstream.EmbeddedUser{NKey: testSeed}), "that is a seed, which stays with the client"},
+		{"embedded nkey with password", embeddedUsers(upstream.EmbeddedUser{NKey: testNKey, Password: "s3cret"}), "takes no password"},
+		{"embedded user with a reserved name", embeddedUsers(upstream.EmbeddedUser{User: "_ssegate_gateway", Password: "s3cret"}), "reserved"},
+		{"embedded user twice", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "s3cret"}, upstream.EmbeddedUser{User: "a", Password: "s3cret2"}), `embedded user "a" is given more than once`},
+		{"embedded user bad publish subject", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "s3cret", Publish: []string{"events..x"}}), `"events..x" is not a NATS subject`},
+		{"embedded user bad subscribe subject", embeddedUsers(upstream.EmbeddedUser{User: "a", Password: "s3cret", Subscribe: []string{"a.>.b"}}), `"a.>.b" is not a NATS subject`},
 		{"stream replicas", &App{Stream: replay.StreamConfig{Replicas: 6}}, "stream replicas 6: want 1 to 5"},
 		{"stream storage", &App{Stream: replay.StreamConfig{Storage: "disk"}}, `stream storage "disk": want file or memory`},
 		{"stream loops through republish", &App{Stream: replay.StreamConfig{Subjects: []string{">"}}}, "would loop"},
@@ -585,6 +620,11 @@ func TestAppProvisionOffline(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Provision: %q does not contain %q", err, tt.want)
+			}
+			for _, secret := range []string{"s3cret", testSeed} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("Provision: %q holds a secret", err)
+				}
 			}
 		})
 	}

@@ -19,7 +19,9 @@ type Config struct {
 	// URLs of an external NATS cluster. Empty means embedded.
 	URLs []string `json:"urls,omitempty"`
 
-	User      string `json:"user,omitempty"`
+	User string `json:"user,omitempty"`
+	// Password and Token may be Caddy placeholders such as {env.NAME},
+	// resolved when connecting.
 	Password  string `json:"password,omitempty"`
 	Token     string `json:"token,omitempty"`
 	CredsFile string `json:"creds_file,omitempty"`
@@ -49,6 +51,16 @@ type EmbeddedConfig struct {
 	Listen string `json:"listen,omitempty"`
 	// StoreDir holds JetStream data; default <caddy data dir>/ssegate/nats.
 	StoreDir string `json:"store_dir,omitempty"`
+	// Users may connect with a password or an nkey, each with its own
+	// publish and subscribe permissions. On a loopback listener, clients
+	// without credentials are still let in, with the backend role (publish
+	// to the stream's subjects only); on any other listener they are not,
+	// and users are required.
+	Users []EmbeddedUser `json:"users,omitempty"`
+	// Anonymous lets clients without credentials in, with the backend
+	// role. Default: on for a loopback listener; it cannot be on for any
+	// other.
+	Anonymous *bool `json:"anonymous,omitempty"`
 }
 
 // DefaultListen is the embedded server's client address.
@@ -62,12 +74,13 @@ func (c Config) IsEmbedded() bool { return len(c.URLs) == 0 }
 func (c Config) Validate() error {
 	if c.IsEmbedded() {
 		if c.User != "" || c.Password != "" || c.Token != "" || c.CredsFile != "" || c.NKeyFile != "" || c.TLS != nil {
-			return errors.New("credentials and tls apply to external NATS urls; the embedded server needs none")
+			return errors.New("credentials and tls apply to external NATS urls; the embedded server needs none (its clients' users go in the embedded block)")
 		}
-		if _, _, err := c.embedded().hostPort(); err != nil {
+		e := c.embedded()
+		if _, _, err := e.hostPort(); err != nil {
 			return err
 		}
-		return nil
+		return e.validateUsers()
 	}
 	if c.Embedded != nil {
 		return errors.New("embedded and urls are exclusive")
@@ -117,8 +130,17 @@ func (e EmbeddedConfig) hostPort() (string, int, error) {
 }
 
 // key identifies connections that can be shared: two configs with the same
-// key get the same pooled connection across reloads.
-func (c Config) key() string {
-	b, _ := json.Marshal(c)
+// key get the same pooled connection across reloads. An embedded server's
+// users follow the stream's subjects, so those are part of its key.
+func (c Config) key(streamSubjects []string) string {
+	var b []byte
+	if c.IsEmbedded() {
+		b, _ = json.Marshal(struct {
+			Config
+			Subjects []string
+		}{c, streamSubjects})
+	} else {
+		b, _ = json.Marshal(c)
+	}
 	return "ssegate.nats:" + string(b)
 }

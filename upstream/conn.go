@@ -3,16 +3,17 @@ package upstream
 import (
 	"errors"
 	"fmt"
-	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/replay"
 )
 
 // pool keeps NATS connections (and embedded servers) alive across config
@@ -25,10 +26,17 @@ var pool = caddy.NewUsagePool()
 // about disconnects, reconnects and slow-consumer drops, so that several
 // hubs (old and new config during a reload) can share one connection.
 type Conn struct {
-	NC     *nats.Conn
-	JS     jetstream.JetStream
-	server *server.Server
-	key    string
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	key string
+	// urls and opts are how NC was dialled, minus its name and handlers,
+	// so that Dial can open more connections the same way.
+	urls []string
+	opts []nats.Option
+	// embedded is the in-process server, with what this connection
+	// asked of it; nil for external NATS.
+	embedded *embeddedServer
+	auth     *serverAuth
 
 	closed   chan struct{}
 	mu       sync.Mutex
@@ -45,10 +53,18 @@ type Watcher struct {
 
 // Acquire returns the pooled connection for cfg, dialling (or starting the
 // embedded server) on first use. Every Acquire needs one Release.
-func Acquire(cfg Config, log *zap.Logger) (*Conn, error) {
-	key := cfg.key()
+// streamSubjects are what the embedded server lets anonymous clients and
+// users without their own lists publish to; default events.>.
+func Acquire(cfg Config, log *zap.Logger, streamSubjects ...string) (*Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(streamSubjects) == 0 {
+		streamSubjects = []string{replay.DefaultSubjects}
+	}
+	key := cfg.key(streamSubjects)
 	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return dial(cfg, key, log)
+		return dial(cfg, streamSubjects, key, log)
 	})
 	if err != nil {
 		return nil, err
@@ -74,10 +90,7 @@ func (c *Conn) Destruct() error {
 	case <-time.After(5 * time.Second):
 		c.NC.Close()
 	}
-	if c.server != nil {
-		c.server.Shutdown()
-		c.server.WaitForShutdown()
-	}
+	c.detach()
 	return nil
 }
 
@@ -105,23 +118,76 @@ func (c *Conn) each(fn func(*Watcher)) {
 	}
 }
 
-func dial(cfg Config, key string, log *zap.Logger) (*Conn, error) {
+func dial(cfg Config, streamSubjects []string, key string, log *zap.Logger) (*Conn, error) {
 	c := &Conn{key: key, watchers: make(map[*Watcher]struct{}), closed: make(chan struct{})}
 	urls := cfg.URLs
-	if cfg.IsEmbedded() {
-		srv, err := startEmbedded(cfg.embedded(), log)
-		if err != nil {
-			return nil, err
-		}
-		c.server = srv
-		urls = []string{srv.ClientURL()}
-	}
-	opts, err := cfg.options(log)
+	opts, err := cfg.options()
 	if err != nil {
-		c.shutdownServer()
 		return nil, err
 	}
-	opts = append(opts,
+	if cfg.IsEmbedded() {
+		if err := c.attach(cfg.embedded(), streamSubjects, log); err != nil {
+			return nil, err
+		}
+		urls = []string{c.embedded.srv.ClientURL()}
+		opts = append(opts, nats.InProcessServer(c.embedded.srv), nats.UserInfo(gatewayUser, c.embedded.password))
+	}
+	c.urls, c.opts = urls, opts
+	nc, err := c.Dial("ssegate", c.handlers(log)...)
+	if err != nil {
+		c.detach()
+		return nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		c.detach()
+		return nil, err
+	}
+	c.NC, c.JS = nc, js
+	log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()), zap.Bool("embedded", c.embedded != nil))
+	return c, nil
+}
+
+// Dial opens another connection to the same NATS, with the same
+// credentials, TLS and inbox prefix (in-process to the embedded server),
+// named name. The caller closes it.
+func (c *Conn) Dial(name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append(append(slices.Clip(c.opts), nats.Name(name)), extra...)
+	return nats.Connect(strings.Join(c.urls, ","), opts...)
+}
+
+// attach starts or joins the embedded server and asks it for this
+// config's users.
+func (c *Conn) attach(e EmbeddedConfig, streamSubjects []string, log *zap.Logger) error {
+	users, err := resolved(e.Users)
+	if err != nil {
+		return err
+	}
+	auth := &serverAuth{users: users, streamSubjects: slices.Clone(streamSubjects), anonymous: e.anonymous()}
+	srv, err := acquireEmbedded(e, auth, log)
+	if err != nil {
+		return err
+	}
+	if err := srv.require(auth); err != nil {
+		srv.release()
+		return err
+	}
+	c.embedded, c.auth = srv, auth
+	return nil
+}
+
+// detach gives back the embedded server; the last one stops it.
+func (c *Conn) detach() {
+	if c.embedded != nil {
+		c.embedded.drop(c.auth)
+		c.embedded.release()
+	}
+}
+
+// handlers route the connection's events to the watchers.
+func (c *Conn) handlers(log *zap.Logger) []nats.Option {
+	return []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats disconnected", zap.Error(err))
 			c.each(func(w *Watcher) { call(w.Disconnected) })
@@ -142,26 +208,6 @@ func dial(cfg Config, key string, log *zap.Logger) (*Conn, error) {
 			}
 			log.Warn("nats async error", zap.Error(err))
 		}),
-	)
-	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
-	if err != nil {
-		c.shutdownServer()
-		return nil, fmt.Errorf("connecting to NATS: %w", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		c.shutdownServer()
-		return nil, err
-	}
-	c.NC, c.JS = nc, js
-	log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()), zap.Bool("embedded", c.server != nil))
-	return c, nil
-}
-
-func (c *Conn) shutdownServer() {
-	if c.server != nil {
-		c.server.Shutdown()
 	}
 }
 
@@ -173,22 +219,35 @@ func call(fn func()) {
 
 // options turns the config into nats.go options. Reconnects never give up:
 // a gateway that stops reconnecting serves heartbeats forever and no events.
-func (cfg Config) options(log *zap.Logger) ([]nats.Option, error) {
+// Replies come in under InboxPrefix, where backends, which may read
+// _INBOX.> for their acks, cannot read the gateway's JetStream answers.
+func (cfg Config) options() ([]nats.Option, error) {
 	wait := time.Duration(cfg.ReconnectWait)
 	if wait <= 0 {
 		wait = time.Second
 	}
 	opts := []nats.Option{
-		nats.Name("ssegate"),
+		nats.CustomInboxPrefix(InboxPrefix),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(wait),
 		nats.RetryOnFailedConnect(false),
 	}
+	// Secrets may be placeholders ({env.*}, {file.*}), so that the
+	// config need not hold them.
+	repl := caddy.NewReplacer()
 	switch {
 	case cfg.User != "":
-		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+		password := repl.ReplaceKnown(cfg.Password, "")
+		if password == "" {
+			return nil, errors.New("nats password is empty once placeholders are replaced")
+		}
+		opts = append(opts, nats.UserInfo(cfg.User, password))
 	case cfg.Token != "":
-		opts = append(opts, nats.Token(cfg.Token))
+		token := repl.ReplaceKnown(cfg.Token, "")
+		if token == "" {
+			return nil, errors.New("nats token is empty once placeholders are replaced")
+		}
+		opts = append(opts, nats.Token(token))
 	case cfg.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	case cfg.NKeyFile != "":
@@ -217,42 +276,3 @@ func (cfg Config) options(log *zap.Logger) ([]nats.Option, error) {
 	}
 	return opts, nil
 }
-
-func startEmbedded(e EmbeddedConfig, log *zap.Logger) (*server.Server, error) {
-	host, port, err := e.hostPort()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(e.StoreDir, 0o700); err != nil {
-		return nil, fmt.Errorf("embedded nats store_dir: %w", err)
-	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: "ssegate-embedded",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   e.StoreDir,
-		NoSigs:     true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
-	}
-	srv.SetLoggerV2(zapLogger{log.Named("nats-server").Sugar()}, false, false, false)
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("embedded nats did not start on %s (port in use?)", e.Listen)
-	}
-	log.Info("embedded nats-server started", zap.String("listen", srv.ClientURL()), zap.String("store_dir", e.StoreDir))
-	return srv, nil
-}
-
-// zapLogger adapts nats-server's logger interface to zap.
-type zapLogger struct{ s *zap.SugaredLogger }
-
-func (l zapLogger) Noticef(f string, v ...any) { l.s.Infof(f, v...) }
-func (l zapLogger) Warnf(f string, v ...any)   { l.s.Warnf(f, v...) }
-func (l zapLogger) Fatalf(f string, v ...any)  { l.s.Errorf(f, v...) }
-func (l zapLogger) Errorf(f string, v ...any)  { l.s.Errorf(f, v...) }
-func (l zapLogger) Debugf(f string, v ...any)  { l.s.Debugf(f, v...) }
-func (l zapLogger) Tracef(f string, v ...any)  { l.s.Debugf(f, v...) }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/replay"
+	"github.com/ssegate/ssegate/upstream"
+)
+
+// TestPublishToTheDefaultEmbeddedServer: on the embedded server's default
+// loopback listener, publish works without credentials, with JetStream
+// acks and with -core, users or not; a user's password goes in the URL.
+func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	users := []upstream.EmbeddedUser{{User: "backend", Password: "pw"}}
+	conn, err := upstream.Acquire(upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: addr, StoreDir: t.TempDir(), Users: users}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := replay.Ensure(ctx, conn.JS, replay.StreamConfig{Storage: "memory"}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := "nats://" + addr
+	if err := run([]string{"-server", server, "-channel", "demo", "-event", "greeting", "hello"}); err != nil {
+		t.Fatalf("JetStream publish: %v", err)
+	}
+	if err := run([]string{"-server", server, "-core", "-count", "2", "-subject", "events.demo", "fire and forget"}); err != nil {
+		t.Fatalf("core publish: %v", err)
+	}
+	if err := run([]string{"-server", "nats://backend:pw@" + addr, "-channel", "demo", "as a user"}); err != nil {
+		t.Fatalf("publish as a user: %v", err)
+	}
+	if err := run([]string{"-server", "nats://backend:wrong@" + addr, "-channel", "demo", "x"}); err == nil {
+		t.Fatal("a wrong password published")
+	}
+	stream, err := conn.JS.Stream(ctx, s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream holds %d messages, want 4", info.State.Msgs)
+		}
+	}
+}
