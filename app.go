@@ -156,7 +156,7 @@ func (a *App) running(ctx context.Context) (*running, error) {
 
 // Interface guards.
 var (
-	_ caddy.App         = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )

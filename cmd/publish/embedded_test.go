@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,16 +37,16 @@ func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	server := "nats://" + addr
-	if err := run([]string{"-server", server, "-channel", "demo", "-event", "greeting", "hello"}); err != nil {
+	if err := run([]string{"-server", server, "-channel", "demo", "-event", "greeting", "hello"}, strings.NewReader(""), io.Discard, io.Discard); err != nil {
 		t.Fatalf("JetStream publish: %v", err)
 	}
-	if err := run([]string{"-server", server, "-core", "-count", "2", "-subject", "events.demo", "fire and forget"}); err != nil {
+	if err := run([]string{"-server", server, "-core", "-count", "2", "-subject", "events.demo", "fire and forget"}, strings.NewReader(""), io.Discard, io.Discard); err != nil {
 		t.Fatalf("core publish: %v", err)
 	}
-	if err := run([]string{"-server", "nats://backend:pw@" + addr, "-channel", "demo", "as a user"}); err != nil {
+	if err := run([]string{"-server", "nats://backend:pw@" + addr, "-channel", "demo", "as a user"}, strings.NewReader(""), io.Discard, io.Discard); err != nil {
 		t.Fatalf("publish as a user: %v", err)
 	}
-	if err := run([]string{"-server", "nats://backend:wrong@" + addr, "-channel", "demo", "x"}); err == nil {
+	if err := run([]string{"-server", "nats://backend:wrong@" + addr, "-channel", "demo", "x"}, strings.NewReader(""), io.Discard, io.Discard); err == nil {
 		t.Fatal("a wrong password published")
 	}
 	stream, err := conn.JS.Stream(ctx, s.Name)
