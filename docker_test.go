@@ -247,6 +247,10 @@ func TestDockerCaddyfileRuns(t *testing.T) {
 	cfg["admin"] = map[string]any{"disabled": true, "config": map[string]any{"persist": false}}
 	cfg["storage"] = map[string]any{"module": "file_system", "root": t.TempDir()}
 	cfg["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}}
+	// The image listens on 0.0.0.0, where anonymous clients are never let
+	// in; here it listens on loopback, where they are unless told not to.
+	embedded := cfg["apps"].(map[string]any)["ssegate"].(map[string]any)["nats"].(map[string]any)["embedded"].(map[string]any)
+	embedded["anonymous"] = false
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)

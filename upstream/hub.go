@@ -358,13 +358,10 @@ func (h *Hub) Close() {
 	}
 	h.closed = true
 	for _, t := range h.topics {
+		// Each client detaches as its stream ends, and the last one of
+		// a channel takes it out of the gauges.
 		for c := range t.clients {
 			c.End(ReasonShutdown)
-		}
-		// The gauges are shared with the next config's hub.
-		h.metrics.add(h.metrics.Channels, -1)
-		if t.suspect {
-			h.metrics.add(h.metrics.Recovering, -1)
 		}
 	}
 	if h.settleTimer != nil {
