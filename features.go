@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// serveFeature serves the optional endpoints: publish and health. It
-// reports whether r was one of them.
+// serveFeature serves the optional endpoints: publish, health and the
+// console. It reports whether r was one of them.
 func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, error) {
 	p := r.URL.Path
 	switch {
@@ -17,6 +17,9 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 		return true, h.servePublish(w, r)
 	case h.HealthPath != "" && p == h.HealthPath:
 		return true, h.serveHealth(w, r)
+	case h.ConsolePath != "" && p != h.ConsolePath+consoleStream &&
+		(p == h.ConsolePath || strings.HasPrefix(p, h.ConsolePath+"/")):
+		return true, h.serveConsole(w, r)
 	}
 	return false, nil
 }
