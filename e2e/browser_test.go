@@ -298,9 +298,16 @@ func streamExists(ctx context.Context, url string) error {
 // the test if it does not pass.
 func runBrowser(t *testing.T, tl tools, env []string) {
 	t.Helper()
+	runScript(t, tl, "browser.mjs", env)
+}
+
+// runScript runs a node script of this directory that drives Chromium; it
+// passes when it prints PASS and exits 0.
+func runScript(t *testing.T, tl tools, script string, env []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tl.node, "browser.mjs")
+	cmd := exec.CommandContext(ctx, tl.node, script)
 	cmd.Env = append(append(os.Environ(), "NO_COLOR=1", "FORCE_COLOR=0"), env...)
 	// On the deadline, ask node to stop: Playwright then closes the
 	// browser it launched. Kill only if that does not work.
@@ -340,13 +347,13 @@ func runBrowser(t *testing.T, tl tools, env []string) {
 	elapsed := time.Since(start).Round(time.Millisecond)
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("browser.mjs did not finish within %v", browserTimeout)
+		t.Fatalf("%s did not finish within %v", script, browserTimeout)
 	case err != nil:
-		t.Fatalf("browser.mjs failed after %v: %v", elapsed, err)
+		t.Fatalf("%s failed after %v: %v", script, elapsed, err)
 	case !passed:
-		t.Fatalf("browser.mjs exited without printing PASS")
+		t.Fatalf("%s exited without printing PASS", script)
 	}
-	t.Logf("browser.mjs passed in %v", elapsed)
+	t.Logf("%s passed in %v", script, elapsed)
 }
 
 // freePorts returns n distinct loopback TCP ports that were free a moment
