@@ -23,6 +23,11 @@ const testPublishKey = "publish-key-for-tests-0123456789abcdef"
 // orders.* and demo, and JWT publishers verified by the auth keys.
 func publishGateway(t *testing.T, ns *server.Server, extra map[string]any) *gateway {
 	t.Helper()
+	return publishGatewayLogging(t, ns, extra, "")
+}
+
+func publishGatewayLogging(t *testing.T, ns *server.Server, extra map[string]any, logFile string) *gateway {
+	t.Helper()
 	if ns == nil {
 		ns = natsServer(t)
 	}
@@ -41,7 +46,7 @@ func publishGateway(t *testing.T, ns *server.Server, extra map[string]any) *gate
 	for k, v := range extra {
 		handler[k] = v
 	}
-	return startGateway(t, ns, gatewayConfig{noTLS: true, handler: handler})
+	return startGateway(t, ns, gatewayConfig{noTLS: true, handler: handler, logFile: logFile})
 }
 
 type publishReply struct {
@@ -281,5 +286,37 @@ func TestPublishFromNode(t *testing.T) {
 	ev := s.next(t, 5*time.Second)
 	if ev.LastEventID != res.First.ID || ev.Type != "order.created" || ev.Data != `{"order":42}` {
 		t.Fatalf("stream got %+v", ev)
+	}
+}
+
+// TestPublishLeavesNoSecretInLogs publishes with a key and a JWT, and fails
+// with others, against a Caddy that logs everything, access logs included.
+func TestPublishLeavesNoSecretInLogs(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	g := publishGatewayLogging(t, nil, nil, logFile)
+	tok := token(t, jwt.MapClaims{"sub": "billing", "publish": []string{"demo"}})
+	wrong := "wrong-publish-key-that-is-long-0123456789"
+	if r := post(t, g.httpURL, "channel=demo", "a", bearer(testPublishKey)); r.status != 201 {
+		t.Fatalf("key: %+v", r)
+	}
+	if r := post(t, g.httpURL, "channel=demo", "b", bearer(tok)); r.status != 201 {
+		t.Fatalf("JWT: %+v", r)
+	}
+	if r := post(t, g.httpURL, "channel=demo", "c", bearer(wrong)); r.status != 401 {
+		t.Fatalf("wrong key: %+v", r)
+	}
+	if r := post(t, g.httpURL, "channel=users.x", "d", bearer(testPublishKey)); r.status != 403 {
+		t.Fatalf("forbidden: %+v", r)
+	}
+	var log string
+	eventually(t, 5*time.Second, "the refusals in the log", func() bool {
+		b, _ := os.ReadFile(logFile)
+		log = string(b)
+		return strings.Count(log, `"auth refused"`) >= 2 && strings.Count(log, "/events/publish") >= 4
+	})
+	for name, secret := range map[string]string{"key": testPublishKey, "JWT": tok, "wrong key": wrong, "JWT signature": tok[strings.LastIndex(tok, ".")+1:]} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the log holds the %s", name)
+		}
 	}
 }
