@@ -138,7 +138,9 @@ class Reader {
       return false;
     }
     this.protocol = pageProtocol();
-    this.set("open", "");
+    // The reason of the last end stays until the next one: it explains
+    // the reconnect that brought the stream back.
+    this.set("open");
     const end = await this.read(resp.body);
     // Resource timing has the stream's own protocol once it has ended.
     const entry = performance.getEntriesByName(url.href).at(-1);

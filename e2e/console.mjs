@@ -3,7 +3,7 @@
 // script once. It drives the console page in headless Chromium and checks
 // what it shows; any failed check exits non-zero.
 
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { deepStrictEqual, equal, ok, match } from "node:assert/strict";
 import { chromium } from "playwright-core";
 
@@ -17,6 +17,8 @@ const token = env("SSEGATE_TOKEN");
 const publishKey = env("SSEGATE_PUBLISH_KEY");
 const screenshot = env("SSEGATE_SCREENSHOT");
 const chromiumPath = env("CHROMIUM_PATH");
+const adminURL = env("SSEGATE_ADMIN");
+const caddyfile = env("SSEGATE_CADDYFILE");
 const waitMs = Number(env("SSEGATE_WAIT_MS", "10000"));
 const consoleURL = `${base}/events/console/?channel=demo&channel=orders.eu`;
 const nonce = `${process.pid}-${Date.now().toString(36)}`;
@@ -155,6 +157,31 @@ async function main() {
     await waitEvent(page, `via ticket ${nonce}`);
     equal((await connection(page, "orders.eu")).lastId, viaTicket, "last id via ticket");
     log("ticket mode: open and live");
+
+    // 6. A config reload ends every stream with a reason; the page shows
+    // it, comes back after the retry delay (with fresh tickets) and
+    // continues from its last ids.
+    const before = await page.evaluate(() => window.ssegateConsole.events.length);
+    const reload = await fetch(`${adminURL}/load`, {
+      method: "POST",
+      // The same config: must-revalidate makes Caddy reload it anyway.
+      // Node's fetch sends Sec-Fetch-Mode, so Caddy's admin API checks the
+      // origin, which must then be its own address.
+      headers: { "Content-Type": "text/caddyfile", "Cache-Control": "must-revalidate", Origin: adminURL },
+      body: readFileSync(caddyfile),
+      signal: AbortSignal.timeout(waitMs),
+    });
+    equal(reload.status, 200, `reload: ${await reload.text()}`);
+    try {
+      await page.waitForFunction(() => [...document.querySelectorAll("#connections tbody tr")].every((tr) =>
+        tr.cells[1].textContent === "open" && tr.cells[3].textContent === "1" && tr.cells[6].textContent === "ended by the gateway: shutdown"));
+    } catch (err) {
+      throw new Error(`after the reload: ${JSON.stringify([await connection(page, "demo"), await connection(page, "orders.eu")])}`, { cause: err });
+    }
+    const afterReload = await publish("demo", "after-reload", `after reload ${nonce}`);
+    await waitEvent(page, `after reload ${nonce}`);
+    deepStrictEqual((await events(page)).slice(before), [{ channel: "demo", type: "after-reload", id: afterReload, data: `after reload ${nonce}` }], "events after the reload");
+    log("config reload: both streams ended with reason shutdown, reconnected once, nothing repeated");
 
     deepStrictEqual(pageErrors, [], "errors on the page");
     console.log("PASS");

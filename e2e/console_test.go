@@ -23,9 +23,10 @@ const (
 )
 
 // consoleCaddyfile serves the console, the publish endpoint and health on
-// one HTTPS site (HTTP/2), with the embedded NATS server.
+// one HTTPS site (HTTP/2), with the embedded NATS server. The admin
+// endpoint is on, on loopback, so that the script can reload the config.
 const consoleCaddyfile = `{
-	admin off
+	admin 127.0.0.1:%[7]d
 	persist_config off
 	storage file_system %[1]s
 	skip_install_trust
@@ -63,13 +64,14 @@ https://localhost:%[2]d {
 // TestConsoleInBrowser drives the console page in headless Chromium:
 // refusal reasons, a pasted token, publishing from its form and with
 // fetch, events of any name, figures, resuming after the page was away,
-// and a screenshot that shows events.
+// tickets, a config reload that ends the streams (the page shows why and
+// comes back), and a screenshot that shows events.
 func TestConsoleInBrowser(t *testing.T) {
 	tools := findTools(t)
-	ports := freePorts(t, 2)
+	ports := freePorts(t, 3)
 	dir := t.TempDir()
 	gw := runCaddy(t, tools.bin, "caddy", dir, fmt.Sprintf(consoleCaddyfile,
-		filepath.Join(dir, "caddy"), ports[0], ports[1], filepath.Join(dir, "nats"), consolePublishKey, consoleJWTSecret))
+		filepath.Join(dir, "caddy"), ports[0], ports[1], filepath.Join(dir, "nats"), consolePublishKey, consoleJWTSecret, ports[2]))
 	base := fmt.Sprintf("https://localhost:%d", ports[0])
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -110,6 +112,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		"SSEGATE_PUBLISH_KEY=" + consolePublishKey,
 		"SSEGATE_SCREENSHOT=" + shot,
 		"CHROMIUM_PATH=" + tools.chromium,
+		"SSEGATE_ADMIN=" + fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
+		"SSEGATE_CADDYFILE=" + filepath.Join(dir, "Caddyfile"),
 		// Node's fetch trusts the gateway's internal CA, as curl --cacert would.
 		"NODE_EXTRA_CA_CERTS=" + filepath.Join(dir, "caddy", "pki", "authorities", "local", "root.crt"),
 	})
