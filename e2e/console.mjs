@@ -62,7 +62,6 @@ async function main() {
   // it starts from now, so it must not show them.
   await publish("demo", "before", `before the page ${nonce}`);
 
-  if (typeof process.env.CI === "string") log(`CI=${process.env.CI}`);
   const browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
