@@ -100,9 +100,9 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 		aerr.Write(w)
 		return nil
 	}
-	data, status, code, detail := readEventData(w, r, h.publishMaxBody())
-	if status != 0 {
-		return h.refuse(w, r, status, code, detail)
+	data, derr := readEventData(w, r, h.publishMaxBody())
+	if derr != nil {
+		return h.refuse(w, r, derr.Status, derr.Code, derr.Detail)
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
@@ -160,20 +160,20 @@ func (h *Handler) publishOpts(sub, idem string) []jetstream.PublishOpt {
 
 // readEventData reads the body: non-empty (an EventSource dispatches no
 // event without data), UTF-8 (the event stream is UTF-8), within limit.
-func readEventData(w http.ResponseWriter, r *http.Request, limit int64) (data []byte, status int, code, detail string) {
+func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *auth.Error) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return nil, http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("the event's data is limited to %s", humanize.IBytes(uint64(limit)))
+		return nil, &auth.Error{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge, Detail: fmt.Sprintf("the event's data is limited to %s", humanize.IBytes(uint64(limit)))}
 	case err != nil:
-		return nil, http.StatusBadRequest, auth.CodeBadRequest, "could not read the body"
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeBadRequest, Detail: "could not read the body"}
 	case len(data) == 0:
-		return nil, http.StatusBadRequest, codeEmptyData, "the body is the event's data and must not be empty"
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: codeEmptyData, Detail: "the body is the event's data and must not be empty"}
 	case !utf8.Valid(data):
-		return nil, http.StatusBadRequest, codeInvalidData, "the event's data must be UTF-8 text"
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: codeInvalidData, Detail: "the event's data must be UTF-8 text"}
 	}
-	return data, 0, "", ""
+	return data, nil
 }
 
 // checkEventName returns why name cannot be an event name, or "".
