@@ -43,6 +43,9 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    write_timeout   <duration>
 //	    replay_limit    <n>
 //	    auth { ... }    (see package auth)
+//	    publish <path> { ... } (see parsePublish)
+//	    health  <path>
+//	    console <path>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -72,6 +75,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = duration(d, &h.WriteTimeout)
 		case "replay_limit":
 			err = positiveInt(d, &h.ReplayLimit)
+		case "publish":
+			err = h.parsePublish(d)
+		case "health":
+			err = oneString(d, &h.HealthPath)
+		case "console":
+			err = oneString(d, &h.ConsolePath)
 		case "auth":
 			if h.Auth != nil {
 				return d.Err("auth is given more than once")

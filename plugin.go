@@ -52,6 +52,14 @@ type Handler struct {
 	// channels can be read.
 	Auth *auth.Config `json:"auth,omitempty"`
 
+	// Publish enables publishing events with POST (README: Publishing
+	// over HTTP).
+	Publish *PublishConfig `json:"publish,omitempty"`
+	// HealthPath serves a readiness check for load balancers.
+	HealthPath string `json:"health_path,omitempty"`
+	// ConsolePath serves the live console page and its figures.
+	ConsolePath string `json:"console_path,omitempty"`
+
 	// Heartbeat is the idle interval between comment lines. Default 15s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
 	// Retry is the reconnection delay sent to clients. Default 2s.
@@ -69,6 +77,9 @@ type Handler struct {
 	log       *zap.Logger
 	channelRE *regexp.Regexp
 	gate      *auth.Gate
+
+	publishers *auth.Publishers
+	probe      *jsProbe
 }
 
 // Defaults.
@@ -124,7 +135,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return run.conn.JS, nil
 		}),
 	)
-	return err
+	if err != nil {
+		return err
+	}
+	return h.provisionFeatures()
 }
 
 // Cleanup stops the handler's background work (JWKS refreshes).
@@ -156,7 +170,7 @@ func (h *Handler) Validate() error {
 	if h.MaxChannels < 0 || h.QueueSize < 0 || h.ReplayLimit < 0 || h.Heartbeat < 0 || h.Retry < 0 || h.WriteTimeout < 0 {
 		return fmt.Errorf("limits and durations cannot be negative")
 	}
-	return nil
+	return h.validateFeatures()
 }
 
 func (h *Handler) channelParam() string    { return or(h.ChannelParam, "channel") }
@@ -181,6 +195,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if h.gate.IsTicketPath(r) {
 		h.gate.ServeTicket(w, r)
 		return nil
+	}
+	if ok, err := h.serveFeature(w, r); ok {
+		return err
 	}
 	h.gate.ApplyCORS(w, r)
 	if r.Method != http.MethodGet {

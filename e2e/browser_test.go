@@ -307,7 +307,8 @@ func runBrowser(t *testing.T, tl tools, env []string) {
 	runScript(t, tl, "browser.mjs", env)
 }
 
-// runScript runs a node script that prints PASS when all its checks hold.
+// runScript runs a node script of this directory that drives Chromium; it
+// passes when it prints PASS and exits 0.
 func runScript(t *testing.T, tl tools, script string, env []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)

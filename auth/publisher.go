@@ -1,0 +1,181 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
+)
+
+// PublishKey is a configured publisher secret, for backends that do not
+// mint JWTs: it is sent as "Authorization: Bearer <secret>".
+type PublishKey struct {
+	// Secret may be a placeholder such as {env.SSEGATE_PUBLISH_KEY}; it is
+	// resolved when the config loads, so adapted JSON never holds it.
+	Secret string `json:"secret"`
+	// Channels the key may publish to (NATS-style wildcards). Default: all.
+	Channels []string `json:"channels,omitempty"`
+}
+
+// minPublishKeyLen matches the HS256 secret minimum: a publish key is a
+// bearer secret just as guessable as an HMAC key.
+const minPublishKeyLen = 32
+
+// Publishers authorizes publishing: by a configured key, or by a JWT that
+// the Gate's keys verify and whose "publish" claim lists channel patterns.
+// A JWT's "channels" claim never grants publishing.
+type Publishers struct {
+	g    *Gate
+	keys []publisherKey
+}
+
+type publisherKey struct {
+	name     string // "key:<index>", for logs; never the secret
+	sum      [sha256.Size]byte
+	patterns []pattern
+}
+
+// publishClaims add the publish patterns to the claims every token has.
+type publishClaims struct {
+	claims
+	Publish []string `json:"publish,omitempty"`
+}
+
+// Publishers resolves and checks keys; each must be at least 32 bytes.
+func (g *Gate) Publishers(keys []PublishKey) (*Publishers, error) {
+	repl := caddy.NewReplacer()
+	p := &Publishers{g: g}
+	for i, k := range keys {
+		secret := repl.ReplaceKnown(k.Secret, "")
+		if secret == "" {
+			return nil, fmt.Errorf("publish key %d is empty (unset environment variable?)", i)
+		}
+		if len(secret) < minPublishKeyLen {
+			return nil, fmt.Errorf("publish key %d must be at least %d bytes", i, minPublishKeyLen)
+		}
+		raw := k.Channels
+		if len(raw) == 0 {
+			raw = []string{">"}
+		}
+		pk := publisherKey{name: "key:" + strconv.Itoa(i), sum: sha256.Sum256([]byte(secret))}
+		for _, r := range raw {
+			pt, err := parsePattern(r)
+			if err != nil {
+				return nil, fmt.Errorf("publish key %d: channel pattern %q: %w", i, r, err)
+			}
+			pk.patterns = append(pk.patterns, pt)
+		}
+		p.keys = append(p.keys, pk)
+	}
+	return p, nil
+}
+
+// Authorize says who may publish to channel, from the request's bearer
+// credential only: a cookie would let any page the user visits publish
+// in their name (CSRF), and tickets are for reading.
+func (p *Publishers) Authorize(r *http.Request, channel string) (string, *Error) {
+	sub, e := p.authorize(r, channel)
+	if e != nil {
+		pr := &principal{via: viaBearer, sub: sub}
+		p.g.refused(r, pr, e)
+	}
+	return sub, e
+}
+
+func (p *Publishers) authorize(r *http.Request, channel string) (string, *Error) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", newError(http.StatusUnauthorized, CodeUnauthenticated, "publishing needs an Authorization: Bearer credential")
+	}
+	if len(tok) > p.g.s.MaxTokenBytes {
+		return "", newError(http.StatusUnauthorized, CodeTokenTooLarge, "credential is larger than allowed")
+	}
+	forbidden := func(sub string) (string, *Error) {
+		return sub, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("publishing to channel %q is not permitted", clip(channel)))
+	}
+	if k := p.matchKey(tok); k != nil {
+		if !anyMatch(k.patterns, channel) {
+			return forbidden(k.name)
+		}
+		return k.name, nil
+	}
+	c, e := p.verify(r.Context(), tok)
+	if e != nil {
+		return "", e
+	}
+	if c.TokenUse == tokenUseTicket {
+		return c.Subject, newError(http.StatusUnauthorized, CodeInvalidToken, "a ticket cannot publish")
+	}
+	if len(c.Publish) == 0 {
+		return c.Subject, newError(http.StatusForbidden, CodeForbidden, "the token grants no publishing (no publish claim)")
+	}
+	if !anyMatch(p.g.compile(c.Publish, c.Subject), channel) {
+		return forbidden(c.Subject)
+	}
+	return c.Subject, nil
+}
+
+// matchKey compares against every key in constant time, so timing tells
+// nothing about which key, or how much of one, matched.
+func (p *Publishers) matchKey(tok string) *publisherKey {
+	sum := sha256.Sum256([]byte(tok))
+	var found *publisherKey
+	for i := range p.keys {
+		if subtle.ConstantTimeCompare(sum[:], p.keys[i].sum[:]) == 1 {
+			found = &p.keys[i]
+		}
+	}
+	return found
+}
+
+// verify is verifier.verify with the publish claim decoded too; the
+// signature, algorithm and registered-claim checks are the Gate's own.
+func (p *Publishers) verify(ctx context.Context, tok string) (*publishClaims, *Error) {
+	v := p.g.verifier
+	var c publishClaims
+	if _, err := v.parser.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) { return v.keysFor(ctx, t) }); err != nil {
+		e := mapJWTError(err)
+		if errors.Is(err, errKeysUnavailable) {
+			p.g.log.Warn("publisher keys unavailable", zap.String("code", e.Code))
+		}
+		return nil, e
+	}
+	if c.Subject == "" {
+		return nil, newError(http.StatusUnauthorized, CodeInvalidToken, "token has no sub")
+	}
+	return &c, nil
+}
+
+func anyMatch(ps []pattern, channel string) bool {
+	for _, pt := range ps {
+		if pt.matches(channel) {
+			return true
+		}
+	}
+	return false
+}
+
+// Authenticated reports who the request's credential (bearer, cookie or
+// auth_url; not a ticket, which is single use and for streams) belongs
+// to. It is for pages such as the console's figures, which any signed-in
+// user may read but anonymous callers may not.
+func (g *Gate) Authenticated(r *http.Request) (string, *Error) {
+	pr, e := g.authenticate(r, false)
+	if e == nil && pr == nil {
+		e = newError(http.StatusUnauthorized, CodeUnauthenticated, "a cookie or bearer token is required")
+	}
+	if e != nil {
+		g.refused(r, pr, e)
+		return "", e
+	}
+	return pr.sub, nil
+}

@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"image/color"
+	"image/png"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	consoleJWTSecret  = "console-e2e-secret-0123456789abcdef0123"
+	consolePublishKey = "console-e2e-publish-key-0123456789abcdef"
+)
+
+// consoleCaddyfile serves the console, the publish endpoint and health on
+// one HTTPS site (HTTP/2), with the embedded NATS server. The admin
+// endpoint is on, on loopback, so that the script can reload the config.
+const consoleCaddyfile = `{
+	admin 127.0.0.1:%[7]d
+	persist_config off
+	storage file_system %[1]s
+	skip_install_trust
+	auto_https disable_redirects
+	servers 127.0.0.1:%[2]d {
+		protocols h1 h2
+	}
+	ssegate {
+		embedded {
+			listen 127.0.0.1:%[3]d
+			store_dir %[4]s
+		}
+	}
+}
+
+https://localhost:%[2]d {
+	bind 127.0.0.1
+	tls internal
+	encode zstd gzip
+	ssegate /events* {
+		public demo
+		publish /events/publish {
+			key %[5]s demo orders.*
+		}
+		health /events/health
+		console /events/console
+		auth {
+			hmac_secret %[6]s
+			ticket_path /events/ticket
+		}
+	}
+}
+`
+
+// TestConsoleInBrowser drives the console page in headless Chromium:
+// refusal reasons, a pasted token, publishing from its form and with
+// fetch, events of any name, figures, resuming after the page was away,
+// tickets, a config reload that ends the streams (the page shows why and
+// comes back), and a screenshot that shows events.
+func TestConsoleInBrowser(t *testing.T) {
+	tools := findTools(t)
+	ports := freePorts(t, 3)
+	dir := t.TempDir()
+	gw := runCaddy(t, tools.bin, "caddy", dir, fmt.Sprintf(consoleCaddyfile,
+		filepath.Join(dir, "caddy"), ports[0], ports[1], filepath.Join(dir, "nats"), consolePublishKey, consoleJWTSecret, ports[2]))
+	base := fmt.Sprintf("https://localhost:%d", ports[0])
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	insecure := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // tls internal: a CA made at start
+		ForceAttemptHTTP2: true,
+	}}
+	defer insecure.CloseIdleConnections()
+	waitFor(ctx, t, &gateway{caddyProcess: gw}, "health 200", func() error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events/health", nil)
+		resp, err := insecure.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health: %s %s", resp.Status, body)
+		}
+		return nil
+	})
+
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub":      "console-user",
+		"channels": []string{"demo", "orders.*"},
+		"publish":  []string{"demo", "orders.*"},
+		"iat":      time.Now().Unix(),
+		"exp":      time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(consoleJWTSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(t.TempDir(), "console.png")
+	runScript(t, tools, "console.mjs", []string{
+		"SSEGATE_BASE=" + base,
+		"SSEGATE_TOKEN=" + tok,
+		"SSEGATE_PUBLISH_KEY=" + consolePublishKey,
+		"SSEGATE_SCREENSHOT=" + shot,
+		"CHROMIUM_PATH=" + tools.chromium,
+		"SSEGATE_ADMIN=" + fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
+		"SSEGATE_CADDYFILE=" + filepath.Join(dir, "Caddyfile"),
+		// Node's fetch trusts the gateway's internal CA, as curl --cacert would.
+		"NODE_EXTRA_CA_CERTS=" + filepath.Join(dir, "caddy", "pki", "authorities", "local", "root.crt"),
+	})
+	if !gw.running() {
+		t.Fatalf("the gateway exited during the browser run; log:\n%s", gw.logTail())
+	}
+	checkScreenshot(t, shot)
+	if out := os.Getenv("SSEGATE_E2E_OUT"); out != "" {
+		if b, err := os.ReadFile(shot); err == nil {
+			_ = os.MkdirAll(out, 0o755)
+			_ = os.WriteFile(filepath.Join(out, "console.png"), b, 0o644)
+		}
+	}
+}
+
+// checkScreenshot makes sure the PNG is a real page: large enough, and
+// with many colours (text and tables), not a blank or single-colour image.
+func checkScreenshot(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", path, err)
+	}
+	bounds := img.Bounds()
+	colours := map[color.RGBA]bool{}
+	for y := bounds.Min.Y; y < bounds.Max.Y; y += 2 {
+		for x := bounds.Min.X; x < bounds.Max.X; x += 2 {
+			colours[color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)] = true
+		}
+	}
+	if bounds.Dx() < 800 || bounds.Dy() < 400 || len(b) < 20000 || len(colours) < 50 {
+		t.Fatalf("screenshot %s looks empty: %v, %d bytes, %d colours", path, bounds, len(b), len(colours))
+	}
+	t.Logf("screenshot %s: %dx%d, %d bytes, %d colours", path, bounds.Dx(), bounds.Dy(), len(b), len(colours))
+}

@@ -1,0 +1,100 @@
+package ssegate
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Caddyfile mistakes in the publish, health and console subdirectives.
+func TestFeaturesCaddyfileErrors(t *testing.T) {
+	handler := func(lines ...string) string {
+		return ":8080 {\n\tssegate /events* {\n\t\t" + strings.Join(lines, "\n\t\t") + "\n\t}\n}\n"
+	}
+	tests := []struct {
+		name, caddyfile, want string
+		line                  int
+	}{
+		{"publish without path", handler("publish"), "after 'publish'", 3},
+		{"publish with two paths", handler("publish /a /b"), "after '/b'", 3},
+		{"publish twice", handler("publish /a", "publish /b"), "publish is given more than once", 4},
+		{"publish unknown option", handler("publish /p {", "\tsecret x", "}"), `unknown publish option "secret"`, 4},
+		{"publish key without secret", handler("publish /p {", "\tkey", "}"), "after 'key'", 4},
+		{"publish max_body not a size", handler("publish /p {", "\tmax_body lots", "}"), `max_body "lots"`, 4},
+		{"publish max_body zero", handler("publish /p {", "\tmax_body 0", "}"), `max_body "0"`, 4},
+		{"publish max_body huge", handler("publish /p {", "\tmax_body 1GiB", "}"), `max_body "1GiB"`, 4},
+		{"health without path", handler("health"), "after 'health'", 3},
+		{"console with two paths", handler("console /a /b"), "after '/b'", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := adapt(t, tt.caddyfile, nil)
+			if err == nil {
+				t.Fatalf("adapted without error; want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), fmt.Sprintf("at Caddyfile:%d", tt.line)) {
+				t.Errorf("error %q: want %q at line %d", err, tt.want, tt.line)
+			}
+		})
+	}
+}
+
+// TestFeaturesValidate loads configs the way `caddy validate` does: every
+// module provisioned, nothing started, no NATS needed.
+func TestFeaturesValidate(t *testing.T) {
+	key := map[string]any{"secret": testPublishKey}
+	authKeys := map[string]any{"hmac_keys": []any{map[string]any{"secret": testSecret}}, "ticket_path": "/events/ticket"}
+	tests := []struct {
+		name    string
+		handler map[string]any
+		env     map[string]string
+		want    string // "" means valid
+	}{
+		{name: "all three", handler: map[string]any{"publish": map[string]any{"path": "/events/publish", "keys": []any{key}}, "health_path": "/events/health", "console_path": "/events/console", "auth": authKeys}},
+		{name: "publish by JWT only", handler: map[string]any{"publish": map[string]any{"path": "/p"}, "auth": authKeys}},
+		{name: "publish key from env", handler: map[string]any{"publish": map[string]any{"path": "/p", "keys": []any{map[string]any{"secret": "{env.SSEGATE_TEST_PUBLISH_KEY}"}}}}, env: map[string]string{"SSEGATE_TEST_PUBLISH_KEY": testPublishKey}},
+
+		{name: "publish without any key", handler: map[string]any{"publish": map[string]any{"path": "/p"}}, want: "publish: no key, and no auth keys"},
+		{name: "publish key unset env", handler: map[string]any{"publish": map[string]any{"path": "/p", "keys": []any{map[string]any{"secret": "{env.SSEGATE_TEST_UNSET_KEY}"}}}}, want: "publish key 0 is empty"},
+		{name: "publish key too short", handler: map[string]any{"publish": map[string]any{"path": "/p", "keys": []any{map[string]any{"secret": "short"}}}}, want: "at least 32 bytes"},
+		{name: "publish key bad pattern", handler: map[string]any{"publish": map[string]any{"path": "/p", "keys": []any{map[string]any{"secret": testPublishKey, "channels": []string{"a.>.b"}}}}}, want: `channel pattern "a.>.b"`},
+		{name: "publish without path", handler: map[string]any{"publish": map[string]any{"keys": []any{key}}}, want: "publish: a path is required"},
+		{name: "relative health path", handler: map[string]any{"health_path": "health"}, want: `health path "health"`},
+		{name: "console path with wildcard", handler: map[string]any{"console_path": "/console/*"}, want: `console path "/console/*"`},
+		{name: "console path with trailing slash", handler: map[string]any{"console_path": "/console/"}, want: `console path "/console/"`},
+		{name: "health on the ticket path", handler: map[string]any{"health_path": "/events/ticket", "auth": authKeys}, want: "is also the ticket_path path"},
+		{name: "console on the health path", handler: map[string]any{"health_path": "/x", "console_path": "/x"}, want: "is also the health path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			h := map[string]any{"handler": "ssegate", "public": []string{"demo"}}
+			for k, v := range tt.handler {
+				h[k] = v
+			}
+			cfg := map[string]any{"apps": map[string]any{
+				"http":    map[string]any{"servers": map[string]any{"s": map[string]any{"listen": []string{":0"}, "routes": []any{map[string]any{"handle": []any{h}}}}}},
+				"ssegate": map[string]any{"nats": map[string]any{"urls": []string{"nats://127.0.0.1:1"}}},
+			}}
+			raw, _ := json.Marshal(cfg)
+			var c caddy.Config
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&c)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("validate: %v", err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("validated; want an error containing %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
