@@ -1,0 +1,164 @@
+package ssegate
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/internal/faulttest"
+)
+
+// The fault suite: one test per fault, each with a publisher that counts
+// only acked events and several EventSource-like clients on overlapping
+// channels, some quiet or empty. Each checks that every acked event
+// reaches every client exactly once and in order, that the fault really
+// happened, and that events flowed. The e2e package has the faults that
+// need built binaries: SIGTERM, a killed gateway, a NATS cluster.
+
+// faultJS connects a publisher that reconnects quickly and for ever, so
+// that it rides out a NATS restart.
+func faultJS(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// runPublisher runs pub until the returned stop is called; stop returns
+// the publisher's error.
+func runPublisher(ctx context.Context, pub *faulttest.Publisher) (stop func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- pub.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// waitAcked waits until pub has acked n events in all.
+func waitAcked(t testing.TB, pub *faulttest.Publisher, n int64, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("%d acked events (%s)", n, pub.Summary()), func() bool { return pub.Count() >= n })
+}
+
+// client makes a fault-suite client of g.
+func (g *gateway) faultClient(name string, h *http.Client, lastID string, channels ...string) *faulttest.Client {
+	return &faulttest.Client{Name: name, Channels: channels, Base: func(int) string { return g.httpURL }, HTTP: h, LastID: lastID}
+}
+
+// finish stops publishing, waits for the clients to get every acked
+// event, stops them and checks what each got. It returns the events
+// delivered, which the test compares with a minimum.
+func finish(t testing.TB, stopPub func() error, pub *faulttest.Publisher, fleet *faulttest.Fleet, timeout time.Duration) int {
+	t.Helper()
+	if err := stopPub(); err != nil {
+		t.Errorf("publisher: %v", err)
+	}
+	waited, err := faulttest.WaitDelivered(context.Background(), pub, fleet.Clients, timeout)
+	if err != nil {
+		t.Error(err)
+	}
+	fleet.Stop()
+	delivered := faulttest.CheckAll(t, pub, fleet.Clients)
+	t.Logf("%s; %d events delivered to %d clients, the last %v after publishing stopped", pub.Summary(), delivered, len(fleet.Clients), waited.Round(time.Millisecond))
+	return delivered
+}
+
+// portOf is the port of a nats-server, for restarting it on the same one.
+func portOf(t testing.TB, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// restartNATS shuts ns down, waits until the gateway noticed, and starts
+// it again on the same port and store.
+func restartNATS(t testing.TB, ns *server.Server, port int, store string, gw *nats.Conn) *server.Server {
+	t.Helper()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	eventually(t, 5*time.Second, "the gateway notices NATS is down", func() bool { return !gw.IsConnected() })
+	ns2 := natsServerAt(t, port, store)
+	eventually(t, 10*time.Second, "the gateway reconnects", gw.IsConnected)
+	return ns2
+}
+
+// TestFaultNATSRestart restarts nats-server on the same port and store
+// under load. Clients on busy, quiet and empty channels, with and
+// without a position, get every acked event once and in order, and none
+// of the history from before they connected.
+func TestFaultNATSRestart(t *testing.T) {
+	port := portOf(t, freePort(t))
+	store := t.TempDir()
+	ns := natsServerAt(t, port, store)
+	g := startGateway(t, ns, gatewayConfig{
+		noTLS:   true,
+		handler: map[string]any{"heartbeat": int64(200 * time.Millisecond), "retry": int64(100 * time.Millisecond)},
+		stream:  map[string]any{"storage": "file"},
+		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(100 * time.Millisecond)},
+	})
+	gwNC := g.app.state.Load().conn.NC
+	_, js := faultJS(t, ns.ClientURL())
+	pub := &faulttest.Publisher{JS: js, Channels: []string{"a", "b", "c"}}
+	ctx := context.Background()
+	for range 3 { // old history on the quiet channel
+		if _, err := pub.Publish(ctx, "quiet"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopPub := runPublisher(ctx, pub)
+	waitAcked(t, pub, 30, 10*time.Second)
+	mid := strconv.FormatUint(pub.LastSeq(), 10)
+	h1, h2c := g.h1Client(), g.h2cClient()
+	fleet, err := faulttest.StartAll(ctx, pub, []*faulttest.Client{
+		g.faultClient("live-a-quiet", h1, "", "a", "quiet"),
+		g.faultClient("from0-b-c-empty", h1, "0", "b", "c", "empty"),
+		g.faultClient("mid-all", h2c, mid, "a", "b", "c", "quiet", "empty"),
+		g.faultClient("live-quiet-empty", h2c, "", "quiet", "empty"),
+		g.faultClient("live-c", h1, "", "c"),
+		g.faultClient("live-a-c", h2c, "", "a", "c"),
+	}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Stop()
+	waitAcked(t, pub, pub.Count()+100, 10*time.Second)
+
+	reconnects := gwNC.Stats().Reconnects
+	restartNATS(t, ns, port, store, gwNC)
+	if gwNC.Stats().Reconnects <= reconnects {
+		t.Fatalf("the gateway's NATS connection did not reconnect (%d reconnects)", gwNC.Stats().Reconnects)
+	}
+	after := pub.Count()
+	waitAcked(t, pub, after+100, 20*time.Second)
+	if _, err := pub.Publish(ctx, "quiet"); err != nil {
+		t.Fatal(err)
+	}
+	waitAcked(t, pub, pub.Count()+20, 10*time.Second)
+	if delivered := finish(t, stopPub, pub, fleet, 20*time.Second); delivered < 400 {
+		t.Errorf("only %d events delivered", delivered)
+	}
+}
