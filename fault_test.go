@@ -162,3 +162,76 @@ func TestFaultNATSRestart(t *testing.T) {
 		t.Errorf("only %d events delivered", delivered)
 	}
 }
+
+// TestFaultSlowClient: one client stops reading for a while among fast
+// ones on the same channels. The gateway cuts it as slow; it resumes from
+// its last id and loses nothing. The fast ones lose nothing, are never
+// cut, and get each event within a bound of its ack.
+func TestFaultSlowClient(t *testing.T) {
+	ns := natsServer(t)
+	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{
+		"queue_size": 32, "write_timeout": int64(time.Second), "retry": int64(100 * time.Millisecond),
+	}})
+	_, js := faultJS(t, ns.ClientURL())
+	// Events of 1 KiB fill the slow client's buffers within a second.
+	pub := &faulttest.Publisher{JS: js, Channels: []string{"a", "b", "c"}, Pad: 1000}
+	ctx := context.Background()
+	stopPub := runPublisher(ctx, pub)
+	waitAcked(t, pub, 20, 10*time.Second)
+
+	// A small HTTP/2 stream window makes the gateway's writes block soon
+	// after the client stops reading, rather than after megabytes of
+	// socket buffers.
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	small := &http.Client{Transport: &http.Transport{Protocols: p, DisableCompression: true,
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 8 << 10}}}
+	slow := g.faultClient("slow-a-b", small, "", "a", "b")
+	slow.StallAfter, slow.StallFor = 20, 4*time.Second
+	fast := []*faulttest.Client{
+		g.faultClient("fast-a-b", g.h1Client(), "", "a", "b"),
+		g.faultClient("fast-a", g.h2cClient(), "", "a"),
+		g.faultClient("fast-b-c", g.h1Client(), "", "b", "c"),
+		g.faultClient("fast-all-empty", g.h2cClient(), "", "a", "b", "c", "empty"),
+	}
+	slowBefore := testutilCounter(g.app.metrics.slow)
+	fleet, err := faulttest.StartAll(ctx, pub, append(fast, slow), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Stop()
+	// The end comment may never reach a client that stopped reading: the
+	// gateway's counter says it was cut, the client's second stream that
+	// it came back.
+	defer func() { t.Logf("slow: %+v, counter %v", slow.Stats(), testutilCounter(g.app.metrics.slow)) }()
+	eventually(t, 20*time.Second, "the slow client is cut and comes back", func() bool {
+		return testutilCounter(g.app.metrics.slow) > slowBefore && slow.Stats().Streams > 1
+	})
+	waitAcked(t, pub, pub.Count()+200, 10*time.Second)
+	if delivered := finish(t, stopPub, pub, fleet, 20*time.Second); delivered < 1000 {
+		t.Errorf("only %d events delivered", delivered)
+	}
+	if n := testutilCounter(g.app.metrics.slow) - slowBefore; n < 1 {
+		t.Errorf("the slow-client counter did not move")
+	}
+	if st := slow.Stats(); !st.Stalled || st.Streams < 2 {
+		t.Errorf("the slow client did not stall and resume: %+v", st)
+	}
+	const bound = 2 * time.Second
+	for _, c := range fast {
+		st := c.Stats()
+		if st.Streams != 1 || len(st.Ends) > 0 {
+			t.Errorf("%s was cut: %+v", c.Name, st)
+		}
+		var worst time.Duration
+		for _, ev := range c.Received() {
+			if at, ok := pub.AckedAt(ev.Seq); ok {
+				worst = max(worst, ev.At.Sub(at))
+			}
+		}
+		if worst > bound {
+			t.Errorf("%s got an event %v after its ack; the bound is %v", c.Name, worst, bound)
+		}
+		t.Logf("%s: slowest event %v after its ack", c.Name, worst.Round(time.Millisecond))
+	}
+}

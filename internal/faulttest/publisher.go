@@ -35,6 +35,8 @@ type Publisher struct {
 	Interval time.Duration // between publishes; 5ms when zero
 	// RetryFor bounds the retries of one event; 20s when zero.
 	RetryFor time.Duration
+	// Pad adds this many bytes to each event's data.
+	Pad int
 
 	failures atomic.Int64
 	count    atomic.Int64
@@ -57,7 +59,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		ch := p.Channels[i%len(p.Channels)]
 		msg := nats.NewMsg(cmp.Or(p.Prefix, "events.") + ch)
-		msg.Data = []byte(fmt.Sprintf("%s|%d", ch, i))
+		msg.Data = fmt.Appendf(nil, "%s|%d|%s", ch, i, strings.Repeat("x", p.Pad))
 		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("fault-%p-%d", p, i))
 		ack, err := p.publish(ctx, msg)
 		if ctx.Err() != nil {
