@@ -235,3 +235,60 @@ func TestFaultSlowClient(t *testing.T) {
 		t.Logf("%s: slowest event %v after its ack", c.Name, worst.Round(time.Millisecond))
 	}
 }
+
+// TestFaultReloadTwice reloads the Caddy config twice under load, on the
+// same listener, changing the handler each time. The old config ends its
+// streams with a retry hint; clients resume on the new one from their
+// ids, and the NATS connection is kept.
+func TestFaultReloadTwice(t *testing.T) {
+	ns := natsServer(t)
+	addr := freePort(t)
+	config := func(heartbeat time.Duration) gatewayConfig {
+		return gatewayConfig{noTLS: true, httpAddr: addr, handler: map[string]any{
+			"heartbeat": int64(heartbeat), "retry": int64(100 * time.Millisecond),
+		}}
+	}
+	g := startGateway(t, ns, config(time.Second))
+	conn := g.app.state.Load().conn
+	_, js := faultJS(t, ns.ClientURL())
+	pub := &faulttest.Publisher{JS: js, Channels: []string{"a", "b", "c"}}
+	ctx := context.Background()
+	if _, err := pub.Publish(ctx, "quiet"); err != nil {
+		t.Fatal(err)
+	}
+	stopPub := runPublisher(ctx, pub)
+	waitAcked(t, pub, 30, 10*time.Second)
+	mid := strconv.FormatUint(pub.LastSeq()-10, 10)
+	fleet, err := faulttest.StartAll(ctx, pub, []*faulttest.Client{
+		g.faultClient("live-a-b", g.h1Client(), "", "a", "b"),
+		g.faultClient("mid-b-c-quiet", g.h2cClient(), mid, "b", "c", "quiet"),
+		g.faultClient("live-c-empty", g.h1Client(), "", "c", "empty"),
+		g.faultClient("from0-all", g.h2cClient(), "0", "a", "b", "c", "quiet", "empty"),
+		g.faultClient("live-quiet-empty", g.h1Client(), "", "quiet", "empty"),
+	}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Stop()
+	apps := []*App{g.app}
+	for i, hb := range []time.Duration{2 * time.Second, 3 * time.Second} {
+		waitAcked(t, pub, pub.Count()+100, 10*time.Second)
+		g2 := startGateway(t, ns, config(hb))
+		if g2.app == apps[len(apps)-1] || g2.app.state.Load().conn != conn {
+			t.Fatalf("reload %d: same app %v, or NATS dialled again", i+1, g2.app == apps[len(apps)-1])
+		}
+		apps = append(apps, g2.app)
+	}
+	waitAcked(t, pub, pub.Count()+100, 10*time.Second)
+	if _, err := pub.Publish(ctx, "quiet"); err != nil {
+		t.Fatal(err)
+	}
+	if delivered := finish(t, stopPub, pub, fleet, 20*time.Second); delivered < 800 {
+		t.Errorf("only %d events delivered", delivered)
+	}
+	for _, c := range fleet.Clients {
+		if st := c.Stats(); st.Ends["shutdown"] < 2 || st.Streams < 3 {
+			t.Errorf("%s was not asked back by both reloads: %+v", c.Name, st)
+		}
+	}
+}
