@@ -2,10 +2,13 @@ package ssegate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,15 +98,52 @@ func portOf(t testing.TB, addr string) int {
 }
 
 // restartNATS shuts ns down, waits until the gateway noticed, and starts
-// it again on the same port and store.
-func restartNATS(t testing.TB, ns *server.Server, port int, store string, gw *nats.Conn) *server.Server {
+// it again on the same port and store. The gateway's reconnect_wait of a
+// second leaves the publisher, which reconnects at once, time to store
+// events that only the gateway's recovery from JetStream can deliver.
+// It returns how many events recovery delivered.
+func restartNATS(t testing.TB, g *gateway, ns *server.Server, port int, store string) (backfilled float64) {
 	t.Helper()
+	gw := g.app.state.Load().conn.NC
+	reconnects := gw.Stats().Reconnects
+	before := testutilCounter(g.app.metrics.backfilled)
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	eventually(t, 5*time.Second, "the gateway notices NATS is down", func() bool { return !gw.IsConnected() })
-	ns2 := natsServerAt(t, port, store)
+	natsServerAt(t, port, store)
 	eventually(t, 10*time.Second, "the gateway reconnects", gw.IsConnected)
-	return ns2
+	if gw.Stats().Reconnects <= reconnects {
+		t.Fatalf("the gateway's NATS connection did not reconnect (%d reconnects)", gw.Stats().Reconnects)
+	}
+	eventually(t, 20*time.Second, "the gateway recovers events stored while it was away", func() bool {
+		return testutilCounter(g.app.metrics.backfilled) > before
+	})
+	return testutilCounter(g.app.metrics.backfilled) - before
+}
+
+// logProblems shows the gateway's warnings and errors when t failed.
+func logProblems(t testing.TB, logFile string) {
+	if !t.Failed() {
+		return
+	}
+	raw, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Logf("reading the gateway log: %v", err)
+		return
+	}
+	var lines []string
+	counts := map[string]int{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`) {
+			var e struct{ Msg, Error string }
+			_ = json.Unmarshal([]byte(l), &e)
+			key := e.Msg + ": " + e.Error
+			if counts[key]++; counts[key] <= 3 {
+				lines = append(lines, l)
+			}
+		}
+	}
+	t.Logf("gateway warnings and errors (3 of each):\n%s\ncounts: %v", strings.Join(lines, "\n"), counts)
 }
 
 // TestFaultNATSRestart restarts nats-server on the same port and store
@@ -118,9 +158,8 @@ func TestFaultNATSRestart(t *testing.T) {
 		noTLS:   true,
 		handler: map[string]any{"heartbeat": int64(200 * time.Millisecond), "retry": int64(100 * time.Millisecond)},
 		stream:  map[string]any{"storage": "file"},
-		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(100 * time.Millisecond)},
+		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(time.Second)},
 	})
-	gwNC := g.app.state.Load().conn.NC
 	_, js := faultJS(t, ns.ClientURL())
 	pub := &faulttest.Publisher{JS: js, Channels: []string{"a", "b", "c"}}
 	ctx := context.Background()
@@ -147,11 +186,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	defer fleet.Stop()
 	waitAcked(t, pub, pub.Count()+100, 10*time.Second)
 
-	reconnects := gwNC.Stats().Reconnects
-	restartNATS(t, ns, port, store, gwNC)
-	if gwNC.Stats().Reconnects <= reconnects {
-		t.Fatalf("the gateway's NATS connection did not reconnect (%d reconnects)", gwNC.Stats().Reconnects)
-	}
+	t.Logf("recovery delivered %v events stored while the gateway was away", restartNATS(t, g, ns, port, store))
 	after := pub.Count()
 	waitAcked(t, pub, after+100, 20*time.Second)
 	if _, err := pub.Publish(ctx, "quiet"); err != nil {

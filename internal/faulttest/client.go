@@ -41,6 +41,7 @@ type Client struct {
 	mu       sync.Mutex
 	lastID   string
 	got      []Received
+	newest   map[string]uint64 // by channel, the newest sequence received
 	attempts int
 	streams  int            // connections answered 200
 	ends     map[string]int // by the reason in the gateway's end comment
@@ -230,7 +231,18 @@ func (c *Client) dispatch(typ, data, id string, stream int) error {
 		return fmt.Errorf("%s: event %q with id %q", c.Name, data, id)
 	}
 	c.got = append(c.got, Received{Event: Event{Seq: seq, Channel: ch}, At: time.Now(), Stream: stream})
+	if c.newest == nil {
+		c.newest = make(map[string]uint64, len(c.Channels))
+	}
+	c.newest[ch] = max(c.newest[ch], seq)
 	return nil
+}
+
+// Newest is the newest sequence received on channel, 0 if none.
+func (c *Client) Newest(channel string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.newest[channel]
 }
 
 // Received returns what the client got, in arrival order.

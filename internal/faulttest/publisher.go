@@ -149,6 +149,10 @@ func (p *Publisher) AckedAt(seq uint64) (time.Time, bool) {
 
 // Summary says what was published.
 func (p *Publisher) Summary() string {
+	channels := strings.Join(p.Channels, ",")
+	if len(p.Channels) > 8 {
+		channels = fmt.Sprintf("%d channels", len(p.Channels))
+	}
 	return fmt.Sprintf("%d events acked on %s (last seq %d), %d publish attempts retried",
-		p.Count(), strings.Join(p.Channels, ","), p.LastSeq(), p.Failures())
+		p.Count(), channels, p.LastSeq(), p.Failures())
 }
