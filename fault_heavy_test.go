@@ -77,7 +77,8 @@ func TestFaultScaleNATSRestart(t *testing.T) {
 	g := startGateway(t, ns, gatewayConfig{
 		noTLS:   true,
 		logFile: logFile,
-		handler: map[string]any{"heartbeat": int64(time.Second), "retry": int64(100 * time.Millisecond)},
+		// Reconnects spread over [1s, 2s), as a browser honours the hint.
+		handler: map[string]any{"heartbeat": int64(time.Second), "retry": int64(time.Second)},
 		stream:  map[string]any{"storage": "file"},
 		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(time.Second)},
 	})

@@ -28,7 +28,8 @@ type Client struct {
 	HTTP *http.Client
 	// LastID, when set, is sent on the first connection.
 	LastID string
-	// MaxRetry caps the server's retry hint; 500ms when zero.
+	// MaxRetry caps the server's retry hint; 10s when zero. A browser
+	// honours the hint as it is.
 	MaxRetry time.Duration
 	// SessionEvents, when set, makes the client close each stream itself
 	// after that many events, then reconnect (to the next Base).
@@ -80,7 +81,7 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(min(retry, cmp.Or(c.MaxRetry, 500*time.Millisecond))):
+		case <-time.After(min(retry, cmp.Or(c.MaxRetry, 10*time.Second))):
 		}
 	}
 	return nil
