@@ -1,4 +1,4 @@
-//go:build !race
+//go:build !race || faultheavy
 
 package ssegate
 
@@ -16,7 +16,8 @@ import (
 // The heavy faults: hundreds of thousands of events through thousands of
 // streams. The race detector slows them several times over, past what
 // CI can afford, so they build without it and .ci/run runs them in a
-// second, race-free `go test`.
+// second, race-free `go test`. `-race -tags faultheavy` runs them with
+// the race detector too.
 
 // TestFaultReconnectStorm: 1,000 clients come back at once, each 500
 // events behind on its channels, over HTTP/2 (a few connections carry
