@@ -252,23 +252,7 @@ func TestFaultSlowClient(t *testing.T) {
 	if st := slow.Stats(); !st.Stalled || st.Streams < 2 {
 		t.Errorf("the slow client did not stall and resume: %+v", st)
 	}
-	const bound = 2 * time.Second
-	for _, c := range fast {
-		st := c.Stats()
-		if st.Streams != 1 || len(st.Ends) > 0 {
-			t.Errorf("%s was cut: %+v", c.Name, st)
-		}
-		var worst time.Duration
-		for _, ev := range c.Received() {
-			if at, ok := pub.AckedAt(ev.Seq); ok {
-				worst = max(worst, ev.At.Sub(at))
-			}
-		}
-		if worst > bound {
-			t.Errorf("%s got an event %v after its ack; the bound is %v", c.Name, worst, bound)
-		}
-		t.Logf("%s: slowest event %v after its ack", c.Name, worst.Round(time.Millisecond))
-	}
+	checkFastClients(t, pub, fast, 2*time.Second)
 }
 
 // TestFaultReloadTwice reloads the Caddy config twice under load, on the
@@ -325,5 +309,27 @@ func TestFaultReloadTwice(t *testing.T) {
 		if st := c.Stats(); st.Ends["shutdown"] < 2 || st.Streams < 3 {
 			t.Errorf("%s was not asked back by both reloads: %+v", c.Name, st)
 		}
+	}
+}
+
+// checkFastClients: none of fast was cut, and each got every event
+// within bound of its ack.
+func checkFastClients(t testing.TB, pub *faulttest.Publisher, fast []*faulttest.Client, bound time.Duration) {
+	t.Helper()
+	for _, c := range fast {
+		st := c.Stats()
+		if st.Streams != 1 || len(st.Ends) > 0 {
+			t.Errorf("%s was cut: %+v", c.Name, st)
+		}
+		var worst time.Duration
+		for _, ev := range c.Received() {
+			if at, ok := pub.AckedAt(ev.Seq); ok {
+				worst = max(worst, ev.At.Sub(at))
+			}
+		}
+		if worst > bound {
+			t.Errorf("%s got an event %v after its ack; the bound is %v", c.Name, worst, bound)
+		}
+		t.Logf("%s: slowest event %v after its ack", c.Name, worst.Round(time.Millisecond))
 	}
 }
