@@ -2,6 +2,7 @@ package ssegate
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -61,6 +62,9 @@ type gatewayConfig struct {
 	noTLS   bool
 	encode  bool   // put Caddy's encode handler in front of ssegate
 	logFile string // when set, every log (access logs too) goes here at DEBUG
+	// httpAddr, when set, is the plain server's address: a reload that
+	// keeps it keeps the clients' URL.
+	httpAddr string
 }
 
 // startGateway loads a Caddy config with an ssegate route on /events,
@@ -68,7 +72,7 @@ type gatewayConfig struct {
 func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 	t.Helper()
 	g := &gateway{t: t, nats: ns}
-	httpAddr := freePort(t)
+	httpAddr := cmp.Or(cfg.httpAddr, freePort(t))
 	g.httpURL = "http://" + httpAddr
 	handler := map[string]any{"handler": "ssegate", "public": []string{"*", "*.*", "*.*.*"}}
 	for k, v := range cfg.handler {

@@ -1,0 +1,65 @@
+package faulttest
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCheckFindsEveryKindOfFault: the checker is what makes the fault
+// suite able to fail, so each fault it must see is shown to it.
+func TestCheckFindsEveryKindOfFault(t *testing.T) {
+	acked := []Event{{1, "a"}, {2, "b"}, {3, "a"}, {4, "c"}, {5, "b"}, {6, "a"}}
+	l := NewLedger(acked)
+	tests := []struct {
+		name   string
+		window Window
+		got    []uint64 // channels from acked
+		want   string   // a problem containing this; "" for none
+	}{
+		{"all, in order", Window{}, []uint64{1, 2, 3, 5, 6}, ""},
+		{"from a position", Window{After: 2, Sure: 2}, []uint64{3, 5, 6}, ""},
+		{"live start may include the window", Window{After: 1, Sure: 3}, []uint64{5, 6}, ""},
+		{"duplicate", Window{}, []uint64{1, 2, 3, 3, 5, 6}, "duplicate"},
+		{"duplicate after a rewind", Window{}, []uint64{1, 2, 3, 2, 5, 6}, "out of order"},
+		{"out of order", Window{}, []uint64{1, 3, 2, 5, 6}, "out of order"},
+		{"missing", Window{}, []uint64{1, 2, 5, 6}, "missing 1 of 5 acked events: 3"},
+		{"missing the last", Window{}, []uint64{1, 2, 3, 5}, "missing 1 of 5 acked events: 6"},
+		{"history before the start", Window{After: 3, Sure: 3}, []uint64{1, 5, 6}, "at or before the client's start"},
+		{"another channel", Window{}, []uint64{1, 2, 3, 4, 5, 6}, "not one of the client's channels"},
+	}
+	channelOf := map[uint64]string{}
+	for _, ev := range acked {
+		channelOf[ev.Seq] = ev.Channel
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Client{Name: "c", Channels: []string{"a", "b"}}
+			for _, seq := range tt.got {
+				c.got = append(c.got, Received{Event: Event{Seq: seq, Channel: channelOf[seq]}})
+			}
+			r := l.Check(c, tt.window)
+			problems := strings.Join(r.Problems, "\n")
+			if tt.want == "" && problems != "" || !strings.Contains(problems, tt.want) {
+				t.Fatalf("problems %q, want one with %q", problems, tt.want)
+			}
+		})
+	}
+}
+
+// TestClientFollowsEventSourceRules: an id line without data moves the
+// position a reconnect sends, comments and retry hints are read, and a
+// reset is recorded, not taken for an event.
+func TestClientFollowsEventSourceRules(t *testing.T) {
+	c := &Client{Name: "c", Channels: []string{"a"}, ends: map[string]int{}}
+	wire := ": ssegate\nretry: 250\n\nid: 7-abcd\ndata: a|1\n\nevent: reset\nid: 9-abcd\ndata: expired\n\n: end: slow\nid: 12-abcd\nretry: 300\n\n"
+	retry, err := c.read(strings.NewReader(wire), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retry.Milliseconds() != 300 || c.lastID != "12-abcd" || c.ends["slow"] != 1 || len(c.resets) != 1 {
+		t.Fatalf("retry %v, last id %q, ends %v, resets %v", retry, c.lastID, c.ends, c.resets)
+	}
+	if got := c.Received(); len(got) != 1 || got[0].Seq != 7 || got[0].Channel != "a" {
+		t.Fatalf("received %+v", got)
+	}
+}

@@ -1,0 +1,158 @@
+// Package faulttest holds the building blocks of the fault suite, shared by
+// the in-process tests and the e2e tests against built binaries: a
+// publisher that counts only acked events, clients that follow EventSource
+// rules, and a checker for exactly-once, in-order delivery.
+package faulttest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Event is one event as the publisher stored it or a client received it.
+type Event struct {
+	Seq     uint64
+	Channel string
+}
+
+// Publisher publishes at a steady rate, round robin over Channels, to
+// Prefix+channel. It records an event only once JetStream acked it; a
+// failed publish is retried with the same message id (so a lost ack does
+// not store it twice), and one never acked is not counted.
+type Publisher struct {
+	JS       jetstream.JetStream
+	Prefix   string        // subject prefix, "events." when empty
+	Channels []string      // published round robin
+	Interval time.Duration // between publishes; 5ms when zero
+	// RetryFor bounds the retries of one event; 20s when zero.
+	RetryFor time.Duration
+	// Pad adds this many bytes to each event's data.
+	Pad int
+
+	failures atomic.Int64
+	count    atomic.Int64
+
+	mu      sync.Mutex
+	acked   []Event
+	ackedAt map[uint64]time.Time
+}
+
+// Run publishes until ctx is done. It returns nil then; it returns an
+// error only when one event could not be acked within RetryFor.
+func (p *Publisher) Run(ctx context.Context) error {
+	pace := time.NewTicker(cmp.Or(p.Interval, 5*time.Millisecond))
+	defer pace.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-pace.C:
+		}
+		ch := p.Channels[i%len(p.Channels)]
+		msg := nats.NewMsg(cmp.Or(p.Prefix, "events.") + ch)
+		msg.Data = fmt.Appendf(nil, "%s|%d|%s", ch, i, strings.Repeat("x", p.Pad))
+		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("fault-%p-%d", p, i))
+		ack, err := p.publish(ctx, msg)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("event %d on %s: %w", i, ch, err)
+		}
+		p.record(Event{Seq: ack.Sequence, Channel: ch})
+	}
+}
+
+// Publish stores one event on channel now, outside the steady run, and
+// records it once acked.
+func (p *Publisher) Publish(ctx context.Context, channel string) (uint64, error) {
+	msg := nats.NewMsg(cmp.Or(p.Prefix, "events.") + channel)
+	msg.Data = []byte(channel + "|single")
+	ack, err := p.publish(ctx, msg)
+	if err != nil {
+		return 0, err
+	}
+	p.record(Event{Seq: ack.Sequence, Channel: channel})
+	return ack.Sequence, nil
+}
+
+func (p *Publisher) record(ev Event) {
+	p.mu.Lock()
+	p.acked = append(p.acked, ev)
+	if p.ackedAt == nil {
+		p.ackedAt = make(map[uint64]time.Time)
+	}
+	p.ackedAt[ev.Seq] = time.Now()
+	p.mu.Unlock()
+	p.count.Add(1)
+}
+
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(p.RetryFor, 20*time.Second))
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		ack, err := p.JS.PublishMsg(actx, msg)
+		acancel()
+		if err == nil {
+			return ack, nil
+		}
+		p.failures.Add(1)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("not acked: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Count is how many events were acked.
+func (p *Publisher) Count() int64 { return p.count.Load() }
+
+// Failures is how many publish attempts failed and were retried.
+func (p *Publisher) Failures() int64 { return p.failures.Load() }
+
+// LastSeq is the sequence of the newest acked event, 0 if none.
+func (p *Publisher) LastSeq() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var last uint64
+	for _, ev := range p.acked {
+		last = max(last, ev.Seq)
+	}
+	return last
+}
+
+// Acked returns the acked events in ack order.
+func (p *Publisher) Acked() []Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.acked)
+}
+
+// AckedAt says when the event with seq was acked.
+func (p *Publisher) AckedAt(seq uint64) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at, ok := p.ackedAt[seq]
+	return at, ok
+}
+
+// Summary says what was published.
+func (p *Publisher) Summary() string {
+	channels := strings.Join(p.Channels, ",")
+	if len(p.Channels) > 8 {
+		channels = fmt.Sprintf("%d channels", len(p.Channels))
+	}
+	return fmt.Sprintf("%d events acked on %s (last seq %d), %d publish attempts retried",
+		p.Count(), channels, p.LastSeq(), p.Failures())
+}
