@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -38,8 +37,7 @@ type perUserClient struct {
 }
 
 func benchPerUser(b *testing.B, n int) {
-	_, portStr, _ := net.SplitHostPort(freePort(b))
-	port, _ := strconv.Atoi(portStr)
+	port := portOf(b, freePort(b))
 	store := b.TempDir()
 	ns := natsServerAt(b, port, store)
 	g := startGateway(b, ns, gatewayConfig{noTLS: true, stream: map[string]any{"storage": "file"},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -81,20 +80,6 @@ func finish(t testing.TB, stopPub func() error, pub *faulttest.Publisher, fleet 
 	delivered := faulttest.CheckAll(t, pub, fleet.Clients)
 	t.Logf("%s; %d events delivered to %d clients, the last %v after publishing stopped", pub.Summary(), delivered, len(fleet.Clients), waited.Round(time.Millisecond))
 	return delivered
-}
-
-// portOf is the port of a nats-server, for restarting it on the same one.
-func portOf(t testing.TB, addr string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 // restartNATS shuts ns down, waits until the gateway noticed, and starts

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -356,4 +357,18 @@ func seqOf(t testing.TB, id string) uint64 {
 		t.Fatalf("id %q: %v", id, err)
 	}
 	return seq
+}
+
+// portOf is the port of a nats-server, for restarting it on the same one.
+func portOf(t testing.TB, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -277,7 +277,7 @@ func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 // TestEmbeddedOpenListenRefused: an embedded server reachable from other
 // hosts needs users; the error names the fix, and nothing starts.
 func TestEmbeddedOpenListenRefused(t *testing.T) {
-	for _, listen := range []string{"0.0.0.0:" + portOf(t, freePort(t)), ":" + portOf(t, freePort(t))} {
+	for _, listen := range []string{"0.0.0.0:" + strconv.Itoa(portOf(t, freePort(t))), ":" + strconv.Itoa(portOf(t, freePort(t)))} {
 		cfg := `{"admin": {"disabled": true, "config": {"persist": false}},
 			"apps": {"ssegate": {"nats": {"embedded": {"listen": "` + listen + `", "store_dir": "` + t.TempDir() + `"}}}}}`
 		err := caddy.Load([]byte(cfg), true)
@@ -291,15 +291,6 @@ func TestEmbeddedOpenListenRefused(t *testing.T) {
 			}
 		}
 	}
-}
-
-func portOf(t *testing.T, addr string) string {
-	t.Helper()
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 func grepLines(s, sub string) string {

@@ -3,9 +3,7 @@ package ssegate
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"testing"
 	"time"
 
@@ -19,8 +17,7 @@ import (
 // that it can be stopped and started again with its JetStream data.
 func restartableNATS(t *testing.T) (start func() jetstream.JetStream, stop func(), url string) {
 	t.Helper()
-	_, portStr, _ := net.SplitHostPort(freePort(t))
-	port, _ := strconv.Atoi(portStr)
+	port := portOf(t, freePort(t))
 	store := t.TempDir()
 	var cur interface{ Shutdown() }
 	start = func() jetstream.JetStream {
