@@ -172,7 +172,16 @@ func TestReconnectLoopUnderLoadSeesEverySequenceOnce(t *testing.T) {
 		clients.Add(1)
 		go func() {
 			defer clients.Done()
-			results[i] = reconnectLoop(t, g, chs, pubsDone)
+			owed := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				n := 0
+				for _, ch := range chs {
+					n += len(published[ch])
+				}
+				return n
+			}
+			results[i] = reconnectLoop(t, g, chs, pubsDone, owed)
 		}()
 	}
 	clients.Wait()
@@ -191,8 +200,9 @@ func TestReconnectLoopUnderLoadSeesEverySequenceOnce(t *testing.T) {
 
 // reconnectLoop reads a random number of events per connection, then
 // drops it and resumes from the last id, until publishing is over and it
-// has caught up.
-func reconnectLoop(t *testing.T, g *gateway, channels []string, pubsDone <-chan struct{}) []uint64 {
+// has as many events as it is owed: a quiet spell alone says nothing on a
+// loaded machine.
+func reconnectLoop(t *testing.T, g *gateway, channels []string, pubsDone <-chan struct{}, owed func() int) []uint64 {
 	var got []uint64
 	last := "0"
 	c := g.h2cClient()
@@ -227,12 +237,11 @@ func reconnectLoop(t *testing.T, g *gateway, channels []string, pubsDone <-chan 
 				last = ev.LastEventID
 				idle.Reset(500 * time.Millisecond)
 			case <-idle.C:
-				// Quiet for a while: when publishing is over, caught up.
-				if finished {
-					s.close()
-					return got
-				}
 				break read
+			}
+			if finished && len(got) >= owed() {
+				s.close()
+				return got
 			}
 		}
 		idle.Stop()
