@@ -108,6 +108,7 @@ func (r *reader) stop() {
 // pull passes on one pull's messages, at most the pull budget, and
 // reports whether the read has caught up.
 func (r *reader) pull(ctx context.Context) (done bool, err error) {
+	began := time.Now()
 	batch, err := r.cons.Fetch(pullMessages, jetstream.FetchMaxBytes(r.h.pullBytes), jetstream.FetchMaxWait(pullWait))
 	if err != nil {
 		return false, r.restart(ctx, err)
@@ -137,14 +138,15 @@ func (r *reader) pull(ctx context.Context) (done bool, err error) {
 	if err := batch.Error(); err != nil {
 		return false, r.restart(ctx, err)
 	}
-	if got > 0 {
+	if got > 0 && time.Since(began) < pullWait {
+		// It ended on its byte or message cap: pull the next.
 		return false, nil
 	}
 	return r.settle(ctx)
 }
 
-// settle asks the consumer where it stands after a pull that brought
-// nothing: caught up if nothing is pending and everything it delivered
+// settle asks the consumer where it stands after a pull that waited for
+// messages that did not come: caught up if nothing is pending and everything it delivered
 // arrived, else the read restarts.
 func (r *reader) settle(ctx context.Context) (done bool, err error) {
 	ictx, cancel := context.WithTimeout(ctx, requestTimeout)
