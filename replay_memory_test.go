@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ssegate/ssegate/replay"
+	"github.com/ssegate/ssegate/upstream"
 )
 
 // TestReplayMemoryIsBounded: clients that ask for a large history and
@@ -27,9 +28,10 @@ import (
 // process's resident memory (gateway and nats-server, both in this
 // process) is sampled for 3 s, and the live heap is measured after a GC at
 // the end. Before the byte budget (pulls of up to 512 events per replay, on
-// the live connection) RSS grew by about 1 GB, with or without -race; with
-// the defaults (2 MiB per replay) it grows by 120 to 140 MiB without -race
-// and 120 to 260 MiB with it, and the live heap by far less.
+// the live connection) RSS grew by 770 MiB to 1 GiB, with or without -race,
+// and the live heap by 454 MiB. With the defaults (2 MiB per replay) RSS
+// grows by 65 to 160 MiB under -race (110 to 140 MiB without), and the
+// live heap by 15 to 77 MiB.
 //
 // Cost: about 8 s, most of it publishing the history and the sampling.
 func TestReplayMemoryIsBounded(t *testing.T) {
@@ -41,11 +43,12 @@ func TestReplayMemoryIsBounded(t *testing.T) {
 		eventLen = 64 << 10
 		events   = 480
 		// heapBound is the live heap's growth allowed, measured after a
-		// GC while the replays are stalled: the default budget of 64 MiB
-		// (the 16 replays' pulls take 32 MiB of it), plus 32 MiB for the
-		// in-process nats-server's copies of what it is sending and the
-		// streams' own buffers. Measured: 31 to 57 MiB.
-		heapBound = replay.DefaultBudget + 32<<20
+		// GC while the replays are stalled. Each of the 16 replays has at
+		// most one 2 MiB pull in flight, and with the nats-server in this
+		// process each byte in flight is held twice: by the server, on its
+		// way out, and by the client. 2 × 32 MiB, plus 32 MiB for the
+		// streams' own buffers. Measured: 15 to 77 MiB.
+		heapBound = 2*clients*replay.DefaultPullBytes + 32<<20
 	)
 	// rssBound is the resident memory's growth allowed: the same, plus the
 	// garbage the GC lets pile up between cycles (it lets the heap double)
@@ -96,6 +99,18 @@ func TestReplayMemoryIsBounded(t *testing.T) {
 	if n := r.conn.NC.Stats().Reconnects; n != 0 {
 		t.Errorf("the live connection reconnected %d times", n)
 	}
+	if n := r.replay.NC.Stats().InMsgs; n == 0 {
+		t.Error("no message arrived on the replay connection: the replays did not use it")
+	}
+	names := map[string]bool{}
+	if cz, err := ns.Connz(nil); err == nil {
+		for _, c := range cz.Conns {
+			names[c.Name] = true
+		}
+	}
+	if !names[upstream.ReplayName] {
+		t.Errorf("the server has no connection named %q: %v", upstream.ReplayName, names)
+	}
 	if v, err := ns.Varz(nil); err != nil || v.SlowConsumers != 0 {
 		t.Errorf("server counted %d slow consumers (%v)", v.SlowConsumers, err)
 	}
@@ -143,8 +158,10 @@ func rss(t *testing.T) int64 {
 	return 0
 }
 
-// liveHeap is the bytes of live heap objects after a GC.
+// liveHeap is the bytes of live heap objects after a GC. The second GC
+// empties what sync.Pools kept through the first.
 func liveHeap() uint64 {
+	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
