@@ -108,13 +108,21 @@ func (r *reader) stop() {
 // pull passes on one pull's messages, at most the pull budget, and
 // reports whether the read has caught up.
 func (r *reader) pull(ctx context.Context) (done bool, err error) {
-	began := time.Now()
 	batch, err := r.cons.Fetch(pullMessages, jetstream.FetchMaxBytes(r.h.pullBytes), jetstream.FetchMaxWait(pullWait))
 	if err != nil {
 		return false, r.restart(ctx, err)
 	}
 	got := 0
-	for m := range batch.Messages() {
+	for msgs := batch.Messages(); ; {
+		var m jetstream.Msg
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		if m == nil {
+			break
+		}
 		meta, err := m.Metadata()
 		if err != nil {
 			return false, err
@@ -132,21 +140,20 @@ func (r *reader) pull(ctx context.Context) (done bool, err error) {
 			return true, nil
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
 	if err := batch.Error(); err != nil {
 		return false, r.restart(ctx, err)
 	}
-	if got > 0 && time.Since(began) < pullWait {
-		// It ended on its byte or message cap: pull the next.
+	if got > 0 {
+		// It ended on its byte or message cap, or at its expiry with
+		// more to come: pull again. A slow client must not cost a new
+		// consumer per pull, so only an empty pull asks where it stands.
 		return false, nil
 	}
 	return r.settle(ctx)
 }
 
-// settle asks the consumer where it stands after a pull that waited for
-// messages that did not come: caught up if nothing is pending and everything it delivered
+// settle asks the consumer where it stands after a pull that brought
+// nothing: caught up if nothing is pending and everything it delivered
 // arrived, else the read restarts.
 func (r *reader) settle(ctx context.Context) (done bool, err error) {
 	ictx, cancel := context.WithTimeout(ctx, requestTimeout)

@@ -171,6 +171,41 @@ func TestReadSurvivesConsumerDeletion(t *testing.T) {
 	noConsumersLeft(t, js)
 }
 
+// creations counts the consumers a JetStream creates.
+type creations struct {
+	jetstream.JetStream
+	n atomic.Int32
+}
+
+func (c *creations) CreateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	c.n.Add(1)
+	return c.JetStream.CreateConsumer(ctx, stream, cfg)
+}
+
+// TestSlowReaderKeepsItsConsumer: a client that takes longer than a pull's
+// wait over its events is not mistaken for a stalled consumer, which would
+// cost a new consumer per pull.
+// Cost: about 2.5 s, the slow client's pause.
+func TestSlowReaderKeepsItsConsumer(t *testing.T) {
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(12, "events.a")...)
+	counted := &creations{JetStream: js}
+	h := NewHistory(counted, stream, 1, WithPullBytes(512))
+	var got []uint64
+	err := h.Read(ctx, []string{"events.a"}, 0, 0, func(m Msg) error {
+		got = append(got, m.Seq)
+		if m.Seq == 2 {
+			time.Sleep(pullWait + 500*time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil || !slices.Equal(got, seqs(1, 12)) {
+		t.Fatalf("read %v, %v", got, err)
+	}
+	if n := counted.n.Load(); n != 1 {
+		t.Fatalf("%d consumers created for one slow read", n)
+	}
+}
+
 // TestReadsWaitForTheBudget: more concurrent reads than the budget allows
 // all finish, complete, by waiting for their turn, and the bytes that
 // arrived from the server and were not yet taken by a reader never exceed
