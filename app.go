@@ -78,8 +78,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.ReplayConcurrency < 0 || a.ReplayPullBytes < 0 || a.ReplayBudget < 0 {
 		return errors.New("replay_concurrency, replay_pull_bytes and replay_budget cannot be negative")
 	}
-	if a.ReplayPullBytes > 0 && a.ReplayBudget > 0 && a.ReplayBudget < 2*int64(a.ReplayPullBytes) {
-		return fmt.Errorf("replay_budget %d must hold two replays' pulls (2 × replay_pull_bytes %d)", a.ReplayBudget, a.ReplayPullBytes)
+	pull, budget := cmp.Or(a.ReplayPullBytes, replay.DefaultPullBytes), cmp.Or(a.ReplayBudget, replay.DefaultBudget)
+	if budget < 2*int64(pull) {
+		// One pull's worth for backfills, at least one for replays.
+		return fmt.Errorf("replay_budget %d must hold two replays' pulls (2 × replay_pull_bytes %d)", budget, pull)
 	}
 	a.metrics = newMetrics(ctx.GetMetricsRegistry())
 	a.started = make(chan struct{})

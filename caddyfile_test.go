@@ -586,6 +586,8 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"negative replay_budget", &App{ReplayBudget: -1}, "cannot be negative"},
 		{"negative replay_pull_bytes", &App{ReplayPullBytes: -1}, "cannot be negative"},
 		{"replay_budget below two pulls", &App{ReplayPullBytes: 4 << 20, ReplayBudget: 6 << 20}, "must hold two replays' pulls"},
+		{"replay_budget below two default pulls", &App{ReplayBudget: 3 << 20}, "replay_budget 3145728 must hold two replays' pulls (2 × replay_pull_bytes 2097152)"},
+		{"replay_pull_bytes beyond half the default budget", &App{ReplayPullBytes: 40 << 20}, "replay_budget 67108864 must hold"},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {
