@@ -56,7 +56,11 @@ func (h *History) read(ctx context.Context, subjects []string, after uint64, lim
 	r := &reader{h: h, subjects: subjects, fn: fn, last: after}
 	defer r.stop()
 	if err := r.start(ctx); err != nil {
-		return err
+		// In a cluster, a create can time out during an election; the
+		// next attempt usually finds a leader.
+		if err := r.restart(ctx, err); err != nil {
+			return err
+		}
 	}
 	pending := r.cons.CachedInfo().NumPending
 	if pending == 0 {

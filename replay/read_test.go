@@ -171,15 +171,43 @@ func TestReadSurvivesConsumerDeletion(t *testing.T) {
 	noConsumersLeft(t, js)
 }
 
-// creations counts the consumers a JetStream creates.
+// creations counts the consumers a JetStream creates, and fails the first
+// fail of them as a create during a cluster election does.
 type creations struct {
 	jetstream.JetStream
-	n atomic.Int32
+	n    atomic.Int32
+	fail int32
 }
 
 func (c *creations) CreateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
-	c.n.Add(1)
+	if c.n.Add(1) <= c.fail {
+		return nil, context.DeadlineExceeded
+	}
 	return c.JetStream.CreateConsumer(ctx, stream, cfg)
+}
+
+// TestReadRetriesAFailedCreate: a consumer create that times out is tried
+// again, up to the restart limit, and then the read fails, saying why.
+// Cost: about 1 s of backoff.
+func TestReadRetriesAFailedCreate(t *testing.T) {
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(5, "events.a")...)
+	for _, tt := range []struct {
+		fail    int32
+		wantErr bool
+	}{{2, false}, {maxRestarts + 1, true}} {
+		counted := &creations{JetStream: js, fail: tt.fail}
+		n := 0
+		err := NewHistory(counted, stream, 1).Read(ctx, []string{"events.a"}, 0, 0, func(Msg) error { n++; return nil })
+		if tt.wantErr {
+			if !errors.Is(err, ErrIncomplete) || !errors.Is(err, context.DeadlineExceeded) || n != 0 {
+				t.Errorf("%d failed creates: %d events, %v", tt.fail, n, err)
+			}
+			continue
+		}
+		if err != nil || n != 5 {
+			t.Errorf("%d failed creates: %d events, %v", tt.fail, n, err)
+		}
+	}
 }
 
 // TestSlowReaderKeepsItsConsumer: a client that takes longer than a pull's
