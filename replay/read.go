@@ -53,6 +53,10 @@ type reader struct {
 }
 
 func (h *History) read(ctx context.Context, subjects []string, after uint64, limit int, fn func(Msg) error) error {
+	if len(subjects) == 0 {
+		// A consumer without a filter would read the whole stream.
+		return nil
+	}
 	r := &reader{h: h, subjects: subjects, fn: fn, last: after}
 	defer r.stop()
 	if err := r.start(ctx); err != nil {

@@ -307,8 +307,10 @@ func TestReadsWaitForTheBudget(t *testing.T) {
 	noConsumersLeft(t, js)
 }
 
+// TestTooManySubjects: a read of more than MaxSubjects subjects is refused,
+// and a read of none reads nothing (not the whole stream).
 func TestTooManySubjects(t *testing.T) {
-	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"})
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, "events.a")
 	h := NewHistory(js, stream, 1)
 	subjects := make([]string, MaxSubjects+1)
 	for i := range subjects {
@@ -326,6 +328,9 @@ func TestTooManySubjects(t *testing.T) {
 	}
 	if err := h.Read(ctx, subjects[:MaxSubjects], 0, 0, fn); err != nil {
 		t.Errorf("Read of MaxSubjects subjects: %v", err)
+	}
+	if err := h.Read(ctx, nil, 0, 0, func(Msg) error { return errors.New("called") }); err != nil {
+		t.Errorf("Read of no subjects: %v", err)
 	}
 }
 
