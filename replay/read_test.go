@@ -104,7 +104,8 @@ func seqs(from, to uint64) []uint64 {
 // read again, and a loss that keeps happening ends the read with an error
 // after the last message before it, never a read that skips it. On the
 // reader without a continuity check, every case skipped silently.
-// Cost: about 1.5 s, most of it the pull waits of the tail and always cases.
+// Cost: about 5 s, most of it the two pull waits (2 s each) before a lost
+// last message shows.
 func TestReadNeverSkips(t *testing.T) {
 	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(20, "events.a")...)
 	tests := []struct {
