@@ -1,6 +1,7 @@
 package ssegate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,15 @@ type App struct {
 	// ReplayConcurrency bounds the replays (each a short-lived JetStream
 	// consumer) running at once; others wait their turn. Default 64.
 	ReplayConcurrency int `json:"replay_concurrency,omitempty"`
+	// ReplayPullBytes bounds the bytes of events one replay has in flight
+	// from NATS: each pull asks for at most this much. Default 2 MiB, and
+	// never less than the server's max_payload plus 4 KiB, or the largest
+	// events could not be replayed.
+	ReplayPullBytes int `json:"replay_pull_bytes,omitempty"`
+	// ReplayBudget bounds the bytes in flight across all replays and
+	// backfills. A quarter is kept for backfills; a replay beyond the rest
+	// waits for its turn. Default 64 MiB.
+	ReplayBudget int64 `json:"replay_budget,omitempty"`
 
 	log     *zap.Logger
 	metrics *metrics
@@ -43,6 +53,7 @@ type running struct {
 	conn    *upstream.Conn
 	hub     *upstream.Hub
 	history *replay.History
+	replay  *upstream.ReplayConn
 	unwatch func()
 }
 
@@ -65,8 +76,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.Stream.Validate(); err != nil {
 		return err
 	}
-	if a.ReplayConcurrency < 0 {
-		return errors.New("replay_concurrency cannot be negative")
+	if a.ReplayConcurrency < 0 || a.ReplayPullBytes < 0 || a.ReplayBudget < 0 {
+		return errors.New("replay_concurrency, replay_pull_bytes and replay_budget cannot be negative")
+	}
+	pull, budget := cmp.Or(a.ReplayPullBytes, replay.DefaultPullBytes), cmp.Or(a.ReplayBudget, replay.DefaultBudget)
+	if budget < 2*int64(pull) {
+		// One pull's worth for backfills, at least one for replays.
+		return fmt.Errorf("replay_budget %d must hold two replays' pulls (2 × replay_pull_bytes %d)", budget, pull)
 	}
 	a.metrics = acquireMetrics(ctx.GetMetricsRegistry())
 	a.started = make(chan struct{})
@@ -92,7 +108,11 @@ func (a *App) Start() error {
 		_ = conn.Release()
 		return err
 	}
-	history := replay.NewHistory(conn.JS, stream, orInt(a.ReplayConcurrency, DefaultReplayConcurrency))
+	history, replayConn, err := a.history(conn, stream)
+	if err != nil {
+		_ = conn.Release()
+		return err
+	}
 	hub := upstream.NewHub(conn, a.Stream, history,
 		upstream.WithLogger(a.log),
 		upstream.WithMetrics(a.metrics.hub()),
@@ -101,9 +121,37 @@ func (a *App) Start() error {
 	if conn.NC.IsConnected() {
 		a.metrics.natsConnected.Set(1)
 	}
-	a.state.Store(&running{conn: conn, hub: hub, history: history, unwatch: unwatch})
-	a.log.Info("ssegate ready", zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch))
+	a.state.Store(&running{conn: conn, hub: hub, history: history, replay: replayConn, unwatch: unwatch})
+	concurrency, pullBytes, budget := history.Limits()
+	a.log.Info("ssegate ready", zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch),
+		zap.Int("replay_concurrency", concurrency), zap.Int("replay_pull_bytes", pullBytes), zap.Int64("replay_budget", budget))
 	return nil
+}
+
+// pullOverhead is what a stored message adds to its payload in a pull:
+// its subject and the reply subject that carries its position.
+const pullOverhead = 4 << 10
+
+// history opens the replay connection and the History that reads over it.
+func (a *App) history(conn *upstream.Conn, stream replay.Stream) (*replay.History, *upstream.ReplayConn, error) {
+	least := int(conn.NC.MaxPayload()) + pullOverhead
+	pullBytes := max(replay.DefaultPullBytes, least)
+	if a.ReplayPullBytes > 0 {
+		if a.ReplayPullBytes < least {
+			return nil, nil, fmt.Errorf("replay_pull_bytes %d cannot hold the largest event the NATS server accepts (max_payload %d); set it to at least %d",
+				a.ReplayPullBytes, conn.NC.MaxPayload(), least)
+		}
+		pullBytes = a.ReplayPullBytes
+	}
+	rc, err := upstream.AcquireReplay(conn, a.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := replay.NewHistory(rc.JS, stream, orInt(a.ReplayConcurrency, DefaultReplayConcurrency),
+		replay.WithPullBytes(pullBytes),
+		replay.WithBudget(cmp.Or(a.ReplayBudget, replay.DefaultBudget)),
+	)
+	return h, rc, nil
 }
 
 // Stop ends every stream (each client is told to come back, with jitter)
@@ -115,7 +163,7 @@ func (a *App) Stop() error {
 	}
 	r.unwatch()
 	r.hub.Close()
-	return r.conn.Release()
+	return errors.Join(r.replay.Release(), r.conn.Release())
 }
 
 // Cleanup gives back the shared metrics.

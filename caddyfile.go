@@ -170,6 +170,8 @@ func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
 //	    manage_stream  on|off
 //	    start_timeout  <duration>
 //	    replay_concurrency <n>
+//	    replay_pull_bytes  <size>
+//	    replay_budget      <size>
 //	}
 func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 	d.Next() // option name
@@ -214,6 +216,14 @@ func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = duration(d, &app.StartTimeout)
 		case "replay_concurrency":
 			err = positiveInt(d, &app.ReplayConcurrency)
+		case "replay_pull_bytes":
+			var n int64
+			if err = positiveSize(d, &n); err == nil && n > math.MaxInt32 {
+				err = d.Errf("replay_pull_bytes %d: too large", n)
+			}
+			app.ReplayPullBytes = int(n)
+		case "replay_budget":
+			err = positiveSize(d, &app.ReplayBudget)
 		default:
 			err = d.Errf("unknown ssegate option %q", d.Val())
 		}
@@ -347,16 +357,7 @@ func parseStream(d *caddyfile.Dispenser, app *App) error {
 				s.MaxMsgsPerSubject = int64(n)
 			}
 		case "max_bytes":
-			var v string
-			if err = oneString(d, &v); err == nil {
-				var n uint64
-				if n, err = humanize.ParseBytes(v); err != nil {
-					err = d.Errf("max_bytes %q: %v", v, err)
-				} else if n > math.MaxInt64 {
-					err = d.Errf("max_bytes %q: too large", v)
-				}
-				s.MaxBytes = int64(n)
-			}
+			err = byteSize(d, &s.MaxBytes)
 		default:
 			err = d.Errf("unknown stream option %q", d.Val())
 		}
@@ -398,6 +399,35 @@ func positiveInt(d *caddyfile.Dispenser, dst *int) error {
 		return d.Errf("%s: want a positive integer, got %q", key, v)
 	}
 	*dst = n
+	return nil
+}
+
+// byteSize reads one size such as 64MiB or 1GB.
+func byteSize(d *caddyfile.Dispenser, dst *int64) error {
+	key := d.Val()
+	var v string
+	if err := oneString(d, &v); err != nil {
+		return err
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil {
+		return d.Errf("%s %q: %v", key, v, err)
+	}
+	if n > math.MaxInt64 {
+		return d.Errf("%s %q: too large", key, v)
+	}
+	*dst = int64(n)
+	return nil
+}
+
+func positiveSize(d *caddyfile.Dispenser, dst *int64) error {
+	key := d.Val()
+	if err := byteSize(d, dst); err != nil {
+		return err
+	}
+	if *dst <= 0 {
+		return d.Errf("%s: want a positive size", key)
+	}
 	return nil
 }
 

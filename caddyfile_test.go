@@ -405,6 +405,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "reconnect_wait zero", caddyfile: global("reconnect_wait 0"), want: `reconnect_wait: want a positive duration, got "0"`, line: 3},
 		{name: "start_timeout not a duration", caddyfile: global("start_timeout x"), want: `start_timeout: want a positive duration, got "x"`, line: 3},
 		{name: "replay_concurrency zero", caddyfile: global("replay_concurrency 0"), want: `replay_concurrency: want a positive integer, got "0"`, line: 3},
+		{name: "replay_pull_bytes not a size", caddyfile: global("replay_pull_bytes lots"), want: `replay_pull_bytes "lots"`, line: 3},
+		{name: "replay_pull_bytes zero", caddyfile: global("replay_pull_bytes 0"), want: `replay_pull_bytes: want a positive size`, line: 3},
+		{name: "replay_pull_bytes beyond int32", caddyfile: global("replay_pull_bytes 3GiB"), want: `replay_pull_bytes 3221225472: too large`, line: 3},
+		{name: "replay_budget without value", caddyfile: global("replay_budget"), want: "after 'replay_budget'", line: 3},
+		{name: "replay_budget with two values", caddyfile: global("replay_budget 1MiB 2MiB"), want: "after '2MiB'", line: 3},
+		{name: "replay_budget negative", caddyfile: global("replay_budget -1MiB"), want: `replay_budget "-1MiB"`, line: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -563,6 +569,7 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"embedded nkey user with lists", &App{NATS: upstream.Config{Embedded: &upstream.EmbeddedConfig{Users: []upstream.EmbeddedUser{{NKey: testNKey, Publish: []string{"events.>"}, Subscribe: []string{"_INBOX.>"}}}}}}},
 		{"embedded on localhost without users", &App{NATS: upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: "localhost:14222"}}}},
 		{"embedded on ::1 without users", &App{NATS: upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: "[::1]:14222"}}}},
+		{"replay budgets", &App{ReplayConcurrency: 8, ReplayPullBytes: 4 << 20, ReplayBudget: 8 << 20}},
 		{"unmanaged custom stream", &App{Stream: replay.StreamConfig{Name: "EVENTS", Subjects: []string{"app.>"}, RepublishPrefix: "live", Storage: "memory", Replicas: 3, Unmanaged: true}}},
 	}
 	for _, tt := range valid {
@@ -611,6 +618,11 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"stream replicas", &App{Stream: replay.StreamConfig{Replicas: 6}}, "stream replicas 6: want 1 to 5"},
 		{"stream storage", &App{Stream: replay.StreamConfig{Storage: "disk"}}, `stream storage "disk": want file or memory`},
 		{"stream loops through republish", &App{Stream: replay.StreamConfig{Subjects: []string{">"}}}, "would loop"},
+		{"negative replay_budget", &App{ReplayBudget: -1}, "cannot be negative"},
+		{"negative replay_pull_bytes", &App{ReplayPullBytes: -1}, "cannot be negative"},
+		{"replay_budget below two pulls", &App{ReplayPullBytes: 4 << 20, ReplayBudget: 6 << 20}, "must hold two replays' pulls"},
+		{"replay_budget below two default pulls", &App{ReplayBudget: 3 << 20}, "replay_budget 3145728 must hold two replays' pulls (2 × replay_pull_bytes 2097152)"},
+		{"replay_pull_bytes beyond half the default budget", &App{ReplayPullBytes: 40 << 20}, "replay_budget 67108864 must hold"},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,15 +1,14 @@
 package replay
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 )
 
 // Msg is one stored event, as read from the stream.
@@ -24,25 +23,79 @@ type Msg struct {
 // caller's limit allows.
 var ErrTooFarBehind = errors.New("too many events to replay")
 
+// ErrTooManySubjects is returned by Read, Backfill and Resolve when asked
+// about more than MaxSubjects subjects at once.
+var ErrTooManySubjects = fmt.Errorf("more than %d subjects in one read", MaxSubjects)
+
+// MaxSubjects is the most subjects one Read, Backfill or Resolve takes.
+// Each read is one consumer filtering all of them, created by one
+// JetStream API request, and Resolve looks at each subject: callers with
+// more subjects read them in chunks of this size.
+const MaxSubjects = 256
+
+// Budget defaults; see WithPullBytes and WithBudget.
+const (
+	DefaultPullBytes = 2 << 20
+	DefaultBudget    = 64 << 20
+)
+
 // History reads stored events from one stream.
 type History struct {
 	js     jetstream.JetStream
 	stream string
-	// fetch is how many messages one pull request asks for.
-	fetch int
-	slots chan struct{}
-	epoch atomic.Pointer[string]
+	epoch  atomic.Pointer[string]
+
+	// slots bounds the reads that hold a consumer; lookups bounds Resolve.
+	// Both are nil for no limit.
+	slots, lookups chan struct{}
+	// pullBytes is what one read may hold in flight; reads and backfills
+	// each take that much from their share of the budget while they run.
+	pullBytes        int
+	budget           int64
+	reads, backfills *semaphore.Weighted
 }
 
+// Option configures a History.
+type Option func(*History)
+
+// WithPullBytes sets how many bytes of events one read may have in flight
+// between the server and the caller: each pull asks for at most this
+// much, and the next pull waits until the caller has taken the last one.
+// It must hold the largest message the server accepts (its max_payload,
+// plus subject and reply), or such a message stalls the read.
+// Default DefaultPullBytes.
+func WithPullBytes(n int) Option { return func(h *History) { h.pullBytes = n } }
+
+// WithBudget sets the bytes in flight across every read and backfill at
+// once. A quarter (at least one read's worth) is kept for backfills, so
+// that live recovery never waits behind client replays; reads share the
+// rest. A read that would overrun its share waits for a turn. It is raised
+// to two reads' worth if smaller. Default DefaultBudget.
+func WithBudget(n int64) Option { return func(h *History) { h.budget = n } }
+
 // NewHistory reads from the stream s, as returned by Ensure, with at most
-// concurrency reads at a time (0 means no limit). Each read creates and
-// deletes a consumer; a burst of reconnects beyond what the server can
-// create in its API timeout would fail them all, so they wait in line.
-func NewHistory(js jetstream.JetStream, s Stream, concurrency int) *History {
-	h := &History{js: js, stream: s.Name, fetch: 512}
+// concurrency reads at a time (0 means no limit) and as many Resolve calls.
+// Each read creates and deletes a consumer; a burst of reconnects beyond
+// what the server can create in its API timeout would fail them all, so
+// they wait in line.
+//
+// js should be a connection of its own: replays pull large amounts of
+// data, and a connection that falls behind is cut by the server as a slow
+// consumer, which must never happen to the one carrying live events.
+func NewHistory(js jetstream.JetStream, s Stream, concurrency int, opts ...Option) *History {
+	h := &History{js: js, stream: s.Name, pullBytes: DefaultPullBytes, budget: DefaultBudget}
+	for _, o := range opts {
+		o(h)
+	}
 	if concurrency > 0 {
 		h.slots = make(chan struct{}, concurrency)
+		h.lookups = make(chan struct{}, concurrency)
 	}
+	h.pullBytes = max(h.pullBytes, 1)
+	h.budget = max(h.budget, 2*int64(h.pullBytes))
+	reserve := max(h.budget/4, int64(h.pullBytes))
+	h.backfills = semaphore.NewWeighted(reserve)
+	h.reads = semaphore.NewWeighted(h.budget - reserve)
 	h.epoch.Store(&s.Epoch)
 	return h
 }
@@ -50,113 +103,64 @@ func NewHistory(js jetstream.JetStream, s Stream, concurrency int) *History {
 // Epoch is the epoch of the stream's current incarnation, for new ids.
 func (h *History) Epoch() string { return *h.epoch.Load() }
 
+// Limits are the effective bounds, for logs.
+func (h *History) Limits() (concurrency, pullBytes int, budget int64) {
+	return cap(h.slots), h.pullBytes, h.budget
+}
+
 // Read calls fn with every stored message on subjects whose sequence is
 // greater than after, in stream order, until it has caught up with the
 // stream. Messages published while it runs are included. When limit > 0 and
 // more than limit messages are pending at the start, it returns
 // ErrTooFarBehind without calling fn.
 //
+// It waits for a slot and for its share of the byte budget. It never skips
+// a message: one lost on the way is read again, and when that fails it
+// returns an error (the caller resumes from the last message fn took),
+// never a short read as success.
+//
 // It uses a short-lived consumer that is deleted on return: consumers cost
 // the server a Raft proposal each in a cluster, so none outlives its replay.
 func (h *History) Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(Msg) error) error {
-	if h.slots != nil {
-		select {
-		case h.slots <- struct{}{}:
-			defer func() { <-h.slots }()
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if len(subjects) > MaxSubjects {
+		return ErrTooManySubjects
 	}
-	return h.read(ctx, subjects, after, limit, fn)
-}
-
-// Backfill is Read without a limit and without waiting for a turn: it
-// recovers live events that every client of a channel is waiting for, so
-// it must not queue behind the clients' own replays.
-func (h *History) Backfill(ctx context.Context, subjects []string, after uint64, fn func(Msg) error) error {
-	return h.read(ctx, subjects, after, 0, fn)
-}
-
-func (h *History) read(ctx context.Context, subjects []string, after uint64, limit int, fn func(Msg) error) error {
-	cons, err := h.js.CreateConsumer(ctx, h.stream, jetstream.ConsumerConfig{
-		FilterSubjects:    subjects,
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       after + 1,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: 30 * time.Second,
-		MemoryStorage:     true,
-		Replicas:          1,
-	})
-	if err != nil {
-		return fmt.Errorf("creating replay consumer: %w", err)
-	}
-	defer h.deleteConsumer(cons.CachedInfo().Name)
-
-	pending := cons.CachedInfo().NumPending
-	if pending == 0 {
-		return nil
-	}
-	if limit > 0 && pending > uint64(limit) {
-		return ErrTooFarBehind
-	}
-	// Messages keeps pull requests in flight while fn writes, so a long
-	// replay is not a series of round trips.
-	it, err := cons.Messages(jetstream.PullMaxMessages(int(min(pending, uint64(h.fetch)))))
+	release, err := acquire(ctx, h.slots)
 	if err != nil {
 		return err
 	}
-	defer it.Stop()
-	for {
-		m, err := h.next(ctx, it)
-		if errors.Is(err, errStalled) {
-			// Nothing came for a while: either the pending messages were
-			// removed meanwhile, or the server is too slow to say.
-			info, ierr := cons.Info(ctx)
-			if ierr == nil && info.NumPending == 0 {
-				return nil
-			}
-			return fmt.Errorf("replay stalled with messages pending: %w", cmp.Or(ierr, err))
-		}
-		if err != nil {
-			return err
-		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return err
-		}
-		if err := fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
-			return err
-		}
-		if meta.NumPending == 0 {
-			return nil
-		}
+	defer release()
+	if err := h.reads.Acquire(ctx, int64(h.pullBytes)); err != nil {
+		return err
 	}
+	defer h.reads.Release(int64(h.pullBytes))
+	return h.read(ctx, subjects, after, limit, fn)
 }
 
-var errStalled = errors.New("no message within the wait")
-
-// stallWait is how long Read waits for the next pending message before it
-// asks the server whether any are left.
-const stallWait = 2 * time.Second
-
-func (h *History) next(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
-	wait, cancel := context.WithTimeout(ctx, stallWait)
-	defer cancel()
-	m, err := it.Next(jetstream.NextContext(wait))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if wait.Err() != nil {
-			return nil, errStalled
-		}
+// Backfill is Read without a limit and without waiting for a slot: it
+// recovers live events that every client of a channel is waiting for, so
+// it must not queue behind the clients' own replays, which a slow client
+// can hold for long. It takes its bytes from the share kept for backfills.
+func (h *History) Backfill(ctx context.Context, subjects []string, after uint64, fn func(Msg) error) error {
+	if len(subjects) > MaxSubjects {
+		return ErrTooManySubjects
 	}
-	return m, err
+	if err := h.backfills.Acquire(ctx, int64(h.pullBytes)); err != nil {
+		return err
+	}
+	defer h.backfills.Release(int64(h.pullBytes))
+	return h.read(ctx, subjects, after, 0, fn)
 }
 
-func (h *History) deleteConsumer(name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// The inactive threshold removes it anyway if this fails.
-	_ = h.js.DeleteConsumer(ctx, h.stream, name)
+// acquire takes a place in slots (nil: no limit) or gives up with ctx.
+func acquire(ctx context.Context, slots chan struct{}) (release func(), err error) {
+	if slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -38,8 +38,18 @@ type Resolution struct {
 
 // Resolve checks a Last-Event-ID against the stream and the subjects to be
 // replayed. The stream's state is read fresh, so a recreated stream is
-// noticed and the epoch refreshed.
+// noticed and the epoch refreshed. Resolve calls wait in line like reads
+// (the same number at once), so a reconnect storm does not send the
+// JetStream API more requests than it answers in time.
 func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (Resolution, error) {
+	if len(subjects) > MaxSubjects {
+		return Resolution{}, ErrTooManySubjects
+	}
+	release, err := acquire(ctx, h.lookups)
+	if err != nil {
+		return Resolution{}, err
+	}
+	defer release()
 	s, err := h.js.Stream(ctx, h.stream)
 	if err != nil {
 		return Resolution{}, fmt.Errorf("reading stream %q: %w", h.stream, err)
@@ -61,42 +71,67 @@ func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (R
 	case id.Seq+1 < info.State.FirstSeq:
 		r.Reset = ResetExpired
 	default:
-		r.After = id.Seq
-		if limit := info.Config.MaxMsgsPerSubject; limit > 0 {
-			trimmed, err := trimmedAfter(ctx, s, subjects, id.Seq, uint64(limit))
-			if err != nil {
-				return Resolution{}, err
-			}
-			if trimmed {
-				r.After, r.Reset = 0, ResetExpired
-			}
+		removed, err := removedAfter(ctx, s, info, subjects, id.Seq)
+		if err != nil {
+			return Resolution{}, err
+		}
+		if removed {
+			r.Reset = ResetExpired
+		} else {
+			r.After = id.Seq
 		}
 	}
 	return r, nil
 }
 
-// trimmedAfter reports whether the per-subject limit may have removed an
-// event after position on one of subjects. Such removals leave the
-// stream's first sequence alone, so they need a look at each subject: one
-// that is at its limit and whose oldest event is newer than position+1
-// may have lost events in between. It errs on the side of a reset.
-func trimmedAfter(ctx context.Context, s jetstream.Stream, subjects []string, position, limit uint64) (bool, error) {
+// removedAfter reports whether events on subjects after position may have
+// been removed without moving the stream's first sequence: by
+// max_msgs_per_subject, or by a purge of some subjects (`nats stream purge
+// --subject`). Both remove the oldest events of a subject, so a subject
+// whose oldest remaining event is at or before position+1 lost nothing
+// after it. For one whose oldest event is later (or that has none), the
+// lost events' sequences are gone too, so the check takes two signs that
+// they lay after position: the subject is at its per-subject limit, or the
+// event at position itself was removed (the client's own last event,
+// usually on one of its subjects). It errs on the side of a reset.
+//
+// A stream without interior deletes and without a per-subject limit
+// answers from the stream info alone.
+func removedAfter(ctx context.Context, s jetstream.Stream, info *jetstream.StreamInfo, subjects []string, position uint64) (bool, error) {
+	limit := info.Config.MaxMsgsPerSubject
+	if info.State.NumDeleted == 0 && limit <= 0 {
+		return false, nil
+	}
+	ownGone := false
+	if info.State.NumDeleted > 0 && position >= info.State.FirstSeq && position > 0 {
+		_, err := s.GetMsg(ctx, position)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			ownGone = true
+		case err != nil:
+			return false, err
+		}
+	}
 	for _, subj := range subjects {
 		first, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return false, err
+		case first.Sequence <= position+1:
 			continue
 		}
+		if ownGone {
+			return true, nil
+		}
+		if limit <= 0 || first == nil {
+			continue
+		}
+		si, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
 		if err != nil {
 			return false, err
 		}
-		if first.Sequence <= position+1 {
-			continue
-		}
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
-		if err != nil {
-			return false, err
-		}
-		if info.State.Subjects[subj] >= limit {
+		if si.State.Subjects[subj] >= uint64(limit) {
 			return true, nil
 		}
 	}

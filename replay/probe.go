@@ -59,11 +59,16 @@ func (h *History) LastSequences(ctx context.Context, subjects []string) (map[str
 	if err != nil {
 		return nil, fmt.Errorf("creating probe consumer: %w", err)
 	}
-	defer h.deleteConsumer(cons.CachedInfo().Name)
+	defer func() {
+		// The inactive threshold removes it anyway if this fails.
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		_ = h.js.DeleteConsumer(ctx, h.stream, cons.CachedInfo().Name)
+	}()
 	pending := int(cons.CachedInfo().NumPending)
 	last := make(map[string]uint64, pending)
 	for pending > 0 {
-		batch, err := cons.Fetch(min(pending, 256), jetstream.FetchMaxWait(stallWait))
+		batch, err := cons.Fetch(min(pending, 256), jetstream.FetchMaxWait(pullWait))
 		if err != nil {
 			return nil, err
 		}

@@ -212,11 +212,50 @@ func TestResolveNoticesPerSubjectTrimming(t *testing.T) {
 	}
 }
 
-// TestBackfillDoesNotWaitForReplays: with every replay slot taken, a
-// backfill still runs.
+// TestResolveNoticesSubjectPurge: a purge of one subject leaves the
+// stream's first sequence alone. What it detects and what it cannot is in
+// the README's "The reset event".
+func TestResolveNoticesSubjectPurge(t *testing.T) {
+	// 1 a, 2 bulk, 3 bulk, 4 a, 5 bulk, 6 other.
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"},
+		"events.a", "events.bulk", "events.bulk", "events.a", "events.bulk", "events.other")
+	h := NewHistory(js, stream, 1)
+	if r, err := h.Resolve(ctx, "3", []string{"events.bulk"}); err != nil || r.Reset != "" || r.After != 3 {
+		t.Fatalf("before the purge: %+v, %v", r, err)
+	}
+	s, _ := js.Stream(ctx, "SSEGATE")
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject("events.bulk")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		pos       string
+		subjects  []string
+		wantReset string
+	}{
+		{"3", []string{"events.bulk"}, ResetExpired},             // its last event, and 5 after it, purged
+		{"2", []string{"events.a", "events.bulk"}, ResetExpired}, // the same, on two channels
+		{"4", []string{"events.a"}, ""},                          // another channel's purge
+		{"6", []string{"events.bulk"}, ""},                       // nothing on bulk after 6
+		{"0", []string{"events.a"}, ""},                          // from the start, a lost nothing
+		{"4", []string{"events.a", "events.bulk"}, ""},           // NOT detected: 5 lost, own event 4 kept
+	}
+	for _, tt := range tests {
+		r, err := h.Resolve(ctx, tt.pos, tt.subjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Reset != tt.wantReset {
+			t.Errorf("Resolve(%s, %v) = %+v, want reset %q", tt.pos, tt.subjects, r, tt.wantReset)
+		}
+	}
+}
+
+// TestBackfillDoesNotWaitForReplays: with every replay slot and the
+// reads' whole share of the budget taken, a backfill still runs.
 func TestBackfillDoesNotWaitForReplays(t *testing.T) {
 	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(3, "events.a")...)
-	h := NewHistory(js, stream, 1)
+	// One slot, and a budget whose share for reads is one read's worth.
+	h := NewHistory(js, stream, 1, WithPullBytes(1<<16), WithBudget(2<<16))
 	holding, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {

@@ -13,9 +13,9 @@ import (
 // a thousand.
 //
 // "Starts after it asked" is what makes a read serve as a channel's
-// baseline: the request goes out on the connection after the channel's
-// SUB, and the server handles a connection's protocol in order, so every
-// message stored after the answer was computed reaches the subscription.
+// baseline: the read starts with a flush of the live connection, which
+// returns once the server has the channel's SUB, so every message stored
+// after the answer was computed reaches the subscription.
 type headReader struct {
 	read func() (replay.Head, error)
 

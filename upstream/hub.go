@@ -149,6 +149,11 @@ func newHub(conn *Conn, stream replay.StreamConfig, history reader, epoch string
 	h.heads = &headReader{read: func() (replay.Head, error) {
 		ctx, cancel := context.WithTimeout(h.ctx, requestTimeout)
 		defer cancel()
+		// Once the flush returns, the server has every SUB sent before
+		// it; the head may then be asked on any connection.
+		if err := h.conn.NC.FlushWithContext(ctx); err != nil {
+			return replay.Head{}, err
+		}
 		return h.history.Head(ctx)
 	}}
 	// Core NATS delivers at most once: across a disconnect, or when a

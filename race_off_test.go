@@ -1,0 +1,5 @@
+//go:build !race
+
+package ssegate
+
+const raceEnabled = false
