@@ -113,6 +113,13 @@ func (a *App) Start() error {
 		_ = conn.Release()
 		return err
 	}
+	// Replays, recovery and head reads go over the replay connection: a
+	// setup whose replay side cannot reach the stream fails here, not on
+	// the first client.
+	if _, err := history.Head(ctx); err != nil {
+		_ = errors.Join(replayConn.Release(), conn.Release())
+		return fmt.Errorf("replay connection: %w", err)
+	}
 	hub := upstream.NewHub(conn, a.Stream, history,
 		upstream.WithLogger(a.log),
 		upstream.WithMetrics(a.metrics.hub()),

@@ -270,6 +270,16 @@ func TestDockerCaddyfileRuns(t *testing.T) {
 		t.Fatalf("GET /: %s, want the demo page", resp.Status)
 	}
 
+	for _, path := range []string{"/events/console/", "/events/health"} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+	}
 	s := open(t, http.DefaultClient, "http://"+httpAddr+"/events?channel=demo", nil)
 	if anon, err := nats.Connect("nats://"+natsAddr, nats.Timeout(2*time.Second)); err == nil {
 		anon.Close()

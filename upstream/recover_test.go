@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ type gatedReader struct {
 	reading  chan struct{} // receives when a recovery read starts
 	release  chan struct{} // closed to let recovery reads go on
 	failRead bool
-	failHead int // how many head reads fail
+	headDown atomic.Bool // head reads fail while set
 }
 
 func (r *gatedReader) Backfill(ctx context.Context, subjects []string, after uint64, fn func(replay.Msg) error) error {
@@ -40,8 +41,7 @@ func (r *gatedReader) Backfill(ctx context.Context, subjects []string, after uin
 }
 
 func (r *gatedReader) Head(ctx context.Context) (replay.Head, error) {
-	if r.failHead > 0 {
-		r.failHead--
+	if r.headDown.Load() {
 		return replay.Head{}, errors.New("injected head failure")
 	}
 	return r.History.Head(ctx)
@@ -213,7 +213,7 @@ func TestFailedRecoveryEndsClientsWithoutAGap(t *testing.T) {
 // channel whose baseline could not be read, leaves nothing in the hub, and
 // the next attach starts afresh.
 func TestFailuresLeaveNoTopicBehind(t *testing.T) {
-	r := &gatedReader{release: make(chan struct{}), failHead: 1}
+	r := &gatedReader{release: make(chan struct{})}
 	hub, _ := gatedHub(t, r)
 	ctx := context.Background()
 	if _, err := hub.Attach(ctx, []string{"events.ok", "events.bad subject"}, 8, false); err == nil {
@@ -222,9 +222,11 @@ func TestFailuresLeaveNoTopicBehind(t *testing.T) {
 	if n := hub.Channels(); n != 0 {
 		t.Fatalf("%d channels left after a failed subscribe", n)
 	}
+	r.headDown.Store(true)
 	if _, err := hub.Attach(ctx, []string{"events.x"}, 8, false); err == nil {
 		t.Fatal("attach succeeded while the head read failed")
 	}
+	r.headDown.Store(false)
 	if n := hub.Channels(); n != 0 {
 		t.Fatalf("%d channels left after a failed baseline", n)
 	}
