@@ -181,6 +181,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		h.gate.ServeTicket(w, r)
 		return nil
 	}
+	if r.Method == http.MethodOptions {
+		h.gate.Preflight(w, r)
+		return nil
+	}
 	h.gate.ApplyCORS(w, r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)

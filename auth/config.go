@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -115,6 +116,14 @@ type Callout struct {
 	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 	// CacheSize bounds the cache entries. Default 10000.
 	CacheSize int `json:"cache_size,omitempty"`
+	// SessionCookies name the cookies that carry a session for the
+	// backend; only they are forwarded, and a request without any of them
+	// (or another forwarded header) makes no callout. Default: the auth
+	// cookie name ("ssegate_token").
+	SessionCookies []string `json:"session_cookies,omitempty"`
+	// MaxConcurrent caps the callouts in flight; past it a request that
+	// needs one is refused with 503 and Retry-After. Default 64.
+	MaxConcurrent int `json:"max_concurrent,omitempty"`
 }
 
 const (
@@ -129,6 +138,7 @@ const (
 	defaultCalloutTimeout    = 2 * time.Second
 	defaultCalloutCacheTTL   = 5 * time.Second
 	defaultCalloutCacheSize  = 10000
+	defaultCalloutConcurrent = 64
 )
 
 var defaultJWKSAlgs = []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
@@ -255,8 +265,18 @@ func (c Config) resolve() (settings, error) {
 		for i, h := range a.ForwardHeaders {
 			a.ForwardHeaders[i] = http.CanonicalHeaderKey(h)
 		}
-		if a.CacheSize == 0 {
-			a.CacheSize = defaultCalloutCacheSize
+		a.CacheSize = cmp.Or(a.CacheSize, defaultCalloutCacheSize)
+		a.MaxConcurrent = cmp.Or(a.MaxConcurrent, defaultCalloutConcurrent)
+		if a.CacheSize < 0 || a.MaxConcurrent < 0 {
+			return s, errors.New("auth: auth_url cache_size and max_concurrent must not be negative")
+		}
+		if len(a.SessionCookies) == 0 {
+			a.SessionCookies = []string{s.Cookie}
+		}
+		for _, n := range a.SessionCookies {
+			if !validCookieName(n) {
+				return s, fmt.Errorf("auth: invalid auth_url session cookie name %q", n)
+			}
 		}
 		s.calloutTimeout = durOr(a.Timeout, defaultCalloutTimeout)
 		s.calloutTTL = durOr(a.CacheTTL, defaultCalloutCacheTTL)

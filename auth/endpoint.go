@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -20,44 +19,15 @@ func (g *Gate) IsTicketPath(r *http.Request) bool {
 	return g.s.TicketPath != "" && r.URL.Path == g.s.TicketPath
 }
 
-// ApplyCORS sets the CORS response headers for r and reports whether r
-// may proceed: no Origin, same origin, or a configured origin. Listed
-// origins get their exact value echoed with credentials allowed; a "*"
-// would make browsers drop the cookie.
-func (g *Gate) ApplyCORS(w http.ResponseWriter, r *http.Request) bool {
-	h := w.Header()
-	h.Add("Vary", "Origin")
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	if g.origins[origin] {
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Credentials", "true")
-		return true
-	}
-	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
-}
-
 // ServeTicket mints a short single-use ticket for the caller, who
 // authenticates with a cookie, a bearer token or auth_url (not with a
 // ticket: a ticket must not beget tickets beyond its one use).
 func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	allowed := g.ApplyCORS(w, r)
 	switch r.Method {
 	case http.MethodOptions:
-		h.Set("Allow", "POST, OPTIONS")
-		if allowed && h.Get("Access-Control-Allow-Origin") != "" {
-			h.Add("Vary", "Access-Control-Request-Method")
-			h.Add("Vary", "Access-Control-Request-Headers")
-			h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			h.Set("Access-Control-Max-Age", "600")
-		}
-		w.WriteHeader(http.StatusNoContent)
+		g.preflight(w, r, ticketPreflight)
 		return
 	case http.MethodPost:
 	default:
@@ -65,7 +35,7 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, nil, newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use POST"))
 		return
 	}
-	if !allowed {
+	if !g.ApplyCORS(w, r) {
 		g.fail(w, r, nil, newError(http.StatusForbidden, CodeOriginForbidden, "origin not allowed"))
 		return
 	}
@@ -90,13 +60,21 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 		}
 		channels = append(channels, ch)
 	}
+	// Redemption applies the channel bound to the request's channels, or
+	// without any to the ticket's concrete ones: refuse here what it would.
+	counted := len(requested)
 	if len(requested) == 0 {
 		for _, pt := range p.patterns {
 			channels = append(channels, pt.raw)
 		}
+		counted = len(p.concreteChannels())
 	}
 	if len(channels) == 0 {
 		g.fail(w, r, p, newError(http.StatusBadRequest, CodeNoChannel, "the credential names no channel"))
+		return
+	}
+	if e := g.checkChannelCount(counted); e != nil {
+		g.fail(w, r, p, e)
 		return
 	}
 	now := g.now()
@@ -115,6 +93,10 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		g.log.Error("minting ticket failed", zap.String("error", err.Error()))
 		g.fail(w, r, p, newError(http.StatusServiceUnavailable, CodeAuthUnavailable, "could not mint a ticket"))
+		return
+	}
+	if e := g.verifier.checkSize(tok); e != nil {
+		g.fail(w, r, p, e)
 		return
 	}
 	g.log.Debug("ticket minted", zap.String("sub", p.sub), zap.String("via", string(p.via)), zap.Strings("channels", channels))
