@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -253,36 +254,46 @@ func (c Config) resolve() (settings, error) {
 		return s, errors.New("auth: connection limits must not be negative")
 	}
 	if c.AuthURL != nil {
-		a := *c.AuthURL
-		a.URL = rep(a.URL)
-		u, err := url.Parse(a.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return s, errors.New("auth: auth_url is not an http(s) URL")
-		}
-		if len(a.ForwardHeaders) == 0 {
-			a.ForwardHeaders = []string{"Cookie", "Authorization"}
-		}
-		for i, h := range a.ForwardHeaders {
-			a.ForwardHeaders[i] = http.CanonicalHeaderKey(h)
-		}
-		a.CacheSize = cmp.Or(a.CacheSize, defaultCalloutCacheSize)
-		a.MaxConcurrent = cmp.Or(a.MaxConcurrent, defaultCalloutConcurrent)
-		if a.CacheSize < 0 || a.MaxConcurrent < 0 {
-			return s, errors.New("auth: auth_url cache_size and max_concurrent must not be negative")
-		}
-		if len(a.SessionCookies) == 0 {
-			a.SessionCookies = []string{s.Cookie}
-		}
-		for _, n := range a.SessionCookies {
-			if !validCookieName(n) {
-				return s, fmt.Errorf("auth: invalid auth_url session cookie name %q", n)
-			}
+		a, err := resolveCallout(*c.AuthURL, rep, s.Cookie)
+		if err != nil {
+			return s, err
 		}
 		s.calloutTimeout = durOr(a.Timeout, defaultCalloutTimeout)
 		s.calloutTTL = durOr(a.CacheTTL, defaultCalloutCacheTTL)
 		s.AuthURL = &a
 	}
 	return s, nil
+}
+
+// resolveCallout applies auth_url's defaults; the session cookie defaults
+// to the auth cookie's name.
+func resolveCallout(a Callout, rep func(string) string, cookie string) (Callout, error) {
+	a.URL = rep(a.URL)
+	u, err := url.Parse(a.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return a, errors.New("auth: auth_url is not an http(s) URL")
+	}
+	if len(a.ForwardHeaders) == 0 {
+		a.ForwardHeaders = []string{"Cookie", "Authorization"}
+	}
+	a.ForwardHeaders = slices.Clone(a.ForwardHeaders)
+	for i, h := range a.ForwardHeaders {
+		a.ForwardHeaders[i] = http.CanonicalHeaderKey(h)
+	}
+	a.CacheSize = cmp.Or(a.CacheSize, defaultCalloutCacheSize)
+	a.MaxConcurrent = cmp.Or(a.MaxConcurrent, defaultCalloutConcurrent)
+	if a.CacheSize < 0 || a.MaxConcurrent < 0 {
+		return a, errors.New("auth: auth_url cache_size and max_concurrent must not be negative")
+	}
+	if len(a.SessionCookies) == 0 {
+		a.SessionCookies = []string{cookie}
+	}
+	for _, n := range a.SessionCookies {
+		if !validCookieName(n) {
+			return a, fmt.Errorf("auth: invalid auth_url session cookie name %q", n)
+		}
+	}
+	return a, nil
 }
 
 func durOr(d caddy.Duration, def time.Duration) time.Duration {

@@ -47,35 +47,47 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, p, e)
 		return
 	}
-	requested, e := ticketChannels(r)
+	tok, life, e := g.mintFor(r, p)
 	if e != nil {
 		g.fail(w, r, p, e)
 		return
 	}
-	var channels []string
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_ = json.NewEncoder(w).Encode(struct {
+		Ticket    string `json:"ticket"`
+		ExpiresIn int64  `json:"expires_in"`
+	}{tok, int64(life.Round(time.Second) / time.Second)})
+}
+
+// mintFor mints p's ticket for the channels r asks for. It refuses, with
+// redemption's codes, any ticket that redemption would refuse whatever
+// the stream request: more channels than a stream may carry, or a token
+// over max_token_bytes.
+func (g *Gate) mintFor(r *http.Request, p *principal) (string, time.Duration, *Error) {
+	requested, e := ticketChannels(r)
+	if e != nil {
+		return "", 0, e
+	}
 	for _, ch := range requested {
 		if !p.allows(ch) && !g.isPublic(ch) {
-			g.fail(w, r, p, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("channel %q is not permitted", ch)))
-			return
+			return "", 0, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("channel %q is not permitted", ch))
 		}
-		channels = append(channels, ch)
 	}
-	// Redemption applies the channel bound to the request's channels, or
-	// without any to the ticket's concrete ones: refuse here what it would.
-	counted := len(requested)
+	channels, counted := requested, len(requested)
 	if len(requested) == 0 {
+		// The ticket carries every pattern; a stream opened without
+		// channels gets the concrete ones.
 		for _, pt := range p.patterns {
 			channels = append(channels, pt.raw)
 		}
 		counted = len(p.concreteChannels())
 	}
 	if len(channels) == 0 {
-		g.fail(w, r, p, newError(http.StatusBadRequest, CodeNoChannel, "the credential names no channel"))
-		return
+		return "", 0, newError(http.StatusBadRequest, CodeNoChannel, "the credential names no channel")
 	}
 	if e := g.checkChannelCount(counted); e != nil {
-		g.fail(w, r, p, e)
-		return
+		return "", 0, e
 	}
 	now := g.now()
 	life := g.s.ticketLife
@@ -83,8 +95,7 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 		life = min(life, p.expires.Sub(now))
 	}
 	if life < time.Second {
-		g.fail(w, r, p, newError(http.StatusUnauthorized, CodeTokenExpired, "credential expires too soon to mint a ticket"))
-		return
+		return "", 0, newError(http.StatusUnauthorized, CodeTokenExpired, "credential expires too soon to mint a ticket")
 	}
 	tok, err := g.signer.mint(mintRequest{
 		sub: p.sub, channels: channels, now: now, life: life, streamExp: p.expires,
@@ -92,20 +103,13 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		g.log.Error("minting ticket failed", zap.String("error", err.Error()))
-		g.fail(w, r, p, newError(http.StatusServiceUnavailable, CodeAuthUnavailable, "could not mint a ticket"))
-		return
+		return "", 0, newError(http.StatusServiceUnavailable, CodeAuthUnavailable, "could not mint a ticket")
 	}
 	if e := g.verifier.checkSize(tok); e != nil {
-		g.fail(w, r, p, e)
-		return
+		return "", 0, e
 	}
 	g.log.Debug("ticket minted", zap.String("sub", p.sub), zap.String("via", string(p.via)), zap.Strings("channels", channels))
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	_ = json.NewEncoder(w).Encode(struct {
-		Ticket    string `json:"ticket"`
-		ExpiresIn int64  `json:"expires_in"`
-	}{tok, int64(life.Round(time.Second) / time.Second)})
+	return tok, life, nil
 }
 
 func (g *Gate) fail(w http.ResponseWriter, r *http.Request, p *principal, e *Error) {
