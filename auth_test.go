@@ -148,6 +148,11 @@ func TestAuthAtTheGateway(t *testing.T) {
 		{"expired", []string{"user.alice"}, expired, "", 401, "token_expired"},
 		{"malformed cookie", []string{"user.alice"}, "", "a.b.c", 401, "invalid_token"},
 		{"alg none", []string{"user.alice"}, noneToken(t), "", 401, "invalid_token"},
+		{"kid that no key has", []string{"user.alice"}, kidToken(t, "k9"), "", 401, "unknown_key"},
+		{"malformed cookie, public channel", []string{"demo"}, "", "a.b.c", 200, ""},
+		{"expired bearer, public channel", []string{"demo"}, expired, "", 200, ""},
+		{"expired bearer, public and private", []string{"demo", "user.alice"}, expired, "", 401, "token_expired"},
+		{"too many channels", []string{"demo", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b1", "b2", "b3", "b4", "b5", "b6", "b7"}, "", "", 400, "too_many_channels"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,6 +182,9 @@ func TestAuthAtTheGateway(t *testing.T) {
 			if resp.StatusCode != tc.status || json.Unmarshal(body, &e) != nil || e.Error != tc.code {
 				t.Fatalf("got %d %s; want %d %s", resp.StatusCode, body, tc.status, tc.code)
 			}
+			if ch := resp.Header.Get("WWW-Authenticate"); tc.status == 401 && !strings.HasPrefix(ch, `Bearer realm="ssegate"`) {
+				t.Fatalf("401 with WWW-Authenticate %q", ch)
+			}
 		})
 	}
 	t.Run("per-subject limit", func(t *testing.T) {
@@ -188,6 +196,18 @@ func TestAuthAtTheGateway(t *testing.T) {
 			t.Fatalf("second connection: %v", resp)
 		}
 	})
+}
+
+func kidToken(t *testing.T, kid string) string {
+	tk := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "alice", "exp": time.Now().Add(time.Hour).Unix(), "channels": []string{"user.{sub}"},
+	})
+	tk.Header["kid"] = kid
+	s, err := tk.SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func noneToken(t *testing.T) string {

@@ -155,3 +155,30 @@ func TestScrubTicketCaddyAccessLog(t *testing.T) {
 		t.Fatalf("scrubbed ticket reached the access log:\n%s", log)
 	}
 }
+
+// FuzzScrubTicket: whatever the request line, scrubbing never panics and
+// leaves no part of the path or query that the loosest parser would read
+// as a ticket.
+func FuzzScrubTicket(f *testing.F) {
+	for _, s := range []string{
+		"/events?channel=a;ticket=T", "/events?tick%65t=T&ticket=U", "/events;TICKET=T?x=1",
+		"/events?a=%2574icket%253DT", "/events?channel=a#ticket=T", "/events?ticket[x]=T&&",
+		"/events?%zz=1&ticket", "/events?ticket=%", "/e%3Bticket=T", "/events?x=1;;&;ticket",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		r, err := http.NewRequest("GET", "http://h"+target, nil)
+		if err != nil || r.URL.Host != "h" {
+			return
+		}
+		r.RequestURI = r.URL.RequestURI()
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+		ScrubTicket(r, "ticket")
+		for _, s := range []string{r.URL.Path, r.URL.RawQuery, r.RequestURI} {
+			if v := ticketValues(s, "ticket"); len(v) > 0 {
+				t.Fatalf("%q: %q still holds a ticket %q", target, s, v)
+			}
+		}
+	})
+}
