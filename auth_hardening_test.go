@@ -196,7 +196,8 @@ func TestTicketEndpointAtTheGateway(t *testing.T) {
 // leeway, gets a stream that lasts until the leeway ends, instead of one
 // that ends at once and makes the client loop.
 func TestTokenInLeewayAtTheGateway(t *testing.T) {
-	g := authGateway(t, map[string]any{"leeway": int64(4 * time.Second)}, "")
+	const leeway = 6 * time.Second
+	g := authGateway(t, map[string]any{"leeway": int64(leeway)}, "")
 	exp := time.Now().Add(-time.Second).Unix()
 	late := token(t, jwt.MapClaims{"sub": "carol", "exp": exp, "channels": []string{"user.{sub}"}})
 	start := time.Now()
@@ -221,8 +222,8 @@ func TestTokenInLeewayAtTheGateway(t *testing.T) {
 			if l != ": end: expired" {
 				continue
 			}
-			// exp+leeway is 2 to 3 s after start.
-			if end := time.Unix(exp, 0).Add(4 * time.Second); time.Now().Before(end.Add(-500 * time.Millisecond)) {
+			// exp+leeway is 4 to 5 s after start.
+			if end := time.Unix(exp, 0).Add(leeway); time.Now().Before(end.Add(-500 * time.Millisecond)) {
 				t.Fatalf("stream ended after %v, before the leeway ended at %v", time.Since(start), end)
 			}
 			return

@@ -127,7 +127,7 @@ func TestTicketFlowLeavesNoSecretInLogs(t *testing.T) {
 }
 
 func TestAuthAtTheGateway(t *testing.T) {
-	g := authGateway(t, map[string]any{"max_connections_per_subject": 1}, "")
+	g := authGateway(t, nil, "")
 	alice := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"user.{sub}", "rooms.*"}})
 	expired := token(t, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(-time.Hour).Unix(), "channels": []string{"user.{sub}"}})
 	tests := []struct {
@@ -170,8 +170,6 @@ func TestAuthAtTheGateway(t *testing.T) {
 					t.Fatalf("status %d: %s", resp.StatusCode, body)
 				}
 				s.close()
-				// Let the per-subject slot go before the next case.
-				eventually(t, 5*time.Second, "stream released", func() bool { return testutilGauge(g.app.metrics.clients) == 0 })
 				return
 			}
 			if s != nil {
@@ -188,6 +186,9 @@ func TestAuthAtTheGateway(t *testing.T) {
 		})
 	}
 	t.Run("per-subject limit", func(t *testing.T) {
+		// A gateway of its own: the metrics gauge drops before the
+		// handler releases its slot, so a shared one made cases flaky.
+		g := authGateway(t, map[string]any{"max_connections_per_subject": 1}, "")
 		hdr := http.Header{"Authorization": {"Bearer " + alice}}
 		first := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"user.alice"}, nil), hdr)
 		defer first.close()

@@ -112,7 +112,9 @@ func TestCalloutFloodIsBounded(t *testing.T) {
 		}
 	})
 	const limit, flood = 4, 64
-	cfg := Config{Public: []string{"demo"}, AuthURL: &Callout{URL: backend.URL, SessionCookies: []string{"sid"}, MaxConcurrent: limit}}
+	cfg := Config{Public: []string{"demo"}, AuthURL: &Callout{URL: backend.URL, SessionCookies: []string{"sid"}, MaxConcurrent: limit,
+		// Long enough that no slot frees itself while the flood is counted.
+		Timeout: caddyDur(time.Minute)}}
 	g, obs := newTestGate(t, cfg, now)
 
 	var wg sync.WaitGroup
