@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // corsPreflight is what one endpoint allows a cross-origin caller.
@@ -42,19 +44,30 @@ func (g *Gate) ApplyCORS(w http.ResponseWriter, r *http.Request) bool {
 
 // sameOrigin compares scheme, host and port, as browsers do: a page on
 // https://host is another origin than http://host, and must not mint
-// tickets over the plain connection. Behind a proxy that terminates TLS
-// the request arrives as http, so such a page must be listed in
-// cors_origins.
+// tickets over the plain connection.
 func sameOrigin(origin string, r *http.Request) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
 		return false
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
+	scheme := requestScheme(r)
 	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(withPort(u.Host, scheme), withPort(r.Host, scheme))
+}
+
+// requestScheme is the scheme the client used. Behind a proxy that
+// terminates TLS the request arrives as http; X-Forwarded-Proto is
+// believed only from a proxy in the server's trusted_proxies, as Caddy's
+// reverse_proxy does.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if p := strings.ToLower(r.Header.Get("X-Forwarded-Proto")); p == "https" || p == "http" {
+			return p
+		}
+	}
+	return "http"
 }
 
 // withPort makes the default port explicit, so host and host:443 are the

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -224,6 +226,15 @@ func TestSameOriginIncludesScheme(t *testing.T) {
 		}
 		if got := sameOrigin(c.origin, r); got != c.want {
 			t.Errorf("origin %s, tls %v, host %s: %v", c.origin, c.tls, c.host, got)
+		}
+	}
+	// X-Forwarded-Proto counts only from a trusted proxy.
+	for _, trusted := range []bool{false, true} {
+		r := req("POST", "/events/ticket", "X-Forwarded-Proto", "https")
+		r.Host = "host"
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.TrustedProxyVarKey: trusted}))
+		if got := sameOrigin("https://host", r); got != trusted {
+			t.Errorf("X-Forwarded-Proto from a proxy trusted %v: same origin %v", trusted, got)
 		}
 	}
 	now := testNow()
