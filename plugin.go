@@ -199,6 +199,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if ok, err := h.serveFeature(w, r); ok {
 		return err
 	}
+	if r.Method == http.MethodOptions {
+		h.gate.Preflight(w, r)
+		return nil
+	}
 	h.gate.ApplyCORS(w, r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)

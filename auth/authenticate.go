@@ -19,7 +19,11 @@ import (
 func (g *Gate) authenticate(r *http.Request, allowTicket bool) (*principal, *Error) {
 	ctx := r.Context()
 	if allowTicket {
-		if t, ok := ticketFrom(r, g.s.TicketParam); ok {
+		t, ambiguous, ok := ticketFrom(r, g.s.TicketParam)
+		if len(ambiguous) > 0 {
+			return &principal{via: viaTicket}, g.spendStray(ctx, ambiguous)
+		}
+		if ok {
 			return g.fromJWT(ctx, t, viaTicket)
 		}
 	}
@@ -34,8 +38,8 @@ func (g *Gate) authenticate(r *http.Request, allowTicket bool) (*principal, *Err
 		}
 	}
 	if g.callout != nil {
-		if key, present := g.callout.credentialKey(r); present {
-			return g.fromCallout(ctx, r, key)
+		if fwd, key, present := g.callout.credentials(r); present {
+			return g.fromCallout(ctx, fwd, key)
 		}
 	}
 	return nil, nil
@@ -69,6 +73,19 @@ func (g *Gate) fromJWT(ctx context.Context, tok string, via credKind) (*principa
 	return p, nil
 }
 
+// spendStray refuses a request that carried its ticket in a form other
+// than one plain "ticket=" pair, and spends every genuine ticket in it:
+// another parser (a proxy's log, a backend) may have read it, so it must
+// not stay usable. Values that do not verify cost no KV write.
+func (g *Gate) spendStray(ctx context.Context, vals []string) *Error {
+	for _, v := range vals {
+		if c, e := g.verifier.verify(ctx, v); e == nil && g.checkTicket(c) == nil {
+			_ = g.redeem(ctx, c) // a used one is already spent; a store failure is logged
+		}
+	}
+	return newError(http.StatusBadRequest, CodeBadRequest, "a ticket must be sent once, as a plain ticket= query parameter; it is now spent")
+}
+
 func (g *Gate) checkTicket(c *claims) *Error {
 	bad := func(d string) *Error { return newError(http.StatusUnauthorized, CodeTicketInvalid, d) }
 	switch {
@@ -84,9 +101,9 @@ func (g *Gate) checkTicket(c *claims) *Error {
 	return nil
 }
 
-func (g *Gate) fromCallout(ctx context.Context, r *http.Request, key [32]byte) (*principal, *Error) {
+func (g *Gate) fromCallout(ctx context.Context, fwd http.Header, key [32]byte) (*principal, *Error) {
 	p := &principal{via: viaCallout}
-	res, e := g.callout.ask(ctx, r, key)
+	res, e := g.callout.ask(ctx, fwd, key)
 	if e != nil {
 		return p, e
 	}

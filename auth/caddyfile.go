@@ -172,7 +172,8 @@ func (c *Config) parseJWKS(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// auth_url <url> { forward_headers ...; timeout <dur>; cache_ttl <dur>; cache_size <n> }
+// auth_url <url> { forward_headers ...; session_cookies ...; timeout <dur>;
+// cache_ttl <dur>; cache_size <n>; max_concurrent <n> }
 func (c *Config) parseCallout(d *caddyfile.Dispenser) error {
 	a := &Callout{}
 	if err := oneArg(d, &a.URL); err != nil {
@@ -198,6 +199,10 @@ func (c *Config) parseCallout(d *caddyfile.Dispenser) error {
 			}
 		case "cache_size":
 			err = intArg(d, &a.CacheSize)
+		case "session_cookies":
+			err = restArgs(d, &a.SessionCookies)
+		case "max_concurrent":
+			err = intArg(d, &a.MaxConcurrent)
 		default:
 			return d.Errf("unknown auth_url subdirective %q", d.Val())
 		}

@@ -57,6 +57,8 @@ func TestCaddyfileFull(t *testing.T) {
 			timeout 1s
 			cache_ttl 3s
 			cache_size 500
+			session_cookies sid remember_me
+			max_concurrent 16
 		}
 	}`)
 	if err != nil {
@@ -74,7 +76,8 @@ func TestCaddyfileFull(t *testing.T) {
 		CORSOrigins:      []string{"https://app.example", "https://admin.example"},
 		MaxConnections:   10000, MaxConnectionsPerSubject: 8,
 		AuthURL: &Callout{URL: "https://app.example/sse-auth", ForwardHeaders: []string{"Cookie", "X-Session"},
-			Timeout: caddy.Duration(time.Second), CacheTTL: caddy.Duration(3 * time.Second), CacheSize: 500},
+			Timeout: caddy.Duration(time.Second), CacheTTL: caddy.Duration(3 * time.Second), CacheSize: 500,
+			SessionCookies: []string{"sid", "remember_me"}, MaxConcurrent: 16},
 	}
 	if !reflect.DeepEqual(c, want) {
 		g, _ := json.MarshalIndent(c, "", " ")
@@ -147,6 +150,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		"auth {\n auth_url http://x {\n cache_ttl never\n }\n}",
 		"auth {\n auth_url http://x {\n cache_size -3\n }\n}",
 		"auth {\n auth_url http://x {\n forward_headers\n }\n}",
+		"auth {\n auth_url http://x {\n session_cookies\n }\n}",
+		"auth {\n auth_url http://x {\n max_concurrent -1\n }\n}",
 	}
 	for _, b := range bad {
 		if _, err := parseAuth(t, b); err == nil {

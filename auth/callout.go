@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,11 @@ type callout struct {
 	client  *http.Client
 	now     func() time.Time
 	log     *zap.Logger
+	// sessionCookies are the cookies forwarded; others never leave.
+	sessionCookies map[string]bool
+	// slots bounds the callouts in flight; a request past it is refused
+	// at once rather than queued behind a slow backend.
+	slots chan struct{}
 
 	flight singleflight.Group
 	mu     sync.Mutex
@@ -40,27 +46,55 @@ type callout struct {
 }
 
 func newCallout(cfg Callout, timeout, ttl time.Duration, hc *http.Client, now func() time.Time, log *zap.Logger) *callout {
-	return &callout{cfg: cfg, timeout: timeout, ttl: ttl, client: hc, now: now, log: log, cache: map[[32]byte]calloutResult{}}
+	c := &callout{
+		cfg: cfg, timeout: timeout, ttl: ttl, client: hc, now: now, log: log,
+		sessionCookies: map[string]bool{},
+		slots:          make(chan struct{}, cfg.MaxConcurrent),
+		cache:          map[[32]byte]calloutResult{},
+	}
+	for _, n := range cfg.SessionCookies {
+		c.sessionCookies[n] = true
+	}
+	return c
 }
 
-// credentialKey hashes the forwarded headers: the cache must not keep
-// session cookies in memory in the clear. It reports false when the
-// request carries none of them, which makes it anonymous.
-func (c *callout) credentialKey(r *http.Request) ([32]byte, bool) {
+// credentials picks what a request carries that is meant for the
+// backend: the configured session cookies out of Cookie, and the other
+// forwarded headers whole. Unrelated cookies, such as analytics ones,
+// are dropped: they are not credentials, they must not reach the backend,
+// and varying them must not make a new cache entry or a new callout.
+// The key hashes exactly what is forwarded, so the cache never keeps a
+// session in memory in the clear. present is false when the request
+// carries nothing for the backend, which makes it anonymous.
+func (c *callout) credentials(r *http.Request) (fwd http.Header, key [32]byte, present bool) {
+	fwd = http.Header{}
 	h := sha256.New()
-	present := false
+	add := func(name, v string) {
+		fwd.Add(name, v)
+		_, _ = io.WriteString(h, name)
+		_, _ = h.Write([]byte{0})
+		_, _ = io.WriteString(h, v)
+		_, _ = h.Write([]byte{0})
+	}
 	for _, name := range c.cfg.ForwardHeaders {
-		for _, v := range r.Header.Values(name) {
-			present = true
-			_, _ = io.WriteString(h, name)
-			_, _ = h.Write([]byte{0})
-			_, _ = io.WriteString(h, v)
-			_, _ = h.Write([]byte{0})
+		if name != "Cookie" {
+			for _, v := range r.Header.Values(name) {
+				add(name, v)
+			}
+			continue
+		}
+		var kept []string
+		for _, ck := range r.Cookies() {
+			if c.sessionCookies[ck.Name] {
+				kept = append(kept, ck.Name+"="+ck.Value)
+			}
+		}
+		if len(kept) > 0 {
+			add(name, strings.Join(kept, "; "))
 		}
 	}
-	var k [32]byte
-	h.Sum(k[:0])
-	return k, present
+	h.Sum(key[:0])
+	return fwd, key, len(fwd) > 0
 }
 
 func (c *callout) lookup(key [32]byte, now time.Time) (calloutResult, bool) {
@@ -111,7 +145,7 @@ func (c *callout) store(key [32]byte, res calloutResult) {
 // that opens several streams at once, or many clients reconnecting after
 // a restart, must not multiply the backend's load. The shared callout is
 // not tied to the first caller's request, which may go away.
-func (c *callout) ask(ctx context.Context, r *http.Request, key [32]byte) (calloutResult, *Error) {
+func (c *callout) ask(ctx context.Context, fwd http.Header, key [32]byte) (calloutResult, *Error) {
 	if res, ok := c.lookup(key, c.now()); ok {
 		return res, nil
 	}
@@ -121,7 +155,15 @@ func (c *callout) ask(ctx context.Context, r *http.Request, key [32]byte) (callo
 		if res, ok := c.lookup(key, c.now()); ok {
 			return flightResult{res, nil}, nil
 		}
-		res, e := c.fetch(context.WithoutCancel(ctx), r, key)
+		select {
+		case c.slots <- struct{}{}:
+			defer func() { <-c.slots }()
+		default:
+			// Every slot is busy: a flood of new credentials, or a slow
+			// backend. Queueing would only hold more requests open.
+			return flightResult{err: newError(http.StatusServiceUnavailable, CodeAuthUnavailable, "too many authentication requests in progress, try again later")}, nil
+		}
+		res, e := c.fetch(context.WithoutCancel(ctx), fwd, key)
 		return flightResult{res, e}, nil
 	})
 	select {
@@ -139,7 +181,7 @@ type flightResult struct {
 }
 
 // fetch asks the backend and caches its verdict.
-func (c *callout) fetch(ctx context.Context, r *http.Request, key [32]byte) (calloutResult, *Error) {
+func (c *callout) fetch(ctx context.Context, fwd http.Header, key [32]byte) (calloutResult, *Error) {
 	now := c.now()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -147,10 +189,8 @@ func (c *callout) fetch(ctx context.Context, r *http.Request, key [32]byte) (cal
 	if err != nil {
 		return calloutResult{}, c.unavailable("building request", err)
 	}
-	for _, name := range c.cfg.ForwardHeaders {
-		for _, v := range r.Header.Values(name) {
-			req.Header.Add(name, v)
-		}
+	for name, vs := range fwd {
+		req.Header[name] = vs
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)

@@ -25,7 +25,7 @@ func TestCalloutCaching(t *testing.T) {
 	t.Cleanup(backend.Close)
 	var skew atomic.Int64
 	clock := func() time.Time { return now.Add(time.Duration(skew.Load())) }
-	cfg := Config{Public: []string{"demo"}, AuthURL: &Callout{URL: backend.URL}}
+	cfg := Config{Public: []string{"demo"}, AuthURL: &Callout{URL: backend.URL, SessionCookies: []string{"sid"}}}
 	g, obs := newTestGate(t, cfg, now, WithClock(clock))
 
 	for range 3 {
@@ -65,7 +65,7 @@ func TestCalloutCacheBounded(t *testing.T) {
 		fmt.Fprint(w, `{"sub": "x", "channels": ["a"]}`)
 	}))
 	t.Cleanup(backend.Close)
-	g, _ := newTestGate(t, Config{AuthURL: &Callout{URL: backend.URL, CacheSize: 4}}, now)
+	g, _ := newTestGate(t, Config{AuthURL: &Callout{URL: backend.URL, CacheSize: 4, SessionCookies: []string{"sid"}}}, now)
 	for i := range 20 {
 		mustAdmit(t, g, req("GET", "/", "Cookie", fmt.Sprintf("sid=%d", i)), "a").Release()
 	}
@@ -89,7 +89,7 @@ func TestCalloutSharedByConcurrentRequests(t *testing.T) {
 		fmt.Fprint(w, `{"sub": "erin", "channels": ["user.{sub}"]}`)
 	}))
 	t.Cleanup(backend.Close)
-	g, _ := newTestGate(t, Config{AuthURL: &Callout{URL: backend.URL}}, now)
+	g, _ := newTestGate(t, Config{AuthURL: &Callout{URL: backend.URL, SessionCookies: []string{"sid"}}}, now)
 	const n = 20
 	errs := make(chan *Error, n)
 	for range n {

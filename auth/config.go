@@ -1,10 +1,12 @@
 package auth
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,6 +117,14 @@ type Callout struct {
 	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 	// CacheSize bounds the cache entries. Default 10000.
 	CacheSize int `json:"cache_size,omitempty"`
+	// SessionCookies name the cookies that carry a session for the
+	// backend; only they are forwarded, and a request without any of them
+	// (or another forwarded header) makes no callout. Default: the auth
+	// cookie name ("ssegate_token").
+	SessionCookies []string `json:"session_cookies,omitempty"`
+	// MaxConcurrent caps the callouts in flight; past it a request that
+	// needs one is refused with 503 and Retry-After. Default 64.
+	MaxConcurrent int `json:"max_concurrent,omitempty"`
 }
 
 const (
@@ -129,6 +139,7 @@ const (
 	defaultCalloutTimeout    = 2 * time.Second
 	defaultCalloutCacheTTL   = 5 * time.Second
 	defaultCalloutCacheSize  = 10000
+	defaultCalloutConcurrent = 64
 )
 
 var defaultJWKSAlgs = []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
@@ -243,26 +254,46 @@ func (c Config) resolve() (settings, error) {
 		return s, errors.New("auth: connection limits must not be negative")
 	}
 	if c.AuthURL != nil {
-		a := *c.AuthURL
-		a.URL = rep(a.URL)
-		u, err := url.Parse(a.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return s, errors.New("auth: auth_url is not an http(s) URL")
-		}
-		if len(a.ForwardHeaders) == 0 {
-			a.ForwardHeaders = []string{"Cookie", "Authorization"}
-		}
-		for i, h := range a.ForwardHeaders {
-			a.ForwardHeaders[i] = http.CanonicalHeaderKey(h)
-		}
-		if a.CacheSize == 0 {
-			a.CacheSize = defaultCalloutCacheSize
+		a, err := resolveCallout(*c.AuthURL, rep, s.Cookie)
+		if err != nil {
+			return s, err
 		}
 		s.calloutTimeout = durOr(a.Timeout, defaultCalloutTimeout)
 		s.calloutTTL = durOr(a.CacheTTL, defaultCalloutCacheTTL)
 		s.AuthURL = &a
 	}
 	return s, nil
+}
+
+// resolveCallout applies auth_url's defaults; the session cookie defaults
+// to the auth cookie's name.
+func resolveCallout(a Callout, rep func(string) string, cookie string) (Callout, error) {
+	a.URL = rep(a.URL)
+	u, err := url.Parse(a.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return a, errors.New("auth: auth_url is not an http(s) URL")
+	}
+	if len(a.ForwardHeaders) == 0 {
+		a.ForwardHeaders = []string{"Cookie", "Authorization"}
+	}
+	a.ForwardHeaders = slices.Clone(a.ForwardHeaders)
+	for i, h := range a.ForwardHeaders {
+		a.ForwardHeaders[i] = http.CanonicalHeaderKey(h)
+	}
+	a.CacheSize = cmp.Or(a.CacheSize, defaultCalloutCacheSize)
+	a.MaxConcurrent = cmp.Or(a.MaxConcurrent, defaultCalloutConcurrent)
+	if a.CacheSize < 0 || a.MaxConcurrent < 0 {
+		return a, errors.New("auth: auth_url cache_size and max_concurrent must not be negative")
+	}
+	if len(a.SessionCookies) == 0 {
+		a.SessionCookies = []string{cookie}
+	}
+	for _, n := range a.SessionCookies {
+		if !validCookieName(n) {
+			return a, fmt.Errorf("auth: invalid auth_url session cookie name %q", n)
+		}
+	}
+	return a, nil
 }
 
 func durOr(d caddy.Duration, def time.Duration) time.Duration {

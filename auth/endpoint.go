@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -20,44 +19,15 @@ func (g *Gate) IsTicketPath(r *http.Request) bool {
 	return g.s.TicketPath != "" && r.URL.Path == g.s.TicketPath
 }
 
-// ApplyCORS sets the CORS response headers for r and reports whether r
-// may proceed: no Origin, same origin, or a configured origin. Listed
-// origins get their exact value echoed with credentials allowed; a "*"
-// would make browsers drop the cookie.
-func (g *Gate) ApplyCORS(w http.ResponseWriter, r *http.Request) bool {
-	h := w.Header()
-	h.Add("Vary", "Origin")
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	if g.origins[origin] {
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Credentials", "true")
-		return true
-	}
-	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
-}
-
 // ServeTicket mints a short single-use ticket for the caller, who
 // authenticates with a cookie, a bearer token or auth_url (not with a
 // ticket: a ticket must not beget tickets beyond its one use).
 func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	allowed := g.ApplyCORS(w, r)
 	switch r.Method {
 	case http.MethodOptions:
-		h.Set("Allow", "POST, OPTIONS")
-		if allowed && h.Get("Access-Control-Allow-Origin") != "" {
-			h.Add("Vary", "Access-Control-Request-Method")
-			h.Add("Vary", "Access-Control-Request-Headers")
-			h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			h.Set("Access-Control-Max-Age", "600")
-		}
-		w.WriteHeader(http.StatusNoContent)
+		g.preflight(w, r, ticketPreflight)
 		return
 	case http.MethodPost:
 	default:
@@ -65,7 +35,7 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, nil, newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use POST"))
 		return
 	}
-	if !allowed {
+	if !g.ApplyCORS(w, r) {
 		g.fail(w, r, nil, newError(http.StatusForbidden, CodeOriginForbidden, "origin not allowed"))
 		return
 	}
@@ -77,27 +47,47 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, p, e)
 		return
 	}
-	requested, e := ticketChannels(r)
+	tok, life, e := g.mintFor(r, p)
 	if e != nil {
 		g.fail(w, r, p, e)
 		return
 	}
-	var channels []string
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_ = json.NewEncoder(w).Encode(struct {
+		Ticket    string `json:"ticket"`
+		ExpiresIn int64  `json:"expires_in"`
+	}{tok, int64(life.Round(time.Second) / time.Second)})
+}
+
+// mintFor mints p's ticket for the channels r asks for. It refuses, with
+// redemption's codes, any ticket that redemption would refuse whatever
+// the stream request: more channels than a stream may carry, or a token
+// over max_token_bytes.
+func (g *Gate) mintFor(r *http.Request, p *principal) (string, time.Duration, *Error) {
+	requested, e := ticketChannels(r)
+	if e != nil {
+		return "", 0, e
+	}
 	for _, ch := range requested {
 		if !p.allows(ch) && !g.isPublic(ch) {
-			g.fail(w, r, p, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("channel %q is not permitted", ch)))
-			return
+			return "", 0, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("channel %q is not permitted", ch))
 		}
-		channels = append(channels, ch)
 	}
+	channels, counted := requested, len(requested)
 	if len(requested) == 0 {
+		// The ticket carries every pattern; a stream opened without
+		// channels gets the concrete ones.
 		for _, pt := range p.patterns {
 			channels = append(channels, pt.raw)
 		}
+		counted = len(p.concreteChannels())
 	}
 	if len(channels) == 0 {
-		g.fail(w, r, p, newError(http.StatusBadRequest, CodeNoChannel, "the credential names no channel"))
-		return
+		return "", 0, newError(http.StatusBadRequest, CodeNoChannel, "the credential names no channel")
+	}
+	if e := g.checkChannelCount(counted); e != nil {
+		return "", 0, e
 	}
 	now := g.now()
 	life := g.s.ticketLife
@@ -105,8 +95,7 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 		life = min(life, p.expires.Sub(now))
 	}
 	if life < time.Second {
-		g.fail(w, r, p, newError(http.StatusUnauthorized, CodeTokenExpired, "credential expires too soon to mint a ticket"))
-		return
+		return "", 0, newError(http.StatusUnauthorized, CodeTokenExpired, "credential expires too soon to mint a ticket")
 	}
 	tok, err := g.signer.mint(mintRequest{
 		sub: p.sub, channels: channels, now: now, life: life, streamExp: p.expires,
@@ -114,16 +103,13 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		g.log.Error("minting ticket failed", zap.String("error", err.Error()))
-		g.fail(w, r, p, newError(http.StatusServiceUnavailable, CodeAuthUnavailable, "could not mint a ticket"))
-		return
+		return "", 0, newError(http.StatusServiceUnavailable, CodeAuthUnavailable, "could not mint a ticket")
+	}
+	if e := g.verifier.checkSize(tok); e != nil {
+		return "", 0, e
 	}
 	g.log.Debug("ticket minted", zap.String("sub", p.sub), zap.String("via", string(p.via)), zap.Strings("channels", channels))
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	_ = json.NewEncoder(w).Encode(struct {
-		Ticket    string `json:"ticket"`
-		ExpiresIn int64  `json:"expires_in"`
-	}{tok, int64(life.Round(time.Second) / time.Second)})
+	return tok, life, nil
 }
 
 func (g *Gate) fail(w http.ResponseWriter, r *http.Request, p *principal, e *Error) {

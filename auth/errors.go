@@ -41,6 +41,24 @@ const (
 	CodeTooManyChannels        = "too_many_channels"
 )
 
+// challenge is the RFC 6750 WWW-Authenticate value of a 401. A request
+// that carried no credential gets no error attribute (section 3.1); a
+// credential that was presented and refused is "invalid_token", with the
+// ssegate code as the description so a client can tell expired from used.
+// A channel outside the credential's patterns is "insufficient_scope"
+// (section 3.1); other statuses carry no challenge.
+func (e *Error) challenge() string {
+	switch {
+	case e.Status == http.StatusUnauthorized && e.Code == CodeUnauthenticated:
+		return `Bearer realm="ssegate"`
+	case e.Status == http.StatusUnauthorized:
+		return `Bearer realm="ssegate", error="invalid_token", error_description="` + e.Code + `"`
+	case e.Code == CodeChannelForbidden:
+		return `Bearer realm="ssegate", error="insufficient_scope", error_description="` + e.Code + `"`
+	}
+	return ""
+}
+
 func newError(status int, code, detail string) *Error {
 	return &Error{Status: status, Code: code, Detail: detail}
 }
@@ -54,6 +72,9 @@ func (e *Error) Write(w http.ResponseWriter) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests {
 		h.Set("Retry-After", "5")
+	}
+	if c := e.challenge(); c != "" {
+		h.Set("WWW-Authenticate", c)
 	}
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(struct {

@@ -163,6 +163,18 @@ type principal struct {
 	ticket   *claims
 }
 
+// streamEnd is when a stream admitted with p must end: the last moment
+// its credential would still verify. A JWT verifies until exp+leeway, so
+// a stream ending at exp would admit a token inside its leeway and end it
+// at once, and the client would reconnect in a loop until the leeway ran
+// out. auth_url expiries are on our own clock and get no leeway.
+func (p *principal) streamEnd(leeway time.Duration) time.Time {
+	if p.expires.IsZero() || p.via == viaCallout {
+		return p.expires
+	}
+	return p.expires.Add(leeway)
+}
+
 func (p *principal) allows(ch string) bool {
 	for _, pt := range p.patterns {
 		if pt.matches(ch) {
@@ -189,27 +201,44 @@ func (g *Gate) admit(r *http.Request, requested []string) (*Admission, *principa
 			return nil, nil, newError(http.StatusBadRequest, CodeInvalidChannel, fmt.Sprintf("invalid channel name %q", clip(ch)))
 		}
 	}
+	if e := g.checkChannelCount(len(requested)); e != nil {
+		return nil, nil, e
+	}
 	p, e := g.authenticate(r, true)
-	if e != nil {
+	if e == nil {
+		var channels []string
+		if channels, e = g.authorize(p, requested); e == nil {
+			var a *Admission
+			if a, e = g.grant(r, p, channels); e == nil {
+				return a, p, nil
+			}
+		}
+	}
+	// Anyone may read public channels, so for a request naming only those
+	// a credential that fails, or an auth_url or ticket store that cannot
+	// answer, must not become a status that an EventSource gives up on
+	// for good: the stream goes on as anonymous. Limits and a malformed
+	// request still refuse.
+	if p == nil || !g.allPublic(requested) || e.Status == http.StatusTooManyRequests || e.Status == http.StatusBadRequest {
 		return nil, p, e
 	}
-	via := viaAnonymous
-	if p != nil {
-		via = p.via
-	}
+	g.ignored(r, p, e)
+	a, e := g.grant(r, nil, requested)
+	return a, nil, e
+}
+
+// authorize checks each channel against the public patterns and p's; with
+// none requested, the stream gets p's concrete channels.
+func (g *Gate) authorize(p *principal, requested []string) ([]string, *Error) {
 	channels := requested
 	if len(channels) == 0 {
 		// Only a credential names channels; an anonymous request must say
 		// which public channels it wants.
 		if p != nil {
-			for _, pt := range p.patterns {
-				if pt.concrete() {
-					channels = append(channels, pt.raw)
-				}
-			}
+			channels = p.concreteChannels()
 		}
 		if len(channels) == 0 {
-			return nil, p, newError(http.StatusBadRequest, CodeNoChannel, "no channel requested and the credential names no concrete channel")
+			return nil, newError(http.StatusBadRequest, CodeNoChannel, "no channel requested and the credential names no concrete channel")
 		}
 	}
 	for _, ch := range channels {
@@ -217,32 +246,66 @@ func (g *Gate) admit(r *http.Request, requested []string) (*Admission, *principa
 			continue
 		}
 		if p == nil {
-			return nil, p, newError(http.StatusUnauthorized, CodeUnauthenticated, fmt.Sprintf("channel %q needs credentials", ch))
+			return nil, newError(http.StatusUnauthorized, CodeUnauthenticated, fmt.Sprintf("channel %q needs credentials", ch))
 		}
-		return nil, p, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("channel %q is not permitted", ch))
+		return nil, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("channel %q is not permitted", ch))
 	}
-	sub := ""
+	return channels, g.checkChannelCount(len(channels))
+}
+
+// grant takes a connection slot and, last, redeems p's ticket: a request
+// refused for any other reason leaves the ticket unspent and costs no KV
+// write.
+func (g *Gate) grant(r *http.Request, p *principal, channels []string) (*Admission, *Error) {
+	sub, via := "", viaAnonymous
 	var expires time.Time
 	if p != nil {
-		sub, expires = p.sub, p.expires
-	}
-	if g.maxChannels > 0 && len(channels) > g.maxChannels {
-		return nil, p, newError(http.StatusBadRequest, CodeTooManyChannels, fmt.Sprintf("%d channels; at most %d per stream", len(channels), g.maxChannels))
+		sub, via, expires = p.sub, p.via, p.streamEnd(g.s.leeway)
 	}
 	release, ok := g.limits.acquire(sub)
 	if !ok {
-		return nil, p, newError(http.StatusTooManyRequests, CodeTooManyConnections, "too many concurrent connections")
+		return nil, newError(http.StatusTooManyRequests, CodeTooManyConnections, "too many concurrent connections")
 	}
-	// Redeem last: a request refused for any other reason leaves the
-	// ticket unspent and costs no KV write.
 	if p != nil && p.ticket != nil {
 		if e := g.redeem(r.Context(), p.ticket); e != nil {
 			release()
-			return nil, p, e
+			return nil, e
 		}
 	}
 	g.log.Debug("admitted", zap.String("via", string(via)), zap.String("sub", sub), zap.Strings("channels", channels))
-	return &Admission{Subject: sub, Channels: channels, Expires: expires, Release: release}, p, nil
+	return &Admission{Subject: sub, Channels: channels, Expires: expires, Release: release}, nil
+}
+
+// concreteChannels are the channels a stream gets when the request names
+// none: the credential's patterns without wildcards.
+func (p *principal) concreteChannels() []string {
+	var out []string
+	for _, pt := range p.patterns {
+		if pt.concrete() {
+			out = append(out, pt.raw)
+		}
+	}
+	return out
+}
+
+// checkChannelCount is the one bound on the channels of a stream, applied
+// when a stream is opened and when a ticket for one is minted.
+func (g *Gate) checkChannelCount(n int) *Error {
+	if g.maxChannels > 0 && n > g.maxChannels {
+		return newError(http.StatusBadRequest, CodeTooManyChannels, fmt.Sprintf("%d channels; at most %d per stream", n, g.maxChannels))
+	}
+	return nil
+}
+
+// allPublic reports whether the request names channels and all of them
+// are public.
+func (g *Gate) allPublic(requested []string) bool {
+	for _, ch := range requested {
+		if !g.isPublic(ch) {
+			return false
+		}
+	}
+	return len(requested) > 0
 }
 
 func (g *Gate) isPublic(ch string) bool {
@@ -290,6 +353,21 @@ func (g *Gate) refused(r *http.Request, p *principal, e *Error) {
 		fields = append(fields, zap.String("sub", p.sub))
 	}
 	lvl("auth refused", fields...)
+}
+
+// ignored logs a credential refused on a request for public channels
+// only, which is then served as anonymous.
+func (g *Gate) ignored(r *http.Request, p *principal, e *Error) {
+	fields := []zap.Field{
+		zap.String("code", e.Code),
+		zap.String("via", string(p.via)),
+		zap.String("remote", r.RemoteAddr),
+		zap.String("path", r.URL.Path),
+	}
+	if p.sub != "" {
+		fields = append(fields, zap.String("sub", p.sub))
+	}
+	g.log.Info("credential ignored for public channels", fields...)
 }
 
 // clip keeps a caller-supplied name short in a detail.

@@ -200,8 +200,28 @@ func checkErrorResponse(t *testing.T, rec *httptest.ResponseRecorder, status int
 	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("cache-control %q", cc)
 	}
+	checkChallenge(t, rec.Header(), status, code)
 	var body struct{ Error, Detail string }
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error != code || body.Detail == "" {
 		t.Errorf("body %q (err %v), want code %s", rec.Body.String(), err, code)
+	}
+}
+
+// checkChallenge: every 401 carries an RFC 6750 Bearer challenge; error=
+// only when a credential was presented and refused.
+func checkChallenge(t *testing.T, h http.Header, status int, code string) {
+	t.Helper()
+	got := h.Get("WWW-Authenticate")
+	var want string
+	switch {
+	case status == http.StatusUnauthorized && code == CodeUnauthenticated:
+		want = `Bearer realm="ssegate"`
+	case status == http.StatusUnauthorized:
+		want = `Bearer realm="ssegate", error="invalid_token", error_description="` + code + `"`
+	case code == CodeChannelForbidden:
+		want = `Bearer realm="ssegate", error="insufficient_scope", error_description="` + code + `"`
+	}
+	if got != want {
+		t.Errorf("WWW-Authenticate %q, want %q", got, want)
 	}
 }

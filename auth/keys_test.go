@@ -44,20 +44,22 @@ func TestAsymmetricPEMKeys(t *testing.T) {
 func TestConfigKeyErrors(t *testing.T) {
 	ec := genEC(t)
 	bad := map[string]Config{
-		"short secret":      {HMACKeys: []HMACKey{{Secret: "short"}}},
-		"unset env secret":  {HMACKeys: []HMACKey{{Secret: "{env.SSEGATE_TEST_UNSET_VAR}"}}},
-		"hs512 short":       {HMACKeys: []HMACKey{{Secret: testSecret, Alg: "HS512"}}},
-		"bad hmac alg":      {HMACKeys: []HMACKey{{Secret: testSecret, Alg: "none"}}},
-		"ec key as RS256":   {PublicKeys: []PublicKey{{Key: pemPublic(t, &ec.PublicKey), Alg: "RS256"}}},
-		"ec key as ES384":   {PublicKeys: []PublicKey{{Key: pemPublic(t, &ec.PublicKey), Alg: "ES384"}}},
-		"missing file":      {PublicKeys: []PublicKey{{Key: "/nonexistent.pem", Alg: "ES256"}}},
-		"nothing":           {},
-		"ticket no signer":  {PublicKeys: []PublicKey{{Key: pemPublic(t, &ec.PublicKey), Alg: "ES256"}}, TicketPath: "/t"},
-		"cors star":         {Public: []string{"demo"}, CORSOrigins: []string{"*"}},
-		"bad public":        {Public: []string{"a..b"}},
-		"lifetime over cap": {Public: []string{"demo"}, TicketLifetime: caddyDur(2 * time.Minute)},
-		"jwks symmetric":    {JWKS: []JWKSSource{{URL: "https://x/jwks", Algs: []string{"HS256"}}}},
-		"jwks not url":      {JWKS: []JWKSSource{{URL: "file:///etc/passwd"}}},
+		"short secret":            {HMACKeys: []HMACKey{{Secret: "short"}}},
+		"unset env secret":        {HMACKeys: []HMACKey{{Secret: "{env.SSEGATE_TEST_UNSET_VAR}"}}},
+		"hs512 short":             {HMACKeys: []HMACKey{{Secret: testSecret, Alg: "HS512"}}},
+		"bad hmac alg":            {HMACKeys: []HMACKey{{Secret: testSecret, Alg: "none"}}},
+		"ec key as RS256":         {PublicKeys: []PublicKey{{Key: pemPublic(t, &ec.PublicKey), Alg: "RS256"}}},
+		"ec key as ES384":         {PublicKeys: []PublicKey{{Key: pemPublic(t, &ec.PublicKey), Alg: "ES384"}}},
+		"missing file":            {PublicKeys: []PublicKey{{Key: "/nonexistent.pem", Alg: "ES256"}}},
+		"nothing":                 {},
+		"ticket no signer":        {PublicKeys: []PublicKey{{Key: pemPublic(t, &ec.PublicKey), Alg: "ES256"}}, TicketPath: "/t"},
+		"cors star":               {Public: []string{"demo"}, CORSOrigins: []string{"*"}},
+		"bad public":              {Public: []string{"a..b"}},
+		"lifetime over cap":       {Public: []string{"demo"}, TicketLifetime: caddyDur(2 * time.Minute)},
+		"jwks symmetric":          {JWKS: []JWKSSource{{URL: "https://x/jwks", Algs: []string{"HS256"}}}},
+		"jwks not url":            {JWKS: []JWKSSource{{URL: "file:///etc/passwd"}}},
+		"bad session cookie":      {AuthURL: &Callout{URL: "http://x/", SessionCookies: []string{"a;b"}}},
+		"negative max_concurrent": {AuthURL: &Callout{URL: "http://x/", MaxConcurrent: -1}},
 	}
 	for name, cfg := range bad {
 		t.Run(name, func(t *testing.T) {

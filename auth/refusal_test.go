@@ -53,7 +53,7 @@ func TestRefusals(t *testing.T) {
 		return s
 	}
 	callout := func(u string) Config {
-		return Config{AuthURL: &Callout{URL: u, Timeout: caddyDur(50 * time.Millisecond)}}
+		return Config{AuthURL: &Callout{URL: u, Timeout: caddyDur(50 * time.Millisecond), SessionCookies: []string{"sid"}}}
 	}
 
 	big := hs(with(claimsFor(now, "alice", "user.alice"), "pad", strings.Repeat("x", 5000)))
@@ -95,8 +95,8 @@ func TestRefusals(t *testing.T) {
 			r := req("GET", "/events")
 			r.AddCookie(&http.Cookie{Name: "ssegate_token", Value: s})
 			return r
-		}, chans: []string{"demo"}, status: 401, code: CodeInvalidToken},
-		{name: "invalid credential with public channel", cfg: hmacCfg, token: "garbage", chans: []string{"demo"}, status: 401, code: CodeInvalidToken},
+		}, chans: []string{"user.alice"}, status: 401, code: CodeInvalidToken},
+		{name: "invalid credential with private and public channels", cfg: hmacCfg, token: "garbage", chans: []string{"demo", "user.alice"}, status: 401, code: CodeInvalidToken},
 		{name: "channel not permitted", cfg: hmacCfg, token: hs(claimsFor(now, "alice", "user.{sub}")), chans: []string{"user.bob"}, status: 403, code: CodeChannelForbidden},
 		{name: "no credentials private channel", cfg: hmacCfg, r: func(string) *http.Request { return req("GET", "/events") }, chans: []string{"user.alice"}, status: 401, code: CodeUnauthenticated},
 		{name: "no channel", cfg: hmacCfg, token: hs(claimsFor(now, "alice", "rooms.*")), status: 400, code: CodeNoChannel},
@@ -111,6 +111,13 @@ func TestRefusals(t *testing.T) {
 		{name: "sub with empty tokens", cfg: hmacCfg, token: hs(claimsFor(now, "..", "user.{sub}.>")), chans: []string{"user.a.b"}, status: 403, code: CodeChannelForbidden},
 		{name: "pattern with empty token", cfg: hmacCfg, token: hs(claimsFor(now, "alice", "user..>")), chans: []string{"user.a"}, status: 403, code: CodeChannelForbidden},
 		{name: "unknown kid", cfg: hmacKid, token: tok(t, jwt.SigningMethodHS256, key, claimsFor(now, "alice", "user.alice"), "k2"), chans: []string{"user.alice"}, status: 401, code: CodeUnknownKey},
+		{name: "kid that no key has, key without kid", cfg: hmacCfg, token: tok(t, jwt.SigningMethodHS256, key, claimsFor(now, "alice", "user.alice"), "k9"), chans: []string{"user.alice"}, status: 401, code: CodeUnknownKey},
+		{name: "ticket after a semicolon", cfg: hmacCfg, token: ticket(), r: func(s string) *http.Request { return req("GET", "/events?channel=user.alice;ticket="+s) }, chans: []string{"user.alice"}, status: 400, code: CodeBadRequest},
+		{name: "ticket repeated", cfg: hmacCfg, token: ticket(), r: func(s string) *http.Request { return req("GET", "/events?ticket="+s+"&ticket="+s) }, chans: []string{"user.alice"}, status: 400, code: CodeBadRequest},
+		{name: "ticket name in capitals", cfg: hmacCfg, token: ticket(), r: func(s string) *http.Request { return req("GET", "/events?TICKET="+s) }, chans: []string{"user.alice"}, status: 400, code: CodeBadRequest},
+		{name: "ticket in an encoded value", cfg: hmacCfg, token: ticket(), r: func(s string) *http.Request { return req("GET", "/events?channel=user.alice%26ticket%3D"+s) }, chans: []string{"user.alice"}, status: 400, code: CodeBadRequest},
+		{name: "ticket as a path parameter", cfg: hmacCfg, token: ticket(), r: func(s string) *http.Request { return req("GET", "/events;ticket="+s+"?channel=user.alice") }, chans: []string{"user.alice"}, status: 400, code: CodeBadRequest},
+		{name: "ambiguous ticket on a public channel", cfg: hmacCfg, token: ticket(), r: func(s string) *http.Request { return req("GET", "/events?channel=demo;ticket="+s) }, chans: []string{"demo"}, status: 400, code: CodeBadRequest},
 		{name: "jwks endpoint down", cfg: jwksCfg, token: tok(t, jwt.SigningMethodRS256, rsaKey, claimsFor(now, "alice", "x"), "k1"), chans: []string{"x"}, status: 401, code: CodeKeysUnavailable},
 		{name: "ticket as bearer", cfg: hmacCfg, token: minted, chans: []string{"user.alice"}, status: 401, code: CodeInvalidToken},
 		{name: "ticket without jti", cfg: hmacCfg, token: ticket("jti", nil), r: ticketReq, chans: []string{"user.alice"}, status: 401, code: CodeTicketInvalid},

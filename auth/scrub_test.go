@@ -18,13 +18,31 @@ import (
 )
 
 func TestScrubTicketUnit(t *testing.T) {
-	cases := []struct{ target, wantQuery, wantTicket string }{
-		{"/events?channel=a&ticket=T1&last_event_id=5", "channel=a&last_event_id=5", "T1"},
-		{"/events?tick%65t=T2&channel=a", "channel=a", "T2"},
-		{"/events?ticket=T3&ticket=T4", "", "T3"},
-		{"/events?ticket=", "", "-"},
-		{"/events?ticket=T5;x=1&channel=b", "channel=b", "T5;x=1"},
-		{"/events?channel=a", "channel=a", ""},
+	cases := []struct {
+		target, wantPath, wantQuery, wantTicket string
+		wantStray                               []string
+	}{
+		{"/events?channel=a&ticket=T1&last_event_id=5", "/events", "channel=a&last_event_id=5", "T1", nil},
+		{"/events?tick%65t=T2&channel=a", "/events", "channel=a", "T2", nil},
+		{"/events?ticket=", "/events", "", "-", nil},
+		{"/events?channel=a", "/events", "channel=a", "", nil},
+		{"/events?channel=ticket&ticketing=1", "/events", "channel=ticket&ticketing=1", "", nil},
+		// Any other form is ambiguous: scrubbed, and its values kept to
+		// be spent.
+		{"/events?ticket=T3&ticket=T4", "/events", "", "", []string{"T3", "T4"}},
+		{"/events?ticket=T5;x=1&channel=b", "/events", "channel=b", "", []string{"T5"}},
+		{"/events?channel=a;ticket=T6", "/events", "", "", []string{"T6"}},
+		{"/events?channel=a;tick%65t=T7&x=1", "/events", "x=1", "", []string{"T7"}},
+		{"/events?TICKET=T8&channel=a", "/events", "channel=a", "", []string{"T8"}},
+		{"/events?ticket[]=T9&channel=a", "/events", "channel=a", "", []string{"T9"}},
+		{"/events?channel=a%26ticket%3DT10", "/events", "", "", []string{"T10"}},
+		{"/events?channel=a%2526ticket%253DT11", "/events", "", "", []string{"T11"}},
+		{"/events?channel=a&amp;ticket=T12", "/events", "channel=a", "", []string{"T12"}},
+		{"/events?channel=a#ticket=T13", "/events", "", "", []string{"T13"}},
+		{"/events?tick%zzet=x&ticket+=T14", "/events", "tick%zzet=x", "", []string{"T14"}},
+		{"/events;ticket=T15?channel=a", "/events", "channel=a", "", []string{"T15"}},
+		{"/events%3Bticket=T16?channel=a", "/events", "channel=a", "", []string{"T16"}},
+		{"/events?ticket=T17&channel=a&Ticket=T18", "/events", "channel=a", "", []string{"T17", "T18"}},
 	}
 	for _, c := range cases {
 		r := req("GET", c.target)
@@ -33,21 +51,25 @@ func TestScrubTicketUnit(t *testing.T) {
 		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
 		r = r.WithContext(ctx)
 		r.Header.Set(ticketHeader, "forged")
+		r.Header.Set(strayHeader, "forged")
 		ScrubTicket(r, "ticket")
-		if r.URL.RawQuery != c.wantQuery {
-			t.Errorf("%s: query %q", c.target, r.URL.RawQuery)
+		if r.URL.RawQuery != c.wantQuery || r.URL.Path != c.wantPath {
+			t.Errorf("%s: path %q query %q", c.target, r.URL.Path, r.URL.RawQuery)
 		}
-		if strings.Contains(r.RequestURI, "T") && strings.Contains(r.RequestURI, "ticket") || strings.Contains(r.RequestURI, "tick%65t") {
+		if strings.Contains(r.RequestURI, "T") {
 			t.Errorf("%s: RequestURI %q", c.target, r.RequestURI)
 		}
-		if orig.RawQuery != c.wantQuery {
-			t.Errorf("%s: original URL query %q", c.target, orig.RawQuery)
+		if orig.RawQuery != c.wantQuery || orig.Path != c.wantPath {
+			t.Errorf("%s: original URL %q %q", c.target, orig.Path, orig.RawQuery)
 		}
 		if got := r.Header.Get(ticketHeader); got != c.wantTicket {
 			t.Errorf("%s: stashed %q", c.target, got)
 		}
+		if got := r.Header.Values(strayHeader); strings.Join(got, ",") != strings.Join(c.wantStray, ",") {
+			t.Errorf("%s: stray %q, want %q", c.target, got, c.wantStray)
+		}
 		skip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.LogSkipVar).(bool)
-		if skip != (c.wantQuery != strings.TrimPrefix(c.target, "/events?")) {
+		if skip != (c.wantTicket != "" || len(c.wantStray) > 0) {
 			t.Errorf("%s: log_skip %v", c.target, skip)
 		}
 	}
@@ -132,4 +154,31 @@ func TestScrubTicketCaddyAccessLog(t *testing.T) {
 	if strings.Contains(log, "SCRUBBED-SECRET-TICKET") || strings.Contains(log, url.QueryEscape("SCRUBBED-SECRET-TICKET")) {
 		t.Fatalf("scrubbed ticket reached the access log:\n%s", log)
 	}
+}
+
+// FuzzScrubTicket: whatever the request line, scrubbing never panics and
+// leaves no part of the path or query that the loosest parser would read
+// as a ticket.
+func FuzzScrubTicket(f *testing.F) {
+	for _, s := range []string{
+		"/events?channel=a;ticket=T", "/events?tick%65t=T&ticket=U", "/events;TICKET=T?x=1",
+		"/events?a=%2574icket%253DT", "/events?channel=a#ticket=T", "/events?ticket[x]=T&&",
+		"/events?%zz=1&ticket", "/events?ticket=%", "/e%3Bticket=T", "/events?x=1;;&;ticket",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		r, err := http.NewRequest("GET", "http://h"+target, nil)
+		if err != nil || r.URL.Host != "h" {
+			return
+		}
+		r.RequestURI = r.URL.RequestURI()
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+		ScrubTicket(r, "ticket")
+		for _, s := range []string{r.URL.Path, r.URL.RawQuery, r.RequestURI} {
+			if v := ticketValues(s, "ticket"); len(v) > 0 {
+				t.Fatalf("%q: %q still holds a ticket %q", target, s, v)
+			}
+		}
+	})
 }

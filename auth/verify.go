@@ -79,14 +79,17 @@ func newVerifier(s settings, static []verifyKey, jwks *jwksKeys, now func() time
 	return &verifier{static: static, jwks: jwks, parser: jwt.NewParser(opts...), now: now, max: s.MaxTokenBytes}
 }
 
-// keysFor returns the pinned keys for the token's alg and kid. A key with
-// no kid serves any kid of its alg, so a single-secret setup needs no kid.
+// keysFor returns the pinned keys for the token's alg and kid. A token
+// without a kid is tried against every key of its alg. A token that names
+// a kid only matches keys configured with that kid, as with JWKS: a kid
+// is the issuer's statement of which key signed, and one that matches no
+// key is a token from another issuer, a retired key or a forgery.
 func (v *verifier) keysFor(ctx context.Context, t *jwt.Token) (any, error) {
 	alg, _ := t.Header["alg"].(string)
 	kid, _ := t.Header["kid"].(string)
 	var ks jwt.VerificationKeySet
 	for _, k := range v.static {
-		if k.alg == alg && (kid == "" || k.kid == "" || k.kid == kid) {
+		if k.alg == alg && (kid == "" || k.kid == kid) {
 			ks.Keys = append(ks.Keys, k.key)
 		}
 	}
@@ -109,8 +112,8 @@ func (v *verifier) keysFor(ctx context.Context, t *jwt.Token) (any, error) {
 // verify parses and checks tok. The *Error it returns has a fixed detail
 // so that nothing from the token reaches the client or the log.
 func (v *verifier) verify(ctx context.Context, tok string) (*claims, *Error) {
-	if len(tok) > v.max {
-		return nil, newError(http.StatusUnauthorized, CodeTokenTooLarge, "credential is larger than allowed")
+	if e := v.checkSize(tok); e != nil {
+		return nil, e
 	}
 	var c claims
 	_, err := v.parser.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) { return v.keysFor(ctx, t) })
@@ -121,6 +124,16 @@ func (v *verifier) verify(ctx context.Context, tok string) (*claims, *Error) {
 		return nil, newError(http.StatusUnauthorized, CodeInvalidToken, "token has no sub")
 	}
 	return &c, nil
+}
+
+// checkSize refuses a credential too long to parse; the ticket endpoint
+// applies it to what it mints, so it never hands out a ticket that
+// redemption would refuse.
+func (v *verifier) checkSize(tok string) *Error {
+	if len(tok) > v.max {
+		return newError(http.StatusUnauthorized, CodeTokenTooLarge, "credential is larger than allowed")
+	}
+	return nil
 }
 
 func mapJWTError(err error) *Error {
