@@ -207,9 +207,9 @@ func TestPublishBadInput(t *testing.T) {
 		{name: "wrong key", query: "channel=demo", body: "x", hdr: bearer("not-the-key-but-just-as-long-0123456789"), status: 401, code: "invalid_token", wwwAuth: true},
 		{name: "expired JWT", query: "channel=demo", body: "x", hdr: bearer(expired), status: 401, code: "token_expired", wwwAuth: true},
 		{name: "ticket", query: "channel=demo", body: "x", hdr: bearer(ticket), status: 401, code: "invalid_token", wwwAuth: true},
-		{name: "key outside its channels", query: "channel=users.bob", body: "x", hdr: map[string]string{"Authorization": key}, status: 403, code: "channel_forbidden"},
+		{name: "key outside its channels", query: "channel=users.bob", body: "x", hdr: map[string]string{"Authorization": key}, status: 403, code: "channel_forbidden", wwwAuth: true}, // insufficient_scope, RFC 6750
 		{name: "reader JWT", query: "channel=demo", body: "x", hdr: bearer(reader), status: 403, code: "forbidden"},
-		{name: "JWT outside its publish patterns", query: "channel=orders.eu", body: "x", hdr: bearer(narrow), status: 403, code: "channel_forbidden"},
+		{name: "JWT outside its publish patterns", query: "channel=orders.eu", body: "x", hdr: bearer(narrow), status: 403, code: "channel_forbidden", wwwAuth: true}, // insufficient_scope, RFC 6750
 		{name: "empty body", query: "channel=demo", body: "", hdr: map[string]string{"Authorization": key}, status: 400, code: "empty_data"},
 		{name: "body over max_body", query: "channel=demo", body: strings.Repeat("x", 1025), hdr: map[string]string{"Authorization": key}, status: 413, code: "body_too_large"},
 		{name: "body not UTF-8", query: "channel=demo", body: "\xff\xfe", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_data"},
