@@ -47,7 +47,7 @@ func (r *gatedReader) Head(ctx context.Context) (replay.Head, error) {
 	return r.History.Head(ctx)
 }
 
-func gatedHub(t *testing.T, r *gatedReader) (*Hub, *nats.Conn) {
+func gatedHub(t testing.TB, r *gatedReader) (*Hub, *nats.Conn) {
 	t.Helper()
 	ns := natstest.Server(t)
 	conn, err := Acquire(Config{URLs: []string{ns.ClientURL()}}, zap.NewNop())
@@ -72,7 +72,7 @@ func gatedHub(t *testing.T, r *gatedReader) (*Hub, *nats.Conn) {
 
 // loseNext makes the dispatcher miss the next live message on subject, as
 // if core NATS had dropped it, by hiding the topic while it passes.
-func loseNext(t *testing.T, hub *Hub, pub *nats.Conn, subject string) {
+func loseNext(t testing.TB, hub *Hub, pub *nats.Conn, subject string) {
 	t.Helper()
 	live := hub.stream.LiveSubject(subject)
 	hub.mu.Lock()
@@ -98,7 +98,7 @@ func loseNext(t *testing.T, hub *Hub, pub *nats.Conn, subject string) {
 	hub.mu.Unlock()
 }
 
-func next(t *testing.T, c *Client) Frame {
+func next(t testing.TB, c *Client) Frame {
 	t.Helper()
 	select {
 	case f := <-c.Frames():
