@@ -22,21 +22,22 @@ const metricsKey = "ssegate.metrics"
 // metrics are registered on Caddy's registry, so they appear on its
 // /metrics endpoint; promauto's default registry would be invisible there.
 type metrics struct {
-	clients       prometheus.Gauge
-	connections   *prometheus.GaugeVec
-	refusals      *prometheus.CounterVec
-	slow          prometheus.Counter
-	backfilled    prometheus.Counter
-	replayed      prometheus.Counter
-	delivered     prometheus.Counter
-	bytes         prometheus.Counter
-	latency       prometheus.Histogram
-	resets        *prometheus.CounterVec
-	ended         *prometheus.CounterVec
-	natsConnected prometheus.Gauge
-	reconnects    prometheus.Counter
-	channels      prometheus.Gauge
-	recovering    prometheus.Gauge
+	clients        prometheus.Gauge
+	connections    *prometheus.GaugeVec
+	refusals       *prometheus.CounterVec
+	slow           prometheus.Counter
+	backfilled     prometheus.Counter
+	replayed       prometheus.Counter
+	delivered      prometheus.Counter
+	bytes          prometheus.Counter
+	latency        prometheus.Histogram
+	resets         *prometheus.CounterVec
+	ended          *prometheus.CounterVec
+	natsConnected  prometheus.Gauge
+	reconnects     prometheus.Counter
+	channels       prometheus.Gauge
+	recovering     prometheus.Gauge
+	replaysWaiting prometheus.Gauge
 }
 
 // Destruct implements caddy.Destructor; the collectors hold nothing.
@@ -95,18 +96,19 @@ func newMetrics() *metrics {
 		clients: gauge("clients", "Open event streams."),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "streams",
 			Help: "Open event streams by HTTP protocol."}, []string{"proto"}),
-		refusals:      counterVec("refusals_total", "Requests refused before a stream opened, by error code.", "code", knownRefusals),
-		slow:          counter("slow_client_disconnects_total", "Streams ended because the client could not keep up; each resumes from its last id."),
-		backfilled:    counter("backfilled_events_total", "Live events that core NATS lost and the gateway recovered from JetStream."),
-		replayed:      counter("replayed_events_total", "Events sent from history to reconnecting clients."),
-		delivered:     counter("delivered_events_total", "Events written to clients, live and replayed."),
-		bytes:         counter("written_bytes_total", "Bytes written to event streams, heartbeats included."),
-		resets:        counterVec("resets_total", "Reset events sent because a client's position could not be honoured.", "reason", knownResets),
-		ended:         counterVec("streams_ended_total", "Streams ended, by reason.", "reason", knownEndings),
-		natsConnected: gauge("nats_connected", "1 while the gateway's NATS connection is up."),
-		reconnects:    counter("nats_reconnects_total", "Reconnections of the gateway's NATS connection."),
-		channels:      gauge("channel_subscriptions", "Channels with a live subscription on this instance."),
-		recovering:    gauge("channels_recovering", "Channels whose clients are held while missed events are read back."),
+		refusals:       counterVec("refusals_total", "Requests refused before a stream opened, by error code.", "code", knownRefusals),
+		slow:           counter("slow_client_disconnects_total", "Streams ended because the client could not keep up; each resumes from its last id."),
+		backfilled:     counter("backfilled_events_total", "Live events that core NATS lost and the gateway recovered from JetStream."),
+		replayed:       counter("replayed_events_total", "Events sent from history to reconnecting clients."),
+		delivered:      counter("delivered_events_total", "Events written to clients, live and replayed."),
+		bytes:          counter("written_bytes_total", "Bytes written to event streams, heartbeats included."),
+		resets:         counterVec("resets_total", "Reset events sent because a client's position could not be honoured.", "reason", knownResets),
+		ended:          counterVec("streams_ended_total", "Streams ended, by reason.", "reason", knownEndings),
+		natsConnected:  gauge("nats_connected", "1 while the gateway's NATS connection is up."),
+		reconnects:     counter("nats_reconnects_total", "Reconnections of the gateway's NATS connection."),
+		channels:       gauge("channel_subscriptions", "Channels with a live subscription on this instance."),
+		recovering:     gauge("channels_recovering", "Channels whose clients are held while missed events are read back."),
+		replaysWaiting: gauge("replays_waiting", "Replays waiting for a slot (replay_concurrency) or for their share of replay_budget."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
 			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -119,7 +121,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.clients, m.connections, m.refusals, m.slow, m.backfilled, m.replayed,
-		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering}
+		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting}
 }
 
 func (m *metrics) hub() upstream.Metrics {

@@ -53,6 +53,9 @@ type History struct {
 	pullBytes        int
 	budget           int64
 	reads, backfills *semaphore.Weighted
+	// waiting, when set, hears of each read that starts (+1) and stops
+	// (-1) waiting for its turn.
+	waiting func(delta float64)
 }
 
 // Option configures a History.
@@ -72,6 +75,10 @@ func WithPullBytes(n int) Option { return func(h *History) { h.pullBytes = n } }
 // rest. A read that would overrun its share waits for a turn. It is raised
 // to two reads' worth if smaller. Default DefaultBudget.
 func WithBudget(n int64) Option { return func(h *History) { h.budget = n } }
+
+// WithWaiting reports reads waiting for a slot or for budget, as changes to
+// a count: +1 when one starts waiting, -1 when it stops.
+func WithWaiting(gauge func(delta float64)) Option { return func(h *History) { h.waiting = gauge } }
 
 // NewHistory reads from the stream s, as returned by Ensure, with at most
 // concurrency reads at a time (0 means no limit) and as many Resolve calls.
@@ -125,16 +132,32 @@ func (h *History) Read(ctx context.Context, subjects []string, after uint64, lim
 	if len(subjects) > MaxSubjects {
 		return ErrTooManySubjects
 	}
-	release, err := acquire(ctx, h.slots)
+	release, err := h.turn(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := h.reads.Acquire(ctx, int64(h.pullBytes)); err != nil {
-		return err
-	}
-	defer h.reads.Release(int64(h.pullBytes))
 	return h.read(ctx, subjects, after, limit, fn)
+}
+
+// turn waits for a slot and for a read's share of the budget.
+func (h *History) turn(ctx context.Context) (release func(), err error) {
+	if h.waiting != nil {
+		h.waiting(1)
+		defer h.waiting(-1)
+	}
+	releaseSlot, err := acquire(ctx, h.slots)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.reads.Acquire(ctx, int64(h.pullBytes)); err != nil {
+		releaseSlot()
+		return nil, err
+	}
+	return func() {
+		h.reads.Release(int64(h.pullBytes))
+		releaseSlot()
+	}, nil
 }
 
 // Backfill is Read without a limit and without waiting for a slot: it

@@ -266,7 +266,9 @@ func TestReadsWaitForTheBudget(t *testing.T) {
 		return false
 	}}
 	// Budget 256 KiB: 64 KiB kept for backfills, 192 KiB (3 reads) for reads.
-	h := NewHistory(counting, stream, 0, WithPullBytes(pull), WithBudget(4*pull))
+	var waiting, maxWaiting atomic.Int64
+	h := NewHistory(counting, stream, 0, WithPullBytes(pull), WithBudget(4*pull),
+		WithWaiting(func(d float64) { raise(&maxWaiting, waiting.Add(int64(d))) }))
 	var active, maxActive atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, readers)
@@ -297,6 +299,9 @@ func TestReadsWaitForTheBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if maxWaiting.Load() < readers-3 || waiting.Load() != 0 {
+		t.Errorf("waiting count peaked at %d and ended at %d; want at least %d waiting, then none", maxWaiting.Load(), waiting.Load(), readers-3)
 	}
 	if got := maxActive.Load(); got > 3 {
 		t.Errorf("%d reads ran at once; the budget allows 3", got)
