@@ -14,7 +14,13 @@ import (
 )
 
 // hubFixture connects a hub to a fresh server, as the app does.
-func hubFixture(t *testing.T, opts ...HubOption) (*Hub, *nats.Conn) {
+func hubFixture(t testing.TB, opts ...HubOption) (*Hub, *nats.Conn) {
+	return hubReading(t, func(h *replay.History) reader { return h }, opts...)
+}
+
+// hubReading is hubFixture with wrap standing between the hub and the
+// stream's history.
+func hubReading(t testing.TB, wrap func(*replay.History) reader, opts ...HubOption) (*Hub, *nats.Conn) {
 	t.Helper()
 	ns := natstest.Server(t)
 	// The connection is closed asynchronously after the test, when a
@@ -32,7 +38,8 @@ func hubFixture(t *testing.T, opts ...HubOption) (*Hub, *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := NewHub(conn, cfg, replay.NewHistory(conn.JS, stream, 0), append([]HubOption{WithLogger(log)}, opts...)...)
+	history := replay.NewHistory(conn.JS, stream, 0)
+	hub := newHub(conn, cfg, wrap(history), stream.Epoch, append([]HubOption{WithLogger(log)}, opts...)...)
 	t.Cleanup(hub.Close)
 	pub, _ := natstest.Connect(t, ns)
 	return hub, pub

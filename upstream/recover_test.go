@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
 
-	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/replay"
 )
 
@@ -48,26 +46,11 @@ func (r *gatedReader) Head(ctx context.Context) (replay.Head, error) {
 }
 
 func gatedHub(t testing.TB, r *gatedReader) (*Hub, *nats.Conn) {
-	t.Helper()
-	ns := natstest.Server(t)
-	conn, err := Acquire(Config{URLs: []string{ns.ClientURL()}}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Release() })
-	cfg := replay.StreamConfig{Storage: "memory"}.WithDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stream, err := replay.Ensure(ctx, conn.JS, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.History = replay.NewHistory(conn.JS, stream, 0)
 	r.reading = make(chan struct{}, 1)
-	hub := newHub(conn, cfg, r, stream.Epoch)
-	t.Cleanup(hub.Close)
-	pub, _ := natstest.Connect(t, ns)
-	return hub, pub
+	return hubReading(t, func(h *replay.History) reader {
+		r.History = h
+		return r
+	})
 }
 
 // loseNext makes the dispatcher miss the next live message on subject, as
