@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -153,14 +154,24 @@ func (h *Hub) recoverLoop() {
 		}
 		for h.ctx.Err() == nil {
 			h.verifyEpoch()
-			batch := h.takeBatch()
-			if len(batch) == 0 {
+			var batches [][]batchItem
+			for range probesAtOnce {
+				if batch := h.takeBatch(); len(batch) > 0 {
+					batches = append(batches, batch)
+				}
+			}
+			if len(batches) == 0 {
 				break
 			}
-			h.recoverBatch(batch)
+			h.recoverBatches(batches)
 		}
 	}
 }
+
+// probesAtOnce is how many probes the worker keeps in flight. After a
+// reconnect every channel is probed; one at a time, 50,000 channels took
+// 11 s here, mostly round trips.
+const probesAtOnce = 4
 
 func (h *Hub) verifyEpoch() {
 	h.mu.Lock()
@@ -206,17 +217,27 @@ func (h *Hub) takeBatch() []batchItem {
 	return batch
 }
 
-func (h *Hub) recoverBatch(batch []batchItem) {
-	if err := h.probe(batch); err != nil {
-		h.log.Warn("cannot tell whether channels lost events; their clients will resume from their positions",
-			zap.Int("channels", len(batch)), zap.Error(err))
-		h.finish(batch, true)
-		return
+// recoverBatches probes the batches at once, then reads, batch by batch,
+// what the changed channels' clients missed.
+func (h *Hub) recoverBatches(batches [][]batchItem) {
+	errs := make([]error, len(batches))
+	var probes sync.WaitGroup
+	for i, batch := range batches {
+		probes.Go(func() { errs[i] = h.probe(batch) })
 	}
-	for _, group := range h.groups(batch) {
-		h.read(group)
+	probes.Wait()
+	for i, batch := range batches {
+		if errs[i] != nil {
+			h.log.Warn("cannot tell whether channels lost events; their clients will resume from their positions",
+				zap.Int("channels", len(batch)), zap.Error(errs[i]))
+			h.finish(batch, true)
+			continue
+		}
+		for _, group := range h.groups(batch) {
+			h.read(group)
+		}
+		h.finish(batch, false)
 	}
-	h.finish(batch, false)
 }
 
 // probe marks changed every topic of the batch whose subject holds an
