@@ -22,8 +22,8 @@ type session struct {
 	h        *Handler
 	w        http.ResponseWriter
 	rc       *http.ResponseController
-	client   *upstream.Client
-	history  *replay.History
+	client   hubClient
+	history  replaySource
 	subjects []string
 	buf      []byte
 
@@ -40,6 +40,22 @@ type session struct {
 	// boundWrites); armedAt is when the session last set a deadline.
 	ownDeadline bool
 	armedAt     time.Time
+}
+
+// hubClient is what a session needs of its attachment to the hub.
+type hubClient interface {
+	Frames() <-chan upstream.Frame
+	Done() <-chan struct{}
+	Reason() upstream.Reason
+	Epoch() string
+	EndReplay(pos uint64) bool
+}
+
+// replaySource is what a session needs of the stream's history.
+type replaySource interface {
+	Resolve(ctx context.Context, raw string, subjects []string) (replay.Resolution, error)
+	Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(replay.Msg) error) error
+	Epoch() string
 }
 
 // errEnded is returned by session steps that ended the stream cleanly.

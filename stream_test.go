@@ -1,0 +1,64 @@
+package ssegate
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/replay"
+	"github.com/ssegate/ssegate/upstream"
+)
+
+// busyChannelHistory has one more event on every read, as a channel that
+// is busier than its client can read has.
+type busyChannelHistory struct{ reads int }
+
+func (h *busyChannelHistory) Resolve(context.Context, string, []string) (replay.Resolution, error) {
+	return replay.Resolution{After: 10, Current: replay.ID{Seq: 10, Epoch: "abcd"}}, nil
+}
+
+func (h *busyChannelHistory) Read(_ context.Context, _ []string, after uint64, _ int, fn func(replay.Msg) error) error {
+	h.reads++
+	return fn(replay.Msg{Seq: after + 1, Subject: "events.busy", Data: []byte("x")})
+}
+
+func (h *busyChannelHistory) Epoch() string { return "abcd" }
+
+// behindClient is a hub attachment whose live delivery always moved on
+// while the session read: every handover asks for another read.
+type behindClient struct{ handovers int }
+
+func (c *behindClient) Frames() <-chan upstream.Frame { return nil }
+func (c *behindClient) Done() <-chan struct{}         { return nil }
+func (c *behindClient) Reason() upstream.Reason       { return upstream.ReasonNone }
+func (c *behindClient) Epoch() string                 { return "abcd" }
+func (c *behindClient) EndReplay(uint64) bool         { c.handovers++; return false }
+
+// TestCatchUpEndsAfterBoundedPasses: a replay that never catches up with a
+// busy channel ends after a bounded number of reads, as slow, so that the
+// client resumes from the last event it got, instead of holding a replay
+// slot and creating consumers for ever.
+func TestCatchUpEndsAfterBoundedPasses(t *testing.T) {
+	h := &Handler{app: &App{metrics: newMetrics()}, log: zap.NewNop()}
+	rec := httptest.NewRecorder()
+	history, client := &busyChannelHistory{}, &behindClient{}
+	s := &session{h: h, w: rec, rc: http.NewResponseController(rec), subjects: []string{"events.busy"},
+		client: client, history: history, known: true}
+	if err := s.catchUp(context.Background(), "10-abcd"); err != errEnded {
+		t.Fatalf("catch-up returned %v, want the stream ended", err)
+	}
+	if history.reads != maxCatchUpPasses || client.handovers != maxCatchUpPasses {
+		t.Fatalf("%d reads and %d handovers, want %d of each", history.reads, client.handovers, maxCatchUpPasses)
+	}
+	events, end, ok := strings.Cut(rec.Body.String(), ": end: slow")
+	if !ok || !strings.HasSuffix(strings.TrimSpace(events), "id: 14-abcd\ndata: x") || !strings.Contains(end, "retry: ") {
+		t.Fatalf("stream does not end as slow, with a retry, after its events:\n%s", rec.Body.String())
+	}
+	if s.lastSent != 10+maxCatchUpPasses {
+		t.Fatalf("resumes from %d, want %d", s.lastSent, 10+maxCatchUpPasses)
+	}
+}
