@@ -157,7 +157,7 @@ func (a *App) history(conn *upstream.Conn, stream replay.Stream) (*replay.Histor
 	h := replay.NewHistory(rc.JS, stream, orInt(a.ReplayConcurrency, DefaultReplayConcurrency),
 		replay.WithPullBytes(pullBytes),
 		replay.WithBudget(cmp.Or(a.ReplayBudget, replay.DefaultBudget)),
-		replay.WithWaiting(a.metrics.replaysWaiting.Add),
+		replay.WithWaiting(a.metrics.replaysWaitingGauge()),
 	)
 	return h, rc, nil
 }

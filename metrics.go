@@ -132,6 +132,15 @@ func (m *metrics) hub() upstream.Metrics {
 	}
 }
 
+// replaysWaitingGauge is the replays_waiting gauge's Add, or nil when
+// there are no metrics.
+func (m *metrics) replaysWaitingGauge() func(float64) {
+	if m == nil {
+		return nil
+	}
+	return m.replaysWaiting.Add
+}
+
 // natsWatcher keeps the connection gauges current.
 func (m *metrics) natsWatcher() *upstream.Watcher {
 	return &upstream.Watcher{

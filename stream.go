@@ -44,7 +44,8 @@ type session struct {
 
 // hubClient is what a session needs of its attachment to the hub.
 type hubClient interface {
-	Frames() <-chan upstream.Frame
+	Ready() <-chan struct{}
+	Take(dst []upstream.Frame, max int) ([]upstream.Frame, bool)
 	Done() <-chan struct{}
 	Reason() upstream.Reason
 	Epoch() string
@@ -76,7 +77,7 @@ const maxCatchUpPasses = 4
 
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) error {
 	ctx := r.Context()
-	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 4096)}
+	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 512)}
 	defer s.boundWrites(ctx)()
 	// Caddy's access line is skipped for requests that carried a ticket,
 	// so this line is the record of every stream. r.URL is scrubbed.
@@ -222,25 +223,15 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 		defer t.Stop()
 		expiry = t.C
 	}
-	frames := s.client.Frames()
+	var batch []upstream.Frame
 	for {
 		select {
-		case f := <-frames:
-			// Whatever is queued goes out in one write and one flush:
-			// each is a deadline update and a trip through the writers.
-			s.buf = s.buf[:0]
-			err := s.send(f)
-			n := 1
-			for ; err == nil && n < maxBatch && len(frames) > 0; n++ {
-				err = s.send(<-frames)
-			}
-			if err != nil || s.write(s.buf) != nil || s.flush() != nil {
-				return
-			}
-			s.h.app.metrics.delivered.Add(float64(n))
-			if f.Stored != 0 {
-				// The batch's oldest event stands for the batch.
-				s.h.app.metrics.latency.Observe(time.Since(time.Unix(0, f.Stored)).Seconds())
+		case <-s.client.Ready():
+			for more := true; more; {
+				batch, more = s.client.Take(batch[:0], maxBatch)
+				if len(batch) > 0 && s.sendBatch(batch) != nil {
+					return
+				}
 			}
 			heartbeat.Reset(s.h.heartbeat())
 		case <-heartbeat.C:
@@ -259,6 +250,29 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 			return
 		}
 	}
+}
+
+// sendBatch writes queued frames in one write and one flush: each is a
+// deadline update and a trip through the writers.
+func (s *session) sendBatch(batch []upstream.Frame) error {
+	s.buf = s.buf[:0]
+	for _, f := range batch {
+		if err := s.send(f); err != nil {
+			return err
+		}
+	}
+	if err := s.write(s.buf); err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	s.h.app.metrics.delivered.Add(float64(len(batch)))
+	if first := batch[0]; first.Stored != 0 {
+		// The batch's oldest event stands for the batch.
+		s.h.app.metrics.latency.Observe(time.Since(time.Unix(0, first.Stored)).Seconds())
+	}
+	return nil
 }
 
 // send adds one live frame to the batch in s.buf, writing the batch out

@@ -32,11 +32,14 @@ func (h *busyChannelHistory) Epoch() string { return "abcd" }
 // while the session read: every handover asks for another read.
 type behindClient struct{ handovers int }
 
-func (c *behindClient) Frames() <-chan upstream.Frame { return nil }
-func (c *behindClient) Done() <-chan struct{}         { return nil }
-func (c *behindClient) Reason() upstream.Reason       { return upstream.ReasonNone }
-func (c *behindClient) Epoch() string                 { return "abcd" }
-func (c *behindClient) EndReplay(uint64) bool         { c.handovers++; return false }
+func (c *behindClient) Ready() <-chan struct{} { return nil }
+func (c *behindClient) Take(dst []upstream.Frame, _ int) ([]upstream.Frame, bool) {
+	return dst, false
+}
+func (c *behindClient) Done() <-chan struct{}   { return nil }
+func (c *behindClient) Reason() upstream.Reason { return upstream.ReasonNone }
+func (c *behindClient) Epoch() string           { return "abcd" }
+func (c *behindClient) EndReplay(uint64) bool   { c.handovers++; return false }
 
 // TestCatchUpEndsAfterBoundedPasses: a replay that never catches up with a
 // busy channel ends after a bounded number of reads, as slow, so that the

@@ -59,7 +59,7 @@ func (r Reason) String() string {
 type Client struct {
 	hub    *Hub
 	topics []*topic
-	queue  chan Frame
+	queue  frameQueue
 	done   chan struct{}
 	// ended is reason != ReasonNone, readable without a lock.
 	ended atomic.Bool
@@ -78,8 +78,12 @@ type Client struct {
 	reason Reason
 }
 
-// Frames delivers events in stream order.
-func (c *Client) Frames() <-chan Frame { return c.queue }
+// Ready holds a token while frames wait to be taken.
+func (c *Client) Ready() <-chan struct{} { return c.queue.ready }
+
+// Take moves up to max waiting frames, in stream order, onto dst, and
+// reports whether more are waiting.
+func (c *Client) Take(dst []Frame, max int) ([]Frame, bool) { return c.queue.take(dst, max) }
 
 // Done is closed when the hub ends the stream; Reason says why.
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -184,12 +188,11 @@ func (c *Client) queueLocked(f Frame) {
 	if c.ended.Load() {
 		return
 	}
-	select {
-	case c.queue <- f:
+	if c.queue.push(f) {
 		c.pos = f.Seq
-	default:
-		c.slow()
+		return
 	}
+	c.slow()
 }
 
 func (c *Client) slow() { c.End(ReasonSlow) }

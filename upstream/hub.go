@@ -193,7 +193,7 @@ var ErrClosed = errors.New("hub is closed")
 func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, replaying bool) (*Client, error) {
 	c := &Client{
 		hub:       h,
-		queue:     make(chan Frame, queueSize),
+		queue:     newFrameQueue(queueSize),
 		done:      make(chan struct{}),
 		holdCap:   max(4*queueSize, 1024),
 		replaying: replaying,

@@ -49,9 +49,7 @@ func BenchmarkHealthyChannelDuringRecovery(b *testing.B) {
 				if err := pub.Publish("events.b", nil); err != nil {
 					b.Fatal(err)
 				}
-				select {
-				case <-healthy.Frames():
-				case <-time.After(10 * time.Second):
+				if _, ok := recv(healthy, 10*time.Second); !ok {
 					b.Fatal("healthy channel stalled")
 				}
 				lat = append(lat, time.Since(start))

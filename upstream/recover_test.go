@@ -83,23 +83,34 @@ func loseNext(t testing.TB, hub *Hub, pub *nats.Conn, subject string) {
 
 func next(t testing.TB, c *Client) Frame {
 	t.Helper()
-	select {
-	case f := <-c.Frames():
-		return f
-	case <-c.Done():
-		t.Fatalf("client ended: %v", c.Reason())
-	case <-time.After(10 * time.Second):
-		t.Fatal("no frame within 10s")
+	f, ok := recv(c, 10*time.Second)
+	if !ok {
+		t.Fatalf("no frame within 10s (client ended: %v)", c.Reason())
 	}
-	return Frame{}
+	return f
+}
+
+// recv waits for the client's next frame, until it ends or timeout.
+func recv(c *Client, timeout time.Duration) (Frame, bool) {
+	deadline := time.After(timeout)
+	for {
+		if fs, _ := c.Take(nil, 1); len(fs) == 1 {
+			return fs[0], true
+		}
+		select {
+		case <-c.Ready():
+		case <-c.Done():
+			return Frame{}, false
+		case <-deadline:
+			return Frame{}, false
+		}
+	}
 }
 
 func quiet(t *testing.T, c *Client, what string) {
 	t.Helper()
-	select {
-	case f := <-c.Frames():
-		t.Fatalf("%s: got frame %d", what, f.Seq)
-	default:
+	if fs, _ := c.Take(nil, 1); len(fs) > 0 {
+		t.Fatalf("%s: got frame %d", what, fs[0].Seq)
 	}
 }
 
