@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +114,42 @@ func TestStreamRecreatedWhileConnected(t *testing.T) {
 		if got := seqOf(t, ev.LastEventID); got != want[i] {
 			t.Fatalf("event %d after the reset: sequence %d, want %d", i, got, want[i])
 		}
+	}
+}
+
+// TestUnavailableEndingsAreJittered: streams that cannot be served because
+// NATS is away end with a retry in [retry, 2×retry), so that they do not
+// all come back at once.
+func TestUnavailableEndingsAreJittered(t *testing.T) {
+	start, stop, url := restartableNATS(t)
+	start()
+	g := startGateway(t, nil, gatewayConfig{noTLS: true, handler: map[string]any{"retry": int64(time.Second)},
+		nats: map[string]any{"urls": []string{url}, "reconnect_wait": int64(time.Minute)}})
+	stop()
+	conn := g.app.state.Load().conn
+	eventually(t, 5*time.Second, "gateway notices", func() bool { return !conn.NC.IsConnected() })
+	jittered := false
+	for range 3 {
+		resp, err := g.h1Client().Get(eventsURL(g.httpURL, []string{"away"}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var retry time.Duration
+		ended := false
+		for l := range rawLines(resp.Body) {
+			ended = ended || l == ": end: unavailable"
+			if ms, ok := strings.CutPrefix(l, "retry: "); ok && ended {
+				n, _ := strconv.Atoi(ms)
+				retry = time.Duration(n) * time.Millisecond
+			}
+		}
+		resp.Body.Close()
+		if !ended || retry < time.Second || retry >= 2*time.Second {
+			t.Fatalf("status %d, ended %v, retry %v; want an unavailable end with a retry in [1s, 2s)", resp.StatusCode, ended, retry)
+		}
+		jittered = jittered || retry != time.Second
+	}
+	if !jittered {
+		t.Fatal("three endings all asked for exactly the retry delay")
 	}
 }

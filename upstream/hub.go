@@ -149,6 +149,11 @@ func newHub(conn *Conn, stream replay.StreamConfig, history reader, epoch string
 	h.heads = &headReader{read: func() (replay.Head, error) {
 		ctx, cancel := context.WithTimeout(h.ctx, requestTimeout)
 		defer cancel()
+		// While NATS is away, nats.go would hold the flush until the
+		// timeout; the client is better told at once to come back.
+		if !h.conn.NC.IsConnected() {
+			return replay.Head{}, nats.ErrConnectionReconnecting
+		}
 		// Once the flush returns, the server has every SUB sent before
 		// it; the head may then be asked on any connection.
 		if err := h.conn.NC.FlushWithContext(ctx); err != nil {
