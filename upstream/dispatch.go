@@ -102,7 +102,6 @@ func last(hdr nats.Header, key string) string {
 // the worker has read what they missed.
 func (h *Hub) gapLocked(t *topic) {
 	t.changed = true
-	t.gen++
 	for c := range t.clients {
 		if c.replaying {
 			c.redo = true

@@ -56,7 +56,11 @@ func (h *Hub) suspectSubject(live string) {
 	}
 }
 
+// suspectLocked queues a topic for the worker. Each call moves the topic's
+// generation on, so that a worker already busy with it looks again: what
+// it saw may predate the reason for this call.
 func (h *Hub) suspectLocked(t *topic) {
+	t.gen++
 	if !t.suspect {
 		t.suspect = true
 		h.metrics.add(h.metrics.Recovering, 1)

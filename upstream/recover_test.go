@@ -20,6 +20,20 @@ type gatedReader struct {
 	release  chan struct{} // closed to let recovery reads go on
 	failRead bool
 	headDown atomic.Bool // head reads fail while set
+	// holdProbe, while set, makes a probe wait on probeRelease after it
+	// has read the stream, and say so on probed.
+	holdProbe    atomic.Bool
+	probed       chan struct{}
+	probeRelease chan struct{}
+}
+
+func (r *gatedReader) LastSequences(ctx context.Context, subjects []string) (map[string]uint64, error) {
+	last, err := r.History.LastSequences(ctx, subjects)
+	if r.holdProbe.Load() {
+		r.probed <- struct{}{}
+		<-r.probeRelease
+	}
+	return last, err
 }
 
 func (r *gatedReader) Backfill(ctx context.Context, subjects []string, after uint64, fn func(replay.Msg) error) error {
@@ -229,4 +243,40 @@ func TestFailuresLeaveNoTopicBehind(t *testing.T) {
 		t.Fatalf("the error stuck to the channel: %v", err)
 	}
 	c.Detach()
+}
+
+// TestSuspicionDuringAProbeIsNotLost: a reconnect that comes while a probe
+// of the same channel is under way, after it read the stream, makes the
+// worker look again; otherwise an event lost during the outage on a quiet
+// channel would never be found.
+func TestSuspicionDuringAProbeIsNotLost(t *testing.T) {
+	r := &gatedReader{release: make(chan struct{}), probed: make(chan struct{}), probeRelease: make(chan struct{})}
+	close(r.release)
+	hub, pub := gatedHub(t, r)
+	c, err := hub.Attach(context.Background(), []string{"events.q"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Detach()
+	// Past the settle probe, nothing else looks at the channel by itself.
+	deadline := time.Now().Add(10 * time.Second)
+	for !hub.Settled() {
+		if time.Now().After(deadline) {
+			t.Fatal("the new channel never settled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	r.holdProbe.Store(true)
+	hub.suspectAll() // a first disconnect
+	<-r.probed       // the probe has read the stream: nothing lost yet
+	r.holdProbe.Store(false)
+	loseNext(t, hub, pub, "events.q")
+	hub.suspectAll() // the reconnect after the loss
+	close(r.probeRelease)
+
+	f, ok := recv(c, 5*time.Second)
+	if !ok || f.Seq != 1 {
+		t.Fatalf("got %v (%v); the event lost during the probe was never recovered", f.Seq, ok)
+	}
 }
