@@ -108,6 +108,7 @@ func (h *Hub) gapLocked(t *topic) {
 		}
 	}
 	h.suspectLocked(t)
+	t.holdAllLocked()
 }
 
 // rateLimitedLog writes a warning at most once per interval per message,

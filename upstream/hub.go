@@ -82,6 +82,7 @@ type topic struct {
 	attaching int  // attaches waiting for ready
 	suspect   bool // held for recovery: a probe, or a read if changed
 	changed   bool // known to have lost an event
+	holdsAll  bool // holds its single-channel clients too (see holds)
 	queued    bool // in hub.queue
 	inJob     bool // the worker has chosen which clients to read for
 	gen       uint64
@@ -233,7 +234,7 @@ func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, repl
 	for _, t := range topics {
 		t.clients[c] = struct{}{}
 		c.start = max(c.start, t.last)
-		if t.suspect {
+		if t.suspect && t.holds(c) {
 			c.suspect++
 		}
 		if t.inJob {

@@ -65,7 +65,9 @@ func (h *Hub) suspectLocked(t *topic) {
 		t.suspect = true
 		h.metrics.add(h.metrics.Recovering, 1)
 		for c := range t.clients {
-			c.suspect++
+			if t.holds(c) {
+				c.suspect++
+			}
 		}
 	}
 	if !t.queued {
@@ -73,6 +75,27 @@ func (h *Hub) suspectLocked(t *topic) {
 		h.queue = append(h.queue, t)
 	}
 	h.wakeLocked()
+}
+
+// holds reports whether a suspect topic holds c. A topic only being
+// probed holds the clients of several channels: a newer event of another
+// channel must not overtake one this channel may have lost. A client of
+// this channel alone gets its events in order anyway, and is held only
+// once an event is known lost (holdsAll): then a newer one of the same
+// channel must wait for it.
+func (t *topic) holds(c *Client) bool { return t.holdsAll || len(c.topics) > 1 }
+
+// holdAllLocked makes a suspect topic hold its single-channel clients too.
+func (t *topic) holdAllLocked() {
+	if t.holdsAll {
+		return
+	}
+	for c := range t.clients {
+		if !t.holds(c) {
+			c.suspect++
+		}
+	}
+	t.holdsAll = true
 }
 
 func (h *Hub) wakeLocked() {
@@ -403,12 +426,14 @@ func (h *Hub) finish(batch []batchItem, abandon bool) {
 		if !t.suspect {
 			continue
 		}
-		t.suspect = false
-		h.metrics.add(h.metrics.Recovering, -1)
 		for c := range t.clients {
-			c.suspect--
-			c.releaseLocked()
+			if t.holds(c) {
+				c.suspect--
+				c.releaseLocked()
+			}
 		}
+		t.suspect, t.holdsAll = false, false
+		h.metrics.add(h.metrics.Recovering, -1)
 	}
 }
 
