@@ -60,6 +60,8 @@ type figures struct {
 	opened     int64
 	rssBefore  int64
 	rssPerConn float64 // bytes of RSS per idle stream
+	memBefore  memStats
+	memIdle    memStats
 	published  int64
 	expected   int64
 	window     time.Duration
@@ -178,6 +180,9 @@ func runLoad(o options, t *target) (*figures, error) {
 	if f.rssBefore, err = vmRSS(pid); err != nil {
 		return nil, err
 	}
+	if f.memBefore, err = readMemStats(t.pprof); err != nil {
+		return nil, err
+	}
 	set := openStreams(ctx, clients, o.n, o.ramp,
 		func(i int) string { return t.url(channels[i%len(channels)]) },
 		func(i int) int { return i % len(channels) })
@@ -189,6 +194,14 @@ func runLoad(o options, t *target) (*figures, error) {
 	}
 	if f.opened > 0 {
 		f.rssPerConn = float64(rss-f.rssBefore) / float64(f.opened)
+	}
+	if f.memIdle, err = readMemStats(t.pprof); err != nil {
+		return nil, err
+	}
+	if c.cpuProfile != "" {
+		if err := heapProfile(t.pprof, c.cpuProfile+"-"+t.name+"-idle.heap"); err != nil {
+			return nil, err
+		}
 	}
 	if c.scenario != "idle" {
 		if err := publishAndDrain(ctx, o, t, set, channels, f); err != nil {

@@ -87,7 +87,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.cmp.workdir, "workdir", "", "-compare: directory for binaries, logs and stores (default: a new temporary one)")
 	fs.StringVar(&o.cmp.bindir, "bindir", "", "-compare: directory for the built binaries (default: <workdir>/bin)")
 	fs.BoolVar(&o.cmp.noBuild, "no-build", false, "-compare: reuse binaries already in -bindir")
-	fs.StringVar(&o.cmp.cpuProfile, "cpuprofile", "", "-compare: save each server's CPU profile over the middle half of the window to <prefix>-<server>.pprof")
+	fs.StringVar(&o.cmp.cpuProfile, "cpuprofile", "", "-compare: save each server's heap profile with the streams idle (<prefix>-<server>-idle.heap) and CPU profile over the middle half of the window (<prefix>-<server>.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -33,6 +33,11 @@ func printFigures(out io.Writer, o options, f *figures) {
 	}
 	fmt.Fprintf(out, "streams     %d of %d opened; server RSS %.1f MiB before, %s per idle stream\n",
 		f.opened, o.n, float64(f.rssBefore)/(1<<20), kib(f.rssPerConn))
+	if n := float64(max(f.opened, 1)); f.opened > 0 {
+		fmt.Fprintf(out, "per stream  Go heap %s, goroutine stacks %s, %.2f goroutines (Go MemStats after a forced GC)\n",
+			kib(float64(f.memIdle.heapAlloc-f.memBefore.heapAlloc)/n), kib(float64(f.memIdle.stackInuse-f.memBefore.stackInuse)/n),
+			float64(f.memIdle.goroutines-f.memBefore.goroutines)/n)
+	}
 	if o.cmp.scenario != "idle" {
 		fmt.Fprintf(out, "published   %d events in %v (%.0f/s)\n", f.published, f.window.Round(time.Millisecond), perSec(f.published, f.window))
 		fmt.Fprintf(out, "delivered   %.0f/s while publishing; %d of %d expected after a %v drain; loss %d, repeated %d\n",

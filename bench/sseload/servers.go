@@ -204,6 +204,21 @@ func subscriptions(monitor string) (int, error) {
 	return v.N, err
 }
 
+// heapProfile saves the server's heap profile to file.
+func heapProfile(pprofBase, file string) error {
+	resp, err := httpGet(pprofBase+"/heap?gc=1", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
+}
+
 // cpuProfile saves the server's CPU profile over the next d to file.
 func cpuProfile(pprofBase string, d time.Duration, file string) error {
 	secs := max(int(d.Seconds()), 1)
@@ -246,3 +261,37 @@ func httpGet(url string, timeout time.Duration) (*http.Response, error) {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
+
+// memStats is a Go process's live heap and stack use, read from the
+// MemStats that its /debug/pprof/heap?debug=1 page ends with, right after
+// a GC that the page asks for (gc=1).
+type memStats struct {
+	heapAlloc, stackInuse int64
+	goroutines            int
+}
+
+func readMemStats(pprofBase string) (memStats, error) {
+	var m memStats
+	resp, err := httpGet(pprofBase+"/heap?debug=1&gc=1", 30*time.Second)
+	if err != nil {
+		return m, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			m.heapAlloc, _ = strconv.ParseInt(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			v, _, _ = strings.Cut(v, " ")
+			m.stackInuse, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return m, err
+	}
+	m.goroutines, err = goroutines(pprofBase)
+	return m, err
+}
