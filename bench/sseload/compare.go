@@ -36,8 +36,8 @@ func (c *compareOptions) check(o *options) error {
 		return fmt.Errorf("-scenario %q: want broadcast, users, idle or churn", c.scenario)
 	}
 	for _, s := range c.serverList() {
-		if s != "raw" && s != "ssegate" {
-			return fmt.Errorf("-servers: unknown server %q", s)
+		if kind, _, _ := strings.Cut(s, "="); kind != "raw" && kind != "ssegate" {
+			return fmt.Errorf("-servers: unknown server %q (want raw, ssegate or ssegate=<dir with another caddy binary>)", s)
 		}
 	}
 	if c.scenario != "idle" && (c.rate <= 0 || c.rate > 1e6) {
@@ -117,7 +117,14 @@ func runCompare(o options, out io.Writer) error {
 }
 
 func runOne(o options, name string) (*figures, error) {
-	t, err := startTarget(name, o.cmp.bindir, o.cmp.workdir)
+	kind, bindir, other := strings.Cut(name, "=")
+	label := kind
+	if other {
+		label = kind + "@" + filepath.Base(bindir)
+	} else {
+		bindir = o.cmp.bindir
+	}
+	t, err := startTarget(kind, label, bindir, o.cmp.workdir)
 	if err != nil {
 		return nil, err
 	}

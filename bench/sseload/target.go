@@ -48,18 +48,20 @@ const caddyfile = `{
 }
 `
 
-func startTarget(name, bindir, workdir string) (*target, error) {
+// startTarget starts a server of kind raw or ssegate, from the binaries in
+// bindir; label names it in reports.
+func startTarget(kind, label, bindir, workdir string) (*target, error) {
 	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
 	natsPort, monPort, httpPort, adminPort := ports[0], ports[1], ports[2], ports[3]
-	dir := filepath.Join(workdir, name)
+	dir := filepath.Join(workdir, fmt.Sprintf("%s-%d", kind, httpPort))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	t := &target{
-		name:    name,
+		name:    label,
 		monitor: fmt.Sprintf("http://127.0.0.1:%d", monPort),
 		base:    fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 		pprof:   fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", adminPort),
@@ -83,9 +85,9 @@ func startTarget(name, bindir, workdir string) (*target, error) {
 	if t.pub, err = ensureStream(natsURL); err != nil {
 		return nil, err
 	}
-	switch name {
+	switch kind {
 	case "raw":
-		t.srv, err = start(name, dir, nil, filepath.Join(bindir, "raw"),
+		t.srv, err = start(kind, dir, nil, filepath.Join(bindir, "raw"),
 			"-listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
 			"-admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "-nats", natsURL)
 	case "ssegate":
@@ -94,10 +96,10 @@ func startTarget(name, bindir, workdir string) (*target, error) {
 			return nil, err
 		}
 		xdg := filepath.Join(dir, "xdg")
-		t.srv, err = start(name, dir, []string{"XDG_CONFIG_HOME=" + xdg, "XDG_DATA_HOME=" + xdg},
+		t.srv, err = start(kind, dir, []string{"XDG_CONFIG_HOME=" + xdg, "XDG_DATA_HOME=" + xdg},
 			filepath.Join(bindir, "caddy"), "run", "--config", cf, "--adapter", "caddyfile")
 	default:
-		return nil, fmt.Errorf("unknown server %q (want raw or ssegate)", name)
+		return nil, fmt.Errorf("unknown server %q (want raw or ssegate)", kind)
 	}
 	if err != nil {
 		return nil, err
