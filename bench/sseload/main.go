@@ -68,7 +68,7 @@ func run(args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("sseload", flag.ContinueOnError)
 	fs.StringVar(&o.url, "url", "", "event stream URL, for example http://127.0.0.1:8080/events?channel=demo (loopback only)")
-	fs.IntVar(&o.n, "n", 100, "number of streams, 1 to 20000")
+	fs.IntVar(&o.n, "n", 100, "number of streams, 1 to 19000 (h1) or 100000 (h2c)")
 	fs.StringVar(&o.proto, "proto", "h2c", "h1 (one TCP connection per stream) or h2c (streams share -conns connections)")
 	fs.IntVar(&o.conns, "conns", 0, "h2c connections; default one per 200 streams")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to hold the streams open, at most 1h")
@@ -121,11 +121,13 @@ func (o *options) check() error {
 			return fmt.Errorf("-url host %q resolves to %v: only loopback targets are allowed", host, ip)
 		}
 	}
-	if o.n < 1 || o.n > 20000 {
-		return errors.New("-n must be between 1 and 20000")
-	}
 	if o.proto != "h1" && o.proto != "h2c" {
 		return errors.New("-proto must be h1 or h2c")
+	}
+	// Over HTTP/1.1 every stream is a file on both ends, and a process may
+	// open at most 20,000 here; h2c streams share connections.
+	if o.n < 1 || (o.proto == "h1" && o.n > 19000) || o.n > 100000 {
+		return errors.New("-n must be between 1 and 19000 (h1) or 100000 (h2c)")
 	}
 	if o.conns == 0 {
 		o.conns = (o.n + 199) / 200
