@@ -22,16 +22,24 @@ type churnFigures struct {
 type sample struct {
 	goroutines, subs int
 	rss              int64
+	heap             int64 // live heap after a forced GC; 0 if not read
 	err              error
 }
 
-func takeSample(t *target) sample {
+// takeSample reads RSS first, so that the GC forced for the live heap
+// (withHeap) cannot change it.
+func takeSample(t *target, withHeap bool) sample {
 	var s sample
-	var e1, e2, e3 error
-	s.goroutines, e1 = goroutines(t.pprof)
-	s.subs, e2 = subscriptions(t.monitor)
-	s.rss, e3 = vmRSS(t.srv.pid())
-	s.err = cmpErr(e1, e2, e3)
+	var e1, e2, e3, e4 error
+	s.rss, e1 = vmRSS(t.srv.pid())
+	s.goroutines, e2 = goroutines(t.pprof)
+	s.subs, e3 = subscriptions(t.monitor)
+	if withHeap {
+		var m memStats
+		m, e4 = readMemStats(t.pprof)
+		s.heap = m.heapAlloc
+	}
+	s.err = cmpErr(e1, e2, e3, e4)
 	return s
 }
 
@@ -48,16 +56,22 @@ func (s sample) String() string {
 	if s.err != nil {
 		return "error: " + s.err.Error()
 	}
-	return fmt.Sprintf("%d goroutines, %d subscriptions, RSS %.1f MiB", s.goroutines, s.subs, float64(s.rss)/(1<<20))
+	out := fmt.Sprintf("%d goroutines, %d subscriptions, RSS %.1f MiB", s.goroutines, s.subs, mib(s.rss))
+	if s.heap > 0 {
+		out += fmt.Sprintf(", live heap %.1f MiB", mib(s.heap))
+	}
+	return out
 }
 
 // runChurn opens -rate streams per second for -duration, each on a channel
 // of its own and held for -hold, so every connect subscribes and every
 // disconnect unsubscribes. It samples the server before, each second
-// during (the peak), and 5 s and 30 s after the last stream closed.
+// during (the peak), and 5 s and 30 s after the last stream closed. The
+// live heap is read before and at 30 s only, after the RSS: reading it
+// forces a GC, which would change the RSS that follows.
 func runChurn(o options, t *target) (*figures, error) {
 	c := o.cmp
-	cf := &churnFigures{base: takeSample(t)}
+	cf := &churnFigures{base: takeSample(t, true)}
 	f := &figures{server: t.name, churn: cf, rssBefore: cf.base.rss}
 	if cf.base.err != nil {
 		return nil, cf.base.err
@@ -74,7 +88,7 @@ func runChurn(o options, t *target) (*figures, error) {
 		for {
 			select {
 			case <-tick.C:
-				cf.peak = maxSample(cf.peak, takeSample(t))
+				cf.peak = maxSample(cf.peak, takeSample(t, false))
 			case <-sampling:
 				return
 			}
@@ -97,9 +111,9 @@ func runChurn(o options, t *target) (*figures, error) {
 	close(sampling)
 	<-sampled
 	time.Sleep(5 * time.Second)
-	cf.after5 = takeSample(t)
+	cf.after5 = takeSample(t, false)
 	time.Sleep(25 * time.Second)
-	cf.after30 = takeSample(t)
+	cf.after30 = takeSample(t, true)
 	return f, nil
 }
 

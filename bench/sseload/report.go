@@ -79,15 +79,16 @@ func printTable(out io.Writer, o options, all []*figures) {
 	fmt.Fprintln(out)
 	switch {
 	case o.cmp.scenario == "churn":
-		fmt.Fprintln(out, "| server | connects/s | failed | goroutines before → peak → +5 s → +30 s | subscriptions | RSS MiB |")
-		fmt.Fprintln(out, "|---|---|---|---|---|---|")
+		fmt.Fprintln(out, "| server | connects/s | failed | goroutines before → peak → +5 s → +30 s | subscriptions | RSS MiB | live heap MiB before → +30 s |")
+		fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
 		for _, f := range all {
 			cf := f.churn
-			fmt.Fprintf(out, "| %s | %.0f | %d | %d → %d → %d → %d | %d → %d → %d → %d | %.1f → %.1f → %.1f → %.1f |\n",
+			fmt.Fprintf(out, "| %s | %.0f | %d | %d → %d → %d → %d | %d → %d → %d → %d | %.1f → %.1f → %.1f → %.1f | %.1f → %.1f |\n",
 				f.server, perSec(cf.connects.Load(), f.window), cf.failed.Load(),
 				cf.base.goroutines, cf.peak.goroutines, cf.after5.goroutines, cf.after30.goroutines,
 				cf.base.subs, cf.peak.subs, cf.after5.subs, cf.after30.subs,
-				mib(cf.base.rss), mib(cf.peak.rss), mib(cf.after5.rss), mib(cf.after30.rss))
+				mib(cf.base.rss), mib(cf.peak.rss), mib(cf.after5.rss), mib(cf.after30.rss),
+				mib(cf.base.heap), mib(cf.after30.heap))
 		}
 	case o.cmp.scenario == "idle":
 		fmt.Fprintln(out, "| server | streams | RSS per idle stream |")
