@@ -16,17 +16,18 @@ import (
 // compareOptions configure a -compare run: the same load against each
 // server in turn, each a fresh process with a fresh nats-server.
 type compareOptions struct {
-	servers    string
-	scenario   string
-	rate       float64
-	hold       time.Duration
-	settle     time.Duration
-	drain      time.Duration
-	repo       string
-	workdir    string
-	bindir     string
-	noBuild    bool
-	cpuProfile string
+	servers      string
+	scenario     string
+	rate         float64
+	hold         time.Duration
+	settle       time.Duration
+	drain        time.Duration
+	repo         string
+	workdir      string
+	bindir       string
+	noBuild      bool
+	cpuProfile   string
+	handlerExtra string
 }
 
 func (c *compareOptions) check(o *options) error {
@@ -124,7 +125,7 @@ func runOne(o options, name string) (*figures, error) {
 	} else {
 		bindir = o.cmp.bindir
 	}
-	t, err := startTarget(kind, label, bindir, o.cmp.workdir)
+	t, err := startTarget(kind, label, bindir, o.cmp.workdir, o.cmp.handlerExtra)
 	if err != nil {
 		return nil, err
 	}

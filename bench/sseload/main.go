@@ -88,6 +88,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.cmp.bindir, "bindir", "", "-compare: directory for the built binaries (default: <workdir>/bin)")
 	fs.BoolVar(&o.cmp.noBuild, "no-build", false, "-compare: reuse binaries already in -bindir")
 	fs.StringVar(&o.cmp.cpuProfile, "cpuprofile", "", "-compare: save each server's heap profile with the streams idle (<prefix>-<server>-idle.heap) and CPU profile over the middle half of the window (<prefix>-<server>.pprof)")
+	fs.StringVar(&o.cmp.handlerExtra, "ssegate-handler", "", "-compare: Caddyfile lines added to ssegate's handler block, e.g. 'queue_size 64'")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -44,13 +44,15 @@ const caddyfile = `{
 	respond /healthz 200
 	ssegate /events {
 		public >
+%s
 	}
 }
 `
 
 // startTarget starts a server of kind raw or ssegate, from the binaries in
-// bindir; label names it in reports.
-func startTarget(kind, label, bindir, workdir string) (*target, error) {
+// bindir; label names it in reports. handlerExtra is added to ssegate's
+// handler block, for example "queue_size 64".
+func startTarget(kind, label, bindir, workdir, handlerExtra string) (*target, error) {
 	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
@@ -92,7 +94,7 @@ func startTarget(kind, label, bindir, workdir string) (*target, error) {
 			"-admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "-nats", natsURL)
 	case "ssegate":
 		cf := filepath.Join(dir, "Caddyfile")
-		if err := os.WriteFile(cf, fmt.Appendf(nil, caddyfile, adminPort, natsPort, httpPort), 0o644); err != nil {
+		if err := os.WriteFile(cf, fmt.Appendf(nil, caddyfile, adminPort, natsPort, httpPort, handlerExtra), 0o644); err != nil {
 			return nil, err
 		}
 		xdg := filepath.Join(dir, "xdg")
