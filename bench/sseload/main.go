@@ -3,6 +3,18 @@
 //
 //	go run ./bench/sseload -url 'http://127.0.0.1:8080/events?channel=demo' -n 1000 -proto h2c -duration 30s
 //
+// With -compare it runs the same load against the raw baseline
+// (bench/raw) and ssegate, one after the other, each a fresh process with
+// a fresh nats-server that it builds and starts itself, publishes the
+// events itself, and prints both servers' figures and their ratios:
+//
+//	go run ./bench/sseload -compare -scenario broadcast -proto h1 -n 5000 -rate 100 -duration 20s
+//
+// Scenarios: broadcast (every stream on one channel, -rate events/s),
+// users (stream i on channel user<i>, -rate events/s round-robin over
+// them), idle (RSS per idle stream only), churn (-rate connects/s, each
+// stream held for -hold on a channel of its own).
+//
 // With -ts, each event's data must hold its publish time in Unix
 // nanoseconds, alone or as a JSON field "ts", and the report includes
 // publish-to-receipt latency percentiles. Publisher and sseload must then
@@ -48,13 +60,15 @@ type options struct {
 	lastEventID string
 	ts          bool
 	ramp        int
+	compare     bool
+	cmp         compareOptions
 }
 
 func run(args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("sseload", flag.ContinueOnError)
 	fs.StringVar(&o.url, "url", "", "event stream URL, for example http://127.0.0.1:8080/events?channel=demo (loopback only)")
-	fs.IntVar(&o.n, "n", 100, "number of streams, 1 to 20000")
+	fs.IntVar(&o.n, "n", 100, "number of streams, 1 to 19000 (h1) or 100000 (h2c)")
 	fs.StringVar(&o.proto, "proto", "h2c", "h1 (one TCP connection per stream) or h2c (streams share -conns connections)")
 	fs.IntVar(&o.conns, "conns", 0, "h2c connections; default one per 200 streams")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to hold the streams open, at most 1h")
@@ -62,11 +76,33 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.lastEventID, "last-event-id", "", "Last-Event-ID sent on connect, to measure replay")
 	fs.BoolVar(&o.ts, "ts", false, "event data carries its publish time in Unix ns (bare or JSON field \"ts\"): report latency")
 	fs.IntVar(&o.ramp, "ramp", 16, "how many streams are opened concurrently")
+	fs.BoolVar(&o.compare, "compare", false, "run raw and ssegate in turn, each fresh, and compare (ignores -url)")
+	fs.StringVar(&o.cmp.servers, "servers", "raw,ssegate", "-compare: servers to run, in order; ssegate=<dir> runs <dir>/caddy, for before and after figures in one run")
+	fs.StringVar(&o.cmp.scenario, "scenario", "broadcast", "-compare: broadcast, users, idle or churn")
+	fs.Float64Var(&o.cmp.rate, "rate", 100, "-compare: events/s published (broadcast, users) or connects/s (churn)")
+	fs.DurationVar(&o.cmp.hold, "hold", time.Second, "-compare churn: how long each stream stays open")
+	fs.DurationVar(&o.cmp.settle, "settle", 3*time.Second, "-compare: wait after opening the streams before reading RSS and publishing")
+	fs.DurationVar(&o.cmp.drain, "drain", 15*time.Second, "-compare: longest wait for queued events after publishing stops")
+	fs.StringVar(&o.cmp.repo, "repo", ".", "-compare: repository root to build cmd/caddy and bench/raw from")
+	fs.StringVar(&o.cmp.workdir, "workdir", "", "-compare: directory for binaries, logs and stores (default: a new temporary one)")
+	fs.StringVar(&o.cmp.bindir, "bindir", "", "-compare: directory for the built binaries (default: <workdir>/bin)")
+	fs.BoolVar(&o.cmp.noBuild, "no-build", false, "-compare: reuse binaries already in -bindir")
+	fs.StringVar(&o.cmp.cpuProfile, "cpuprofile", "", "-compare: save each server's heap profile with the streams idle (<prefix>-<server>-idle.heap) and CPU profile over the middle half of the window (<prefix>-<server>.pprof)")
+	fs.StringVar(&o.cmp.handlerExtra, "ssegate-handler", "", "-compare: Caddyfile lines added to ssegate's handler block, e.g. 'queue_size 64'")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if o.compare {
+		o.url = "http://127.0.0.1/"
+	}
 	if err := o.check(); err != nil {
 		return err
+	}
+	if o.compare {
+		if err := o.cmp.check(&o); err != nil {
+			return err
+		}
+		return runCompare(o, out)
 	}
 	return load(o, out)
 }
@@ -86,11 +122,13 @@ func (o *options) check() error {
 			return fmt.Errorf("-url host %q resolves to %v: only loopback targets are allowed", host, ip)
 		}
 	}
-	if o.n < 1 || o.n > 20000 {
-		return errors.New("-n must be between 1 and 20000")
-	}
 	if o.proto != "h1" && o.proto != "h2c" {
 		return errors.New("-proto must be h1 or h2c")
+	}
+	// Over HTTP/1.1 every stream is a file on both ends, and a process may
+	// open at most 20,000 here; h2c streams share connections.
+	if o.n < 1 || (o.proto == "h1" && o.n > 19000) || o.n > 100000 {
+		return errors.New("-n must be between 1 and 19000 (h1) or 100000 (h2c)")
 	}
 	if o.conns == 0 {
 		o.conns = (o.n + 199) / 200
@@ -224,17 +262,27 @@ func stream(ctx context.Context, c *http.Client, o options, r *result, delivered
 }
 
 // readEvents parses an event stream and calls fn for each event, up to max.
+// Its buffer is small, so that tens of thousands of idle streams stay
+// cheap for the load tool; longer lines are put together in long.
 func readEvents(body io.Reader, max int, fn func(id, data []byte)) error {
-	br := bufio.NewReaderSize(body, 32<<10)
-	var id, data []byte
+	br := bufio.NewReaderSize(body, 4<<10)
+	var id, data, long []byte
 	hasData := false
 	for n := 0; n < max; {
 		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long, line...)
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return errors.New("the server ended the stream")
 			}
 			return err
+		}
+		if len(long) > 0 {
+			long = append(long, line...)
+			line, long = long, long[:0]
 		}
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
 		if len(line) == 0 {

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// compareOptions configure a -compare run: the same load against each
+// server in turn, each a fresh process with a fresh nats-server.
+type compareOptions struct {
+	servers      string
+	scenario     string
+	rate         float64
+	hold         time.Duration
+	settle       time.Duration
+	drain        time.Duration
+	repo         string
+	workdir      string
+	bindir       string
+	noBuild      bool
+	cpuProfile   string
+	handlerExtra string
+}
+
+func (c *compareOptions) check(o *options) error {
+	switch c.scenario {
+	case "broadcast", "users", "idle", "churn":
+	default:
+		return fmt.Errorf("-scenario %q: want broadcast, users, idle or churn", c.scenario)
+	}
+	for _, s := range c.serverList() {
+		if kind, _, _ := strings.Cut(s, "="); kind != "raw" && kind != "ssegate" {
+			return fmt.Errorf("-servers: unknown server %q (want raw, ssegate or ssegate=<dir with another caddy binary>)", s)
+		}
+	}
+	if c.scenario != "idle" && (c.rate <= 0 || c.rate > 1e6) {
+		return errors.New("-rate must be positive and at most 1e6")
+	}
+	if c.scenario == "churn" && o.proto != "h1" {
+		return errors.New("churn opens and closes connections: use -proto h1")
+	}
+	if c.hold <= 0 || c.hold > time.Minute || c.settle < 0 || c.settle > time.Minute || c.drain < 0 || c.drain > 5*time.Minute {
+		return errors.New("-hold (0,1m], -settle [0,1m] and -drain [0,5m] are bounded")
+	}
+	return nil
+}
+
+func (c *compareOptions) serverList() []string { return strings.Split(c.servers, ",") }
+
+// figures is what one server did under one load.
+type figures struct {
+	server     string
+	opened     int64
+	rssBefore  int64
+	rssPerConn float64 // bytes of RSS per idle stream
+	memBefore  memStats
+	memIdle    memStats
+	published  int64
+	expected   int64
+	window     time.Duration
+	inWindow   int64 // deliveries while publishing
+	delivered  int64 // deliveries in all, after the drain
+	drainTime  time.Duration
+	dups       int64
+	lat        hist
+	serverCPU  time.Duration
+	natsCPU    time.Duration
+	clientCPU  time.Duration
+	errs       map[string]int64
+	churn      *churnFigures
+}
+
+func (f *figures) loss() int64 { return max(f.expected-(f.delivered-f.dups), 0) }
+
+func runCompare(o options, out io.Writer) error {
+	c := o.cmp
+	raiseFileLimit(out)
+	if c.workdir == "" {
+		dir, err := os.MkdirTemp("", "sseload-compare-")
+		if err != nil {
+			return err
+		}
+		c.workdir = dir
+	}
+	if c.bindir == "" {
+		c.bindir = filepath.Join(c.workdir, "bin")
+	}
+	if err := os.MkdirAll(c.bindir, 0o755); err != nil {
+		return err
+	}
+	if err := build(c.repo, c.bindir, c.noBuild, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "# %s, %s, %d streams", c.scenario, o.proto, o.n)
+	if o.proto == "h2c" {
+		fmt.Fprintf(out, " over %d connections", o.conns)
+	}
+	fmt.Fprintf(out, ", rate %g/s, duration %v, workdir %s\n", c.rate, o.duration, c.workdir)
+	var all []*figures
+	for _, name := range c.serverList() {
+		f, err := runOne(o, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		all = append(all, f)
+		printFigures(out, o, f)
+	}
+	printTable(out, o, all)
+	return nil
+}
+
+func runOne(o options, name string) (*figures, error) {
+	kind, bindir, other := strings.Cut(name, "=")
+	label := kind
+	if other {
+		label = kind + "@" + filepath.Base(bindir)
+	} else {
+		bindir = o.cmp.bindir
+	}
+	t, err := startTarget(kind, label, bindir, o.cmp.workdir, o.cmp.handlerExtra)
+	if err != nil {
+		return nil, err
+	}
+	defer t.stop()
+	// Let the new process finish starting before its baseline is read.
+	time.Sleep(time.Second)
+	if o.cmp.scenario == "churn" {
+		return runChurn(o, t)
+	}
+	return runLoad(o, t)
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard limit, for
+// this process and the servers it starts.
+func raiseFileLimit(out io.Writer) {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		fmt.Fprintln(out, "# cannot raise RLIMIT_NOFILE:", err)
+	}
+}
+
+func clientsFor(ctx context.Context, o options, url string) ([]*http.Client, error) {
+	if o.proto == "h1" {
+		return []*http.Client{newClient("h1")}, nil
+	}
+	clients := make([]*http.Client, o.conns)
+	for i := range clients {
+		clients[i] = newClient("h2c")
+		if err := warm(ctx, clients[i], url); err != nil {
+			return nil, err
+		}
+	}
+	return clients, nil
+}
+
+// runLoad opens the streams, reads the server's RSS before and after, and,
+// unless the scenario is idle, publishes at the rate for -duration and
+// waits up to -drain for what is still queued.
+func runLoad(o options, t *target) (*figures, error) {
+	c := o.cmp
+	f := &figures{server: t.name}
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration+c.drain+c.settle+10*time.Minute)
+	defer cancel()
+	channels := []string{"bench"}
+	if c.scenario == "users" {
+		channels = make([]string, o.n)
+		for i := range channels {
+			channels[i] = fmt.Sprintf("user%d", i)
+		}
+	}
+	clients, err := clientsFor(ctx, o, t.url(channels[0]))
+	if err != nil {
+		return nil, err
+	}
+	pid := t.srv.pid()
+	if f.rssBefore, err = vmRSS(pid); err != nil {
+		return nil, err
+	}
+	if f.memBefore, err = readMemStats(t.pprof); err != nil {
+		return nil, err
+	}
+	set := openStreams(ctx, clients, o.n, o.ramp,
+		func(i int) string { return t.url(channels[i%len(channels)]) },
+		func(i int) int { return i % len(channels) })
+	f.opened = set.opened.Load()
+	time.Sleep(c.settle)
+	rss, err := vmRSS(pid)
+	if err != nil {
+		return nil, err
+	}
+	if f.opened > 0 {
+		f.rssPerConn = float64(rss-f.rssBefore) / float64(f.opened)
+	}
+	if f.memIdle, err = readMemStats(t.pprof); err != nil {
+		return nil, err
+	}
+	if c.cpuProfile != "" {
+		if err := heapProfile(t.pprof, c.cpuProfile+"-"+t.name+"-idle.heap"); err != nil {
+			return nil, err
+		}
+	}
+	if c.scenario != "idle" {
+		if err := publishAndDrain(ctx, o, t, set, channels, f); err != nil {
+			return nil, err
+		}
+	}
+	cancel()
+	set.readers.Wait()
+	for _, s := range set.streams {
+		if s != nil {
+			f.lat.merge(&s.hist)
+			f.dups += s.dups
+		}
+	}
+	f.errs = set.errors()
+	return f, nil
+}
+
+func publishAndDrain(ctx context.Context, o options, t *target, set *streamSet, channels []string, f *figures) error {
+	c := o.cmp
+	pub := newPublisher(t.pub, channels)
+	srv0, _ := cpuTime(t.srv.pid())
+	nats0, _ := cpuTime(t.nats.pid())
+	self0 := selfCPU()
+	profiled := make(chan error, 1)
+	if c.cpuProfile != "" {
+		// The middle half of the window: no ramp, no tail.
+		go func() {
+			time.Sleep(o.duration / 4)
+			profiled <- cpuProfile(t.pprof, o.duration/2, c.cpuProfile+"-"+t.name+".pprof")
+		}()
+	} else {
+		profiled <- nil
+	}
+	start := time.Now()
+	if err := pub.run(ctx, c.rate, o.duration); err != nil {
+		return err
+	}
+	f.window = time.Since(start)
+	f.inWindow = set.delivered()
+	f.published = pub.total
+	for _, s := range set.streams {
+		if s != nil && s.open {
+			f.expected += pub.counts[s.channel]
+		}
+	}
+	end := time.Now()
+	for set.delivered() < f.expected && time.Since(end) < c.drain {
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.drainTime = time.Since(end)
+	f.delivered = set.delivered()
+	srv1, _ := cpuTime(t.srv.pid())
+	nats1, _ := cpuTime(t.nats.pid())
+	f.serverCPU, f.natsCPU, f.clientCPU = srv1-srv0, nats1-nats0, selfCPU()-self0
+	return <-profiled
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+func kib(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+
+func perSec(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// cpuPer is the server's CPU per delivery.
+func (f *figures) cpuPer() time.Duration {
+	if f.delivered == 0 {
+		return 0
+	}
+	return f.serverCPU / time.Duration(f.delivered)
+}
+
+func printFigures(out io.Writer, o options, f *figures) {
+	fmt.Fprintf(out, "\n== %s\n", f.server)
+	if f.churn != nil {
+		printChurn(out, f)
+		return
+	}
+	fmt.Fprintf(out, "streams     %d of %d opened; server RSS %.1f MiB before, %s per idle stream\n",
+		f.opened, o.n, float64(f.rssBefore)/(1<<20), kib(f.rssPerConn))
+	if n := float64(max(f.opened, 1)); f.opened > 0 {
+		fmt.Fprintf(out, "per stream  Go heap %s, goroutine stacks %s, %.2f goroutines (Go MemStats after a forced GC)\n",
+			kib(float64(f.memIdle.heapAlloc-f.memBefore.heapAlloc)/n), kib(float64(f.memIdle.stackInuse-f.memBefore.stackInuse)/n),
+			float64(f.memIdle.goroutines-f.memBefore.goroutines)/n)
+	}
+	if o.cmp.scenario != "idle" {
+		fmt.Fprintf(out, "published   %d events in %v (%.0f/s)\n", f.published, f.window.Round(time.Millisecond), perSec(f.published, f.window))
+		fmt.Fprintf(out, "delivered   %.0f/s while publishing; %d of %d expected after a %v drain; loss %d, repeated %d\n",
+			perSec(f.inWindow, f.window), f.delivered, f.expected, f.drainTime.Round(time.Millisecond), f.loss(), f.dups)
+		fmt.Fprintf(out, "latency     p50 %s  p90 %s  p99 %s  max %s (publish to receipt, %d samples)\n",
+			ms(f.lat.quantile(0.5)), ms(f.lat.quantile(0.9)), ms(f.lat.quantile(0.99)), ms(f.lat.quantile(1)), f.lat.count())
+		fmt.Fprintf(out, "cpu         server %.2f s (%.2f µs per delivery), nats-server %.2f s, load tool %.2f s\n",
+			f.serverCPU.Seconds(), float64(f.cpuPer())/1e3, f.natsCPU.Seconds(), f.clientCPU.Seconds())
+	}
+	printErrors(out, f.errs)
+}
+
+func printErrors(out io.Writer, errs map[string]int64) {
+	for e, n := range errs {
+		fmt.Fprintf(out, "ERRORS      %d streams: %s\n", n, e)
+	}
+}
+
+func printChurn(out io.Writer, f *figures) {
+	cf := f.churn
+	fmt.Fprintf(out, "connects    %d in %v (%.0f/s), %d failed; open p50 %s p99 %s\n",
+		cf.connects.Load(), f.window.Round(time.Millisecond), perSec(cf.connects.Load(), f.window), cf.failed.Load(),
+		ms(cf.openLat.quantile(0.5)), ms(cf.openLat.quantile(0.99)))
+	fmt.Fprintf(out, "before      %v\n", cf.base)
+	fmt.Fprintf(out, "peak        %v\n", cf.peak)
+	fmt.Fprintf(out, "after 5 s   %v\n", cf.after5)
+	fmt.Fprintf(out, "after 30 s  %v\n", cf.after30)
+}
+
+// printTable prints the servers' figures as a Markdown table, with a row
+// of ratios to raw when both ran.
+func printTable(out io.Writer, o options, all []*figures) {
+	var raw *figures
+	for _, f := range all {
+		if f.server == "raw" {
+			raw = f
+		}
+	}
+	fmt.Fprintln(out)
+	switch {
+	case o.cmp.scenario == "churn":
+		fmt.Fprintln(out, "| server | connects/s | failed | goroutines before → peak → +5 s → +30 s | subscriptions | RSS MiB | live heap MiB before → +30 s |")
+		fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
+		for _, f := range all {
+			cf := f.churn
+			fmt.Fprintf(out, "| %s | %.0f | %d | %d → %d → %d → %d | %d → %d → %d → %d | %.1f → %.1f → %.1f → %.1f | %.1f → %.1f |\n",
+				f.server, perSec(cf.connects.Load(), f.window), cf.failed.Load(),
+				cf.base.goroutines, cf.peak.goroutines, cf.after5.goroutines, cf.after30.goroutines,
+				cf.base.subs, cf.peak.subs, cf.after5.subs, cf.after30.subs,
+				mib(cf.base.rss), mib(cf.peak.rss), mib(cf.after5.rss), mib(cf.after30.rss),
+				mib(cf.base.heap), mib(cf.after30.heap))
+		}
+	case o.cmp.scenario == "idle":
+		fmt.Fprintln(out, "| server | streams | RSS per idle stream |")
+		fmt.Fprintln(out, "|---|---|---|")
+		for _, f := range all {
+			fmt.Fprintf(out, "| %s | %d | %s |\n", f.server, f.opened, kib(f.rssPerConn))
+		}
+		if raw != nil && len(all) > 1 {
+			for _, f := range all {
+				if f != raw {
+					fmt.Fprintf(out, "| %s/raw | | %.2f |\n", f.server, f.rssPerConn/raw.rssPerConn)
+				}
+			}
+		}
+	default:
+		fmt.Fprintln(out, "| server | delivered/s | p50 | p99 | loss | drain | server CPU per delivery | RSS per idle stream |")
+		fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
+		for _, f := range all {
+			fmt.Fprintf(out, "| %s | %.0f | %s | %s | %d | %v | %.2f µs | %s |\n", f.server,
+				perSec(f.inWindow, f.window), ms(f.lat.quantile(0.5)), ms(f.lat.quantile(0.99)),
+				f.loss(), f.drainTime.Round(time.Millisecond), float64(f.cpuPer())/1e3, kib(f.rssPerConn))
+		}
+		if raw != nil && len(all) > 1 {
+			for _, f := range all {
+				if f == raw {
+					continue
+				}
+				fmt.Fprintf(out, "| %s/raw | %.2f | %.2f | %.2f | | | %.2f | %.2f |\n", f.server,
+					perSec(f.inWindow, f.window)/perSec(raw.inWindow, raw.window),
+					ratio(f.lat.quantile(0.5), raw.lat.quantile(0.5)), ratio(f.lat.quantile(0.99), raw.lat.quantile(0.99)),
+					ratio(f.cpuPer(), raw.cpuPer()), f.rssPerConn/raw.rssPerConn)
+			}
+		}
+	}
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
