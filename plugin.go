@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/ratelog"
 	"github.com/ssegate/ssegate/replay"
 )
 
@@ -73,10 +74,12 @@ type Handler struct {
 	// further behind gets a reset event. Default 10000.
 	ReplayLimit int `json:"replay_limit,omitempty"`
 
-	app       *App
-	log       *zap.Logger
-	channelRE *regexp.Regexp
-	gate      *auth.Gate
+	app *App
+	log *zap.Logger
+	// unavailable limits the warnings of streams that NATS cannot serve.
+	unavailable *ratelog.Limiter
+	channelRE   *regexp.Regexp
+	gate        *auth.Gate
 
 	publishers *auth.Publishers
 	probe      *jsProbe
@@ -103,6 +106,7 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults and links the handler to the ssegate app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
+	h.unavailable = ratelog.New(1, 10)
 	appIface, err := ctx.App("ssegate")
 	if err != nil {
 		return fmt.Errorf("loading ssegate app: %w", err)

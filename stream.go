@@ -103,7 +103,10 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 	if err != nil {
 		// An EventSource gives up for good on a non-200 status, so a
 		// gateway that cannot reach NATS answers 200 and asks it to retry.
-		h.log.Warn("stream unavailable", zap.Error(err))
+		// While NATS is away every client comes back every few seconds.
+		if ok, n := h.unavailable.Allow(); ok {
+			h.log.Warn("stream unavailable", zap.Error(err), zap.Int64("suppressed_before", n))
+		}
 		s.end("unavailable", "")
 		return nil
 	}

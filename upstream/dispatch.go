@@ -3,7 +3,6 @@ package upstream
 import (
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,8 +31,10 @@ func (h *Hub) handle(m *nats.Msg) {
 	}
 	seq, prev, err := positions(m.Header, h.stream.Name, subject)
 	if err != "" {
-		h.warn.Warn("live message ignored: "+err+"; only the stream may publish under the republish prefix",
-			zap.String("subject", m.Subject))
+		if ok, n := h.warn.Allow(); ok {
+			h.log.Warn("live message ignored: "+err+"; only the stream may publish under the republish prefix",
+				zap.String("subject", m.Subject), zap.Int64("suppressed_before", n))
+		}
 		return
 	}
 	// The channel is the subject the message arrived on, never a header.
@@ -109,43 +110,4 @@ func (h *Hub) gapLocked(t *topic) {
 	}
 	h.suspectLocked(t)
 	t.holdAllLocked()
-}
-
-// rateLimitedLog writes a warning at most once per interval per message,
-// with the count of those it left out: a flood of bad input must not
-// become a flood of log lines.
-type rateLimitedLog struct {
-	log   *zap.Logger
-	every time.Duration
-
-	mu   sync.Mutex
-	seen map[string]*logWindow
-}
-
-type logWindow struct {
-	at      time.Time
-	skipped int
-}
-
-func newRateLimitedLog(log *zap.Logger, every time.Duration) *rateLimitedLog {
-	return &rateLimitedLog{log: log, every: every, seen: make(map[string]*logWindow)}
-}
-
-// Warn logs msg unless it was logged less than an interval ago.
-func (l *rateLimitedLog) Warn(msg string, fields ...zap.Field) {
-	l.mu.Lock()
-	w := l.seen[msg]
-	now := time.Now()
-	if w != nil && now.Sub(w.at) < l.every {
-		w.skipped++
-		l.mu.Unlock()
-		return
-	}
-	skipped := 0
-	if w != nil {
-		skipped = w.skipped
-	}
-	l.seen[msg] = &logWindow{at: now}
-	l.mu.Unlock()
-	l.log.Warn(msg, append(fields, zap.Int("suppressed_since_last", skipped))...)
 }

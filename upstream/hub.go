@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
+	"github.com/ssegate/ssegate/internal/ratelog"
 	"github.com/ssegate/ssegate/replay"
 )
 
@@ -33,7 +34,7 @@ type Hub struct {
 	log     *zap.Logger
 	metrics Metrics
 	heads   *headReader
-	warn    *rateLimitedLog
+	warn    *ratelog.Limiter // live messages the stream did not send
 
 	msgs    chan *nats.Msg
 	wake    chan struct{}
@@ -146,7 +147,7 @@ func newHub(conn *Conn, stream replay.StreamConfig, history reader, epoch string
 	for _, o := range opts {
 		o(h)
 	}
-	h.warn = newRateLimitedLog(h.log, time.Minute)
+	h.warn = ratelog.New(1.0/60, 1)
 	h.heads = &headReader{read: func() (replay.Head, error) {
 		ctx, cancel := context.WithTimeout(h.ctx, requestTimeout)
 		defer cancel()

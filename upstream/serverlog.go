@@ -2,19 +2,18 @@ package upstream
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
+
+	"github.com/ssegate/ssegate/internal/ratelog"
 )
 
 // serverLog adapts the embedded nats-server's logger to zap. Warnings and
 // errors are rate-limited: the server writes one per denied publish or
 // subscription, so any local process could otherwise flood the log.
 type serverLog struct {
-	s          *zap.SugaredLogger
-	limit      *rate.Limiter
-	suppressed atomic.Int64
+	s     *zap.SugaredLogger
+	limit *ratelog.Limiter
 }
 
 // Warnings and errors beyond a burst of serverLogBurst come through at
@@ -25,7 +24,7 @@ const (
 )
 
 func newServerLog(log *zap.Logger) *serverLog {
-	return &serverLog{s: log.Named("nats-server").Sugar(), limit: rate.NewLimiter(serverLogRate, serverLogBurst)}
+	return &serverLog{s: log.Named("nats-server").Sugar(), limit: ratelog.New(serverLogRate, serverLogBurst)}
 }
 
 func (l *serverLog) Noticef(f string, v ...any) { l.s.Infof(f, v...) }
@@ -36,11 +35,11 @@ func (l *serverLog) Debugf(f string, v ...any)  { l.s.Debugf(f, v...) }
 func (l *serverLog) Tracef(f string, v ...any)  { l.s.Debugf(f, v...) }
 
 func (l *serverLog) limited(write func(string, ...any), f string, v []any) {
-	if !l.limit.Allow() {
-		l.suppressed.Add(1)
+	ok, n := l.limit.Allow()
+	if !ok {
 		return
 	}
-	if n := l.suppressed.Swap(0); n > 0 {
+	if n > 0 {
 		write(fmt.Sprintf(f, v...), "suppressed_before", n)
 		return
 	}
