@@ -75,6 +75,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = duration(d, &h.WriteTimeout)
 		case "replay_limit":
 			err = positiveInt(d, &h.ReplayLimit)
+		case "http1_takeover":
+			h.HTTP1Takeover, err = onOff(d)
 		case "publish":
 			err = h.parsePublish(d)
 		case "health":

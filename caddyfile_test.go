@@ -365,6 +365,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "queue_size not a number", caddyfile: handler("queue_size x"), want: `queue_size: want a positive integer, got "x"`, line: 3},
 		{name: "max_channels negative", caddyfile: handler("max_channels -3"), want: `max_channels: want a positive integer, got "-3"`, line: 3},
 		{name: "replay_limit zero", caddyfile: handler("replay_limit 0"), want: `replay_limit: want a positive integer, got "0"`, line: 3},
+		{name: "http1_takeover yes", caddyfile: handler("http1_takeover yes"), want: `http1_takeover: want on or off, got "yes"`, line: 3},
 
 		// Global option: unknown and misplaced tokens.
 		{name: "global unknown option", caddyfile: global("urls nats://a:4222"), want: `unknown ssegate option "urls"`, line: 3},

@@ -70,6 +70,11 @@ type Handler struct {
 	QueueSize int `json:"queue_size,omitempty"`
 	// WriteTimeout bounds one write to a client. Default 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// HTTP1Takeover serves HTTP/1.1 streams from the connection itself
+	// once the headers are out, for far less memory per idle stream. It
+	// gives up an encoder in front, the access log's duration and size,
+	// and the server's timeouts (see takeover.go). Default off.
+	HTTP1Takeover bool `json:"http1_takeover,omitempty"`
 	// ReplayLimit caps the events replayed to one connection; a client
 	// further behind gets a reset event. Default 10000.
 	ReplayLimit int `json:"replay_limit,omitempty"`
@@ -223,16 +228,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		aerr.Write(w)
 		return nil
 	}
-	defer adm.Release()
 	subjects := make([]string, len(adm.Channels))
 	for i, ch := range adm.Channels {
 		if err := h.checkChannel(ch); err != nil {
+			adm.Release()
 			ce := err.(*channelError)
 			return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
 		}
 		subjects[i] = h.subject(ch)
 	}
-	return h.serveStream(w, r, subjects, lastEventID(r), adm)
+	// The stream owns the admission from here, and releases it at its end.
+	h.serveStream(w, r, subjects, lastEventID(r), adm)
+	return nil
 }
 
 // lastEventID is the client's position: the header an EventSource sends on

@@ -3,6 +3,7 @@ package ssegate
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -36,6 +37,11 @@ type session struct {
 
 	sent  int
 	ended string
+	// The stream's bytes go to out, through Caddy's writers or, after a
+	// takeover, straight to the connection.
+	out         io.Writer
+	flushOut    func() error
+	setDeadline func(time.Time) error
 	// ownDeadline is set when Caddy does not bound the writes (see
 	// boundWrites); armedAt is when the session last set a deadline.
 	ownDeadline bool
@@ -75,32 +81,23 @@ const maxBuffered = 16 << 10
 // would otherwise keep it replaying for ever.
 const maxCatchUpPasses = 4
 
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) error {
-	ctx := r.Context()
-	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 512)}
-	defer s.boundWrites(ctx)()
-	// Caddy's access line is skipped for requests that carried a ticket,
-	// so this line is the record of every stream. r.URL is scrubbed.
-	defer func(start time.Time) {
-		h.log.Info("stream closed",
-			zap.String("sub", adm.Subject),
-			zap.Strings("channels", adm.Channels),
-			zap.String("proto", r.Proto),
-			zap.String("remote", r.RemoteAddr),
-			zap.Duration("duration", time.Since(start)),
-			zap.Int("events", s.sent),
-			zap.String("end", or(s.ended, "client_left")))
-	}(time.Now())
+// serveStream attaches the client and runs its stream to the end. It owns
+// adm and releases it when the stream ends, which with a takeover is after
+// ServeHTTP has returned.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) {
+	s := h.newSession(w, subjects)
+	end := s.closer(r, adm, time.Now())
 
 	// Attach before the headers go out: a client whose EventSource is open
 	// is subscribed, so an event published after onopen reaches it.
-	run, err := h.app.running(ctx)
+	run, err := h.app.running(r.Context())
 	var client *upstream.Client
 	if err == nil {
-		client, err = run.hub.Attach(ctx, subjects, h.queueSize(), position != "")
+		client, err = run.hub.Attach(r.Context(), subjects, h.queueSize(), position != "")
 	}
-	s.open()
 	if err != nil {
+		defer end()
+		s.open()
 		// An EventSource gives up for good on a non-200 status, so a
 		// gateway that cannot reach NATS answers 200 and asks it to retry.
 		// While NATS is away every client comes back every few seconds.
@@ -108,41 +105,89 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 			h.log.Warn("stream unavailable", zap.Error(err), zap.Int64("suppressed_before", n))
 		}
 		s.end("unavailable", "")
-		return nil
+		return
 	}
-	defer client.Detach()
 	s.client, s.history = client, run.history
-	m := h.app.metrics
+	if conn := s.takeOver(r); conn != nil {
+		// The request's context ends when ServeHTTP returns, and nothing
+		// of the request is kept: it holds what the takeover lets go.
+		ctx, cancel := context.WithCancel(context.Background())
+		proto, expires := r.Proto, adm.Expires
+		go func() {
+			defer end()
+			defer conn.Close()
+			defer cancel()
+			s.run(ctx, client, proto, position, expires)
+		}()
+		return
+	}
+	defer end()
+	defer s.boundWrites(r.Context())()
+	s.open()
+	s.run(r.Context(), client, r.Proto, position, adm.Expires)
+}
+
+// newSession writes a stream through w; a takeover redirects it later.
+func (h *Handler) newSession(w http.ResponseWriter, subjects []string) *session {
+	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 512)}
+	s.out, s.flushOut, s.setDeadline = w, s.rc.Flush, s.rc.SetWriteDeadline
+	return s
+}
+
+// closer returns what ends a stream's life: its log line, which is the
+// record of every stream (Caddy skips the access line of a request that
+// carried a ticket; r.URL is scrubbed), and the admission's release.
+func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) func() {
+	proto, remote := r.Proto, r.RemoteAddr
+	return func() {
+		adm.Release()
+		s.h.log.Info("stream closed",
+			zap.String("sub", adm.Subject),
+			zap.Strings("channels", adm.Channels),
+			zap.String("proto", proto),
+			zap.String("remote", remote),
+			zap.Duration("duration", time.Since(start)),
+			zap.Int("events", s.sent),
+			zap.String("end", or(s.ended, "client_left")))
+	}
+}
+
+// run replays what the client missed, if it has a position, then streams
+// live until the end.
+func (s *session) run(ctx context.Context, client *upstream.Client, proto, position string, expires time.Time) {
+	defer client.Detach()
+	m := s.h.app.metrics
 	m.clients.Inc()
 	defer m.clients.Dec()
-	m.connections.WithLabelValues(r.Proto).Inc()
-	defer m.connections.WithLabelValues(r.Proto).Dec()
-
+	m.connections.WithLabelValues(proto).Inc()
+	defer m.connections.WithLabelValues(proto).Dec()
 	if position == "" {
 		s.lastSent = client.Start()
 	} else {
 		s.known = true
 		if s.catchUp(ctx, position) != nil {
-			return nil
+			return
 		}
 	}
-	s.live(ctx, adm.Expires)
-	return nil
+	s.live(ctx, expires)
 }
 
 // open sends the headers and a first comment at once: Caddy's encode
 // handler, and some proxies, hold headers back until the first body write.
 func (s *session) open() {
-	hdr := s.w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-	hdr.Del("Content-Length")
+	streamHeaders(s.w.Header())
 	s.w.WriteHeader(http.StatusOK)
 	s.buf = sse.AppendComment(s.buf[:0], "ssegate")
 	s.buf = sse.AppendRetry(s.buf, s.h.retry())
 	_ = s.write(s.buf)
 	_ = s.flush()
+}
+
+func streamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	hdr.Del("Content-Length")
 }
 
 // catchUp replays what the client missed, then hands it over to live
@@ -373,22 +418,22 @@ func (s *session) write(b []byte) error {
 		// Cleared after each flush: on HTTP/2 a pending deadline resets
 		// the stream when it passes, even if nothing is being written.
 		if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.h.writeTimeout()/4 {
-			_ = s.rc.SetWriteDeadline(now.Add(s.h.writeTimeout()))
+			_ = s.setDeadline(now.Add(s.h.writeTimeout()))
 			s.armedAt = now
 		}
 	}
-	n, err := s.w.Write(b)
+	n, err := s.out.Write(b)
 	s.h.app.metrics.bytes.Add(float64(n))
 	return s.failed(err)
 }
 
 func (s *session) flush() error {
-	if err := s.rc.Flush(); err != nil {
+	if err := s.flushOut(); err != nil {
 		return s.failed(err)
 	}
 	if !s.armedAt.IsZero() {
 		s.armedAt = time.Time{}
-		_ = s.rc.SetWriteDeadline(time.Time{})
+		_ = s.setDeadline(time.Time{})
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package ssegate
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -49,8 +48,8 @@ func TestCatchUpEndsAfterBoundedPasses(t *testing.T) {
 	h := &Handler{app: &App{metrics: newMetrics()}, log: zap.NewNop()}
 	rec := httptest.NewRecorder()
 	history, client := &busyChannelHistory{}, &behindClient{}
-	s := &session{h: h, w: rec, rc: http.NewResponseController(rec), subjects: []string{"events.busy"},
-		client: client, history: history, known: true}
+	s := h.newSession(rec, []string{"events.busy"})
+	s.client, s.history, s.known = client, history, true
 	if err := s.catchUp(context.Background(), "10-abcd"); err != errEnded {
 		t.Fatalf("catch-up returned %v, want the stream ended", err)
 	}
