@@ -199,8 +199,9 @@ type Fleet struct {
 }
 
 // StartAll runs the clients and waits until each has its first stream
-// open, recording each one's start window from what pub has acked. A
-// client with a LastID starts exactly there.
+// open, recording each one's start window from what pub has acked: every
+// event whose publish began after the streams opened is owed (see
+// Publisher.SettledSeq). A client with a LastID starts exactly there.
 func StartAll(ctx context.Context, pub *Publisher, clients []*Client, timeout time.Duration) (*Fleet, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &Fleet{cancel: cancel}
@@ -231,7 +232,7 @@ func StartAll(ctx context.Context, pub *Publisher, clients []*Client, timeout ti
 			return nil, fmt.Errorf("%s: no stream open within %v (%+v)", c.Name, timeout, c.Stats())
 		}
 	}
-	sure := pub.LastSeq()
+	sure := pub.SettledSeq(5 * time.Second)
 	for i := range f.Clients {
 		if f.Clients[i].LastID == "" {
 			f.Clients[i].Sure = sure

@@ -40,6 +40,7 @@ type Publisher struct {
 
 	failures atomic.Int64
 	count    atomic.Int64
+	started  atomic.Int64 // publishes begun, acked or not
 
 	mu      sync.Mutex
 	acked   []Event
@@ -61,6 +62,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		msg := nats.NewMsg(cmp.Or(p.Prefix, "events.") + ch)
 		msg.Data = fmt.Appendf(nil, "%s|%d|%s", ch, i, strings.Repeat("x", p.Pad))
 		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("fault-%p-%d", p, i))
+		p.started.Add(1)
 		ack, err := p.publish(ctx, msg)
 		if ctx.Err() != nil {
 			return nil
@@ -77,6 +79,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 func (p *Publisher) Publish(ctx context.Context, channel string) (uint64, error) {
 	msg := nats.NewMsg(cmp.Or(p.Prefix, "events.") + channel)
 	msg.Data = []byte(channel + "|single")
+	p.started.Add(1)
 	ack, err := p.publish(ctx, msg)
 	if err != nil {
 		return 0, err
@@ -120,6 +123,20 @@ func (p *Publisher) Count() int64 { return p.count.Load() }
 
 // Failures is how many publish attempts failed and were retried.
 func (p *Publisher) Failures() int64 { return p.failures.Load() }
+
+// SettledSeq waits, up to timeout, until every publish begun before the
+// call is acked, and returns the newest acked sequence then. An event
+// whose publish began before a client's stream opened may have been stored
+// before the client attached, and its ack may still be on its way; only
+// events begun after are surely owed to the client.
+func (p *Publisher) SettledSeq(timeout time.Duration) uint64 {
+	begun := p.started.Load()
+	deadline := time.Now().Add(timeout)
+	for p.count.Load() < begun && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return p.LastSeq()
+}
 
 // LastSeq is the sequence of the newest acked event, 0 if none.
 func (p *Publisher) LastSeq() uint64 {
