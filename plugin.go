@@ -88,6 +88,7 @@ type Handler struct {
 
 	publishers *auth.Publishers
 	probe      *jsProbe
+	buffers    *bufferPool
 }
 
 // Defaults.
@@ -112,6 +113,7 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
 	h.unavailable = ratelog.New(1, 10)
+	h.buffers = new(bufferPool)
 	appIface, err := ctx.App("ssegate")
 	if err != nil {
 		return fmt.Errorf("loading ssegate app: %w", err)

@@ -6,10 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
@@ -46,6 +44,8 @@ type session struct {
 	// boundWrites); armedAt is when the session last set a deadline.
 	ownDeadline bool
 	armedAt     time.Time
+	// lastWrite is when live delivery last wrote, for the heartbeat.
+	lastWrite time.Time
 }
 
 // hubClient is what a session needs of its attachment to the hub.
@@ -72,8 +72,8 @@ var errEnded = errors.New("stream ended")
 // a busy channel still flushes regularly.
 const maxBatch = 64
 
-// maxBuffered bounds the batch a session copies frames into, so that a
-// client's buffer does not grow with the size of a burst of large events.
+// maxBuffered is the size of the buffer a batch of frames is gathered in
+// (see writeFrames): it bounds the memory a burst of large events takes.
 const maxBuffered = 16 << 10
 
 // maxCatchUpPasses bounds how often a replay reads again because live
@@ -129,7 +129,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 
 // newSession writes a stream through w; a takeover redirects it later.
 func (h *Handler) newSession(w http.ResponseWriter, subjects []string) *session {
-	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, buf: make([]byte, 0, 512)}
+	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects}
 	s.out, s.flushOut, s.setDeadline = w, s.rc.Flush, s.rc.SetWriteDeadline
 	return s
 }
@@ -260,85 +260,6 @@ func (s *session) reset(reason string, current replay.ID) {
 	_ = s.write(s.buf)
 }
 
-// live streams queued events and heartbeats until the client leaves, the
-// hub ends the stream, or the credential expires.
-func (s *session) live(ctx context.Context, expires time.Time) {
-	heartbeat := time.NewTicker(s.h.heartbeat())
-	defer heartbeat.Stop()
-	var expiry <-chan time.Time
-	if !expires.IsZero() {
-		t := time.NewTimer(time.Until(expires))
-		defer t.Stop()
-		expiry = t.C
-	}
-	var batch []upstream.Frame
-	for {
-		select {
-		case <-s.client.Ready():
-			for more := true; more; {
-				batch, more = s.client.Take(batch[:0], maxBatch)
-				if len(batch) > 0 && s.sendBatch(batch) != nil {
-					return
-				}
-			}
-			heartbeat.Reset(s.h.heartbeat())
-		case <-heartbeat.C:
-			s.buf = sse.AppendComment(s.buf[:0], "")
-			if s.write(s.buf) != nil || s.flush() != nil {
-				return
-			}
-		case <-s.client.Done():
-			s.hubEnded()
-			return
-		case <-expiry:
-			// Reconnecting picks up the browser's refreshed cookie.
-			s.end("expired", s.resumeID())
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// sendBatch writes queued frames in one write and one flush: each is a
-// deadline update and a trip through the writers.
-func (s *session) sendBatch(batch []upstream.Frame) error {
-	s.buf = s.buf[:0]
-	for _, f := range batch {
-		if err := s.send(f); err != nil {
-			return err
-		}
-	}
-	if err := s.write(s.buf); err != nil {
-		return err
-	}
-	if err := s.flush(); err != nil {
-		return err
-	}
-	s.h.app.metrics.delivered.Add(float64(len(batch)))
-	if first := batch[0]; first.Stored != 0 {
-		// The batch's oldest event stands for the batch.
-		s.h.app.metrics.latency.Observe(time.Since(time.Unix(0, first.Stored)).Seconds())
-	}
-	return nil
-}
-
-// send adds one live frame to the batch in s.buf, writing the batch out
-// first when it would grow past maxBuffered. The hub queues each event
-// once, in order.
-func (s *session) send(f upstream.Frame) error {
-	if len(s.buf) > 0 && len(s.buf)+len(f.Data) > maxBuffered {
-		if err := s.write(s.buf); err != nil {
-			return err
-		}
-		s.buf = s.buf[:0]
-	}
-	s.buf = append(s.buf, f.Data...)
-	s.lastSent, s.known = f.Seq, true
-	s.sent++
-	return nil
-}
-
 // hubEnded ends a stream the hub gave up on. The client has every event up
 // to what was written, so it resumes from there; what was queued but not
 // written comes again from the stream.
@@ -395,56 +316,4 @@ func (s *session) end(why, resumeID string) {
 func (s *session) jitteredRetry() time.Duration {
 	r := s.h.retry()
 	return r + rand.N(r)
-}
-
-// boundWrites makes sure no write or flush can block for longer than the
-// write timeout: a client that stops reading would otherwise hold its
-// goroutine until the connection dies. Caddy already bounds every write
-// and flush of a response with its idle timeout writer; the stream only
-// tightens it. Where the server's write_idle_timeout is off, the session
-// sets deadlines itself.
-func (s *session) boundWrites(ctx context.Context) (restore func()) {
-	if _, w := caddyhttp.IdleTimeoutsFromContext(ctx); w != nil {
-		return w.Override(s.h.writeTimeout(), 0, 0)
-	}
-	s.ownDeadline = true
-	return func() {}
-}
-
-// write writes b, under the write timeout. A timed-out client counts as
-// slow, like one whose queue overflowed.
-func (s *session) write(b []byte) error {
-	if s.ownDeadline {
-		// Cleared after each flush: on HTTP/2 a pending deadline resets
-		// the stream when it passes, even if nothing is being written.
-		if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.h.writeTimeout()/4 {
-			_ = s.setDeadline(now.Add(s.h.writeTimeout()))
-			s.armedAt = now
-		}
-	}
-	n, err := s.out.Write(b)
-	s.h.app.metrics.bytes.Add(float64(n))
-	return s.failed(err)
-}
-
-func (s *session) flush() error {
-	if err := s.flushOut(); err != nil {
-		return s.failed(err)
-	}
-	if !s.armedAt.IsZero() {
-		s.armedAt = time.Time{}
-		_ = s.setDeadline(time.Time{})
-	}
-	return nil
-}
-
-// failed records a write that timed out: the client stopped reading, so
-// it is slow, not gone.
-func (s *session) failed(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) && s.ended == "" {
-		s.ended = "slow"
-		s.h.app.metrics.slow.Inc()
-		s.h.app.metrics.ended.WithLabelValues("slow").Inc()
-	}
-	return err
 }

@@ -36,10 +36,15 @@ func (q *frameQueue) push(f Frame) bool {
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = f
 	q.n++
+	first := q.n == 1
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	// Frames that were waiting already have a token out: either it is in
+	// ready, or the writer has it and will take until the queue is empty.
+	if first {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }

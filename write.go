@@ -1,0 +1,87 @@
+package ssegate
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// boundWrites makes sure no write or flush can block for longer than the
+// write timeout: a client that stops reading would otherwise hold its
+// goroutine until the connection dies. Caddy already bounds every write
+// and flush of a response with its idle timeout writer; the stream only
+// tightens it. Where the server's write_idle_timeout is off, the session
+// sets deadlines itself.
+func (s *session) boundWrites(ctx context.Context) (restore func()) {
+	if _, w := caddyhttp.IdleTimeoutsFromContext(ctx); w != nil {
+		return w.Override(s.h.writeTimeout(), 0, 0)
+	}
+	s.ownDeadline = true
+	return func() {}
+}
+
+// write writes b, under the write timeout. A timed-out client counts as
+// slow, like one whose queue overflowed.
+func (s *session) write(b []byte) error {
+	if s.ownDeadline {
+		// Cleared after each flush: on HTTP/2 a pending deadline resets
+		// the stream when it passes, even if nothing is being written.
+		if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.h.writeTimeout()/4 {
+			_ = s.setDeadline(now.Add(s.h.writeTimeout()))
+			s.armedAt = now
+		}
+	}
+	n, err := s.out.Write(b)
+	s.h.app.metrics.bytes.Add(float64(n))
+	return s.failed(err)
+}
+
+func (s *session) flush() error {
+	if err := s.flushOut(); err != nil {
+		return s.failed(err)
+	}
+	if !s.armedAt.IsZero() {
+		s.armedAt = time.Time{}
+		_ = s.setDeadline(time.Time{})
+	}
+	return nil
+}
+
+// failed records a write that timed out: the client stopped reading, so
+// it is slow, not gone.
+func (s *session) failed(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && s.ended == "" {
+		s.ended = "slow"
+		s.h.app.metrics.slow.Inc()
+		s.h.app.metrics.ended.WithLabelValues("slow").Inc()
+	}
+	return err
+}
+
+// bufferPool lends sessions the buffer a batch of frames is gathered in,
+// for the length of one write: an idle stream then holds none, and the
+// buffers in use are about as many as the writes under way. A nil pool
+// (a Handler that was not provisioned) lends fresh buffers.
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) get() *[]byte {
+	if p != nil {
+		if b, ok := p.pool.Get().(*[]byte); ok {
+			return b
+		}
+	}
+	b := make([]byte, 0, maxBuffered)
+	return &b
+}
+
+func (p *bufferPool) put(b *[]byte) {
+	if p == nil {
+		return
+	}
+	*b = (*b)[:0]
+	p.pool.Put(b)
+}
