@@ -37,8 +37,12 @@ func (c *compareOptions) check(o *options) error {
 		return fmt.Errorf("-scenario %q: want broadcast, users, idle or churn", c.scenario)
 	}
 	for _, s := range c.serverList() {
-		if kind, _, _ := strings.Cut(s, "="); kind != "raw" && kind != "ssegate" {
-			return fmt.Errorf("-servers: unknown server %q (want raw, ssegate or ssegate=<dir with another caddy binary>)", s)
+		kind, dir, _ := strings.Cut(s, "=")
+		switch {
+		case kind == "floor" && (dir == "" || c.scenario != "idle"):
+			return fmt.Errorf("-servers: %q: floor=<dir with a caddy built from bench/caddyfloor>, and only with -scenario idle: its streams get no events", s)
+		case kind != "raw" && kind != "ssegate" && kind != "floor":
+			return fmt.Errorf("-servers: unknown server %q (want raw, ssegate, ssegate=<dir with another caddy binary> or floor=<dir>)", s)
 		}
 	}
 	if c.scenario != "idle" && (c.rate <= 0 || c.rate > 1e6) {

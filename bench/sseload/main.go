@@ -77,7 +77,7 @@ func run(args []string, out io.Writer) error {
 	fs.BoolVar(&o.ts, "ts", false, "event data carries its publish time in Unix ns (bare or JSON field \"ts\"): report latency")
 	fs.IntVar(&o.ramp, "ramp", 16, "how many streams are opened concurrently")
 	fs.BoolVar(&o.compare, "compare", false, "run raw and ssegate in turn, each fresh, and compare (ignores -url)")
-	fs.StringVar(&o.cmp.servers, "servers", "raw,ssegate", "-compare: servers to run, in order; ssegate=<dir> runs <dir>/caddy, for before and after figures in one run")
+	fs.StringVar(&o.cmp.servers, "servers", "raw,ssegate", "-compare: servers to run, in order; ssegate=<dir> runs <dir>/caddy, for before and after figures in one run; floor=<dir> runs a caddy built from bench/caddyfloor (idle only), for what Caddy itself costs per stream")
 	fs.StringVar(&o.cmp.scenario, "scenario", "broadcast", "-compare: broadcast, users, idle or churn")
 	fs.Float64Var(&o.cmp.rate, "rate", 100, "-compare: events/s published (broadcast, users) or connects/s (churn)")
 	fs.DurationVar(&o.cmp.hold, "hold", time.Second, "-compare churn: how long each stream stays open")

@@ -49,8 +49,26 @@ const caddyfile = `{
 }
 `
 
-// startTarget starts a server of kind raw or ssegate, from the binaries in
-// bindir; label names it in reports. handlerExtra is added to ssegate's
+// floorCaddyfile runs bench/caddyfloor's handler, which holds a stream and
+// does nothing else: what Caddy costs per stream before any handler's work.
+const floorCaddyfile = `{
+	admin 127.0.0.1:%d
+	auto_https off
+	persist_config off
+	servers {
+		protocols h1 h2c
+	}
+}
+
+:%d {
+	bind 127.0.0.1
+	respond /healthz 200
+	sse_floor /events
+}
+`
+
+// startTarget starts a server of kind raw, ssegate or floor (a caddy built
+// from bench/caddyfloor), from the binaries in bindir; label names it in reports. handlerExtra is added to ssegate's
 // handler block, for example "queue_size 64".
 func startTarget(kind, label, bindir, workdir, handlerExtra string) (*target, error) {
 	ports, err := freePorts(4)
@@ -92,16 +110,20 @@ func startTarget(kind, label, bindir, workdir, handlerExtra string) (*target, er
 		t.srv, err = start(kind, dir, nil, filepath.Join(bindir, "raw"),
 			"-listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
 			"-admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "-nats", natsURL)
-	case "ssegate":
+	case "ssegate", "floor":
 		cf := filepath.Join(dir, "Caddyfile")
-		if err := os.WriteFile(cf, fmt.Appendf(nil, caddyfile, adminPort, natsPort, httpPort, handlerExtra), 0o644); err != nil {
+		config := fmt.Appendf(nil, caddyfile, adminPort, natsPort, httpPort, handlerExtra)
+		if kind == "floor" {
+			config = fmt.Appendf(nil, floorCaddyfile, adminPort, httpPort)
+		}
+		if err := os.WriteFile(cf, config, 0o644); err != nil {
 			return nil, err
 		}
 		xdg := filepath.Join(dir, "xdg")
 		t.srv, err = start(kind, dir, []string{"XDG_CONFIG_HOME=" + xdg, "XDG_DATA_HOME=" + xdg},
 			filepath.Join(bindir, "caddy"), "run", "--config", cf, "--adapter", "caddyfile")
 	default:
-		return nil, fmt.Errorf("unknown server %q (want raw or ssegate)", kind)
+		return nil, fmt.Errorf("unknown server %q (want raw, ssegate or floor)", kind)
 	}
 	if err != nil {
 		return nil, err
