@@ -345,33 +345,48 @@ func TestBadRequestsGetAClearAnswer(t *testing.T) {
 	open(t, c, eventsURL(g.httpURL, []string{"demo", "news.eu"}, nil), nil)
 }
 
-// TestIdleHTTP2StreamOutlivesWriteTimeout: a write deadline left armed on
-// an HTTP/2 stream resets it when it passes, writing or not.
-func TestIdleHTTP2StreamOutlivesWriteTimeout(t *testing.T) {
+// TestIdleStreamOutlivesWriteTimeout: a stream idle for longer than the
+// write timeout is not cut, and its next event arrives, on every protocol,
+// whether Caddy's idle timeout writer bounds the writes or, with the
+// server's write_idle_timeout off, the session sets its own deadlines. On
+// HTTP/2 a deadline left armed resets the stream when it passes.
+func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
 	ns := natsServer(t)
 	const writeTimeout = 200 * time.Millisecond
-	g := startGateway(t, ns, gatewayConfig{handler: map[string]any{
-		"heartbeat": int64(time.Hour), "write_timeout": int64(writeTimeout),
-	}})
-	js := g.js()
-	for _, tc := range []struct {
+	for _, deadlines := range []struct {
 		name   string
-		client *http.Client
-		base   string
+		server map[string]any
 	}{
-		{"h2c", g.h2cClient(), g.httpURL},
-		{"h2", g.h2TLSClient(), g.tlsURL},
-		{"h3", g.h3Client(), g.tlsURL},
+		{"caddy", nil},
+		{"own", map[string]any{"write_idle_timeout": -1}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t, tc.client, eventsURL(tc.base, []string{"calm"}, nil), nil)
-			// The idle spell is the scenario, not a synchronisation.
-			<-time.After(3 * writeTimeout)
-			seq := publish(t, js, "events.calm", "", "still here")
-			if ev := s.next(t, 5*time.Second); seqOf(t, ev.LastEventID) != seq {
-				t.Fatalf("got %+v", ev)
-			}
-		})
+		g := startGateway(t, ns, gatewayConfig{server: deadlines.server, handler: map[string]any{
+			"heartbeat": int64(time.Hour), "write_timeout": int64(writeTimeout),
+		}})
+		js := g.js()
+		for _, tc := range []struct {
+			name   string
+			client *http.Client
+			base   string
+		}{
+			{"h1", g.h1Client(), g.httpURL},
+			{"h2c", g.h2cClient(), g.httpURL},
+			{"h2", g.h2TLSClient(), g.tlsURL},
+			{"h3", g.h3Client(), g.tlsURL},
+		} {
+			t.Run(deadlines.name+"/"+tc.name, func(t *testing.T) {
+				s := open(t, tc.client, eventsURL(tc.base, []string{"calm"}, nil), nil)
+				defer s.close()
+				for range 2 {
+					// The idle spell is the scenario, not a synchronisation.
+					<-time.After(3 * writeTimeout)
+					seq := publish(t, js, "events.calm", "", "still here")
+					if ev := s.next(t, 5*time.Second); seqOf(t, ev.LastEventID) != seq {
+						t.Fatalf("got %+v", ev)
+					}
+				}
+			})
+		}
 	}
 }
 

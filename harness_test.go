@@ -61,8 +61,9 @@ type gatewayConfig struct {
 	stream  map[string]any
 	nats    map[string]any // replaces the default external-NATS config
 	noTLS   bool
-	encode  bool   // put Caddy's encode handler in front of ssegate
-	logFile string // when set, every log (access logs too) goes here at DEBUG
+	encode  bool           // put Caddy's encode handler in front of ssegate
+	server  map[string]any // merged into both servers' options
+	logFile string         // when set, every log (access logs too) goes here at DEBUG
 	// httpAddr, when set, is the plain server's address: a reload that
 	// keeps it keeps the clients' URL.
 	httpAddr string
@@ -95,6 +96,9 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 			"automatic_https": map[string]any{"disable": true},
 		},
 	}
+	for k, v := range cfg.server {
+		servers["plain"].(map[string]any)[k] = v
+	}
 	logging := map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}}
 	if cfg.logFile != "" {
 		servers["plain"].(map[string]any)["logs"] = map[string]any{}
@@ -113,6 +117,9 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 			"routes":                  routes,
 			"tls_connection_policies": []any{map[string]any{}},
 			"automatic_https":         map[string]any{"disable": true},
+		}
+		for k, v := range cfg.server {
+			servers["secure"].(map[string]any)[k] = v
 		}
 		apps["tls"] = map[string]any{
 			"certificates": map[string]any{"automate": []string{"localhost", "127.0.0.1"}},

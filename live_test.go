@@ -3,9 +3,12 @@ package ssegate
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,5 +170,60 @@ func TestBatchWritesEveryFrameInOrder(t *testing.T) {
 	}
 	if s.lastSent != 40 || s.sent != 40 {
 		t.Fatalf("lastSent %d, sent %d; want 40 and 40", s.lastSent, s.sent)
+	}
+}
+
+// flushCounter counts the bytes written and tells each flush.
+type flushCounter struct {
+	header  http.Header
+	n       atomic.Int64
+	flushed chan struct{}
+}
+
+func (w *flushCounter) Header() http.Header { return w.header }
+func (w *flushCounter) WriteHeader(int)     {}
+func (w *flushCounter) Write(b []byte) (int, error) {
+	w.n.Add(int64(len(b)))
+	return len(b), nil
+}
+func (w *flushCounter) Flush() {
+	select {
+	case w.flushed <- struct{}{}:
+	default:
+	}
+}
+
+// BenchmarkLiveDelivery measures a session's live loop without the network:
+// from frames queued to frames written and flushed, one at a time (each
+// its own batch, as at a low rate) and in bursts of 64 (one batch).
+func BenchmarkLiveDelivery(b *testing.B) {
+	for _, burst := range []int{1, 64} {
+		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) {
+			h := &Handler{app: &App{metrics: newMetrics()}, log: zap.NewNop(), Heartbeat: caddy.Duration(time.Hour), buffers: new(bufferPool)}
+			w := &flushCounter{header: http.Header{}, flushed: make(chan struct{}, 1)}
+			s := h.newSession(w, []string{"events.a"})
+			c := newFeedClient()
+			s.client = c
+			ctx, cancel := context.WithCancel(context.Background())
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				s.live(ctx, time.Time{})
+			}()
+			defer func() { cancel(); <-stopped }()
+			data := []byte("id: 123456-abcd\ndata: " + strings.Repeat("x", 64) + "\n\n")
+			var seq uint64
+			b.ReportAllocs()
+			for b.Loop() {
+				for range burst {
+					seq++
+					c.push(upstream.Frame{Seq: seq, Data: data})
+				}
+				for want := int64(seq) * int64(len(data)); w.n.Load() < want; {
+					<-w.flushed
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seq), "ns/frame")
+		})
 	}
 }

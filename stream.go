@@ -40,10 +40,12 @@ type session struct {
 	out         io.Writer
 	flushOut    func() error
 	setDeadline func(time.Time) error
-	// ownDeadline is set when Caddy does not bound the writes (see
+	// ownDeadline is set when Caddy does not bound the writes, and
+	// clearDeadline when a deadline must not outlive a flush (see
 	// boundWrites); armedAt is when the session last set a deadline.
-	ownDeadline bool
-	armedAt     time.Time
+	ownDeadline   bool
+	clearDeadline bool
+	armedAt       time.Time
 	// lastWrite is when live delivery last wrote, for the heartbeat.
 	lastWrite time.Time
 }
@@ -122,7 +124,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 		return
 	}
 	defer end()
-	defer s.boundWrites(r.Context())()
+	defer s.boundWrites(r)()
 	s.open()
 	s.run(r.Context(), client, r.Proto, position, adm.Expires)
 }

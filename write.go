@@ -1,8 +1,8 @@
 package ssegate
 
 import (
-	"context"
 	"errors"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -16,11 +16,15 @@ import (
 // and flush of a response with its idle timeout writer; the stream only
 // tightens it. Where the server's write_idle_timeout is off, the session
 // sets deadlines itself.
-func (s *session) boundWrites(ctx context.Context) (restore func()) {
-	if _, w := caddyhttp.IdleTimeoutsFromContext(ctx); w != nil {
+func (s *session) boundWrites(r *http.Request) (restore func()) {
+	if _, w := caddyhttp.IdleTimeoutsFromContext(r.Context()); w != nil {
 		return w.Override(s.h.writeTimeout(), 0, 0)
 	}
 	s.ownDeadline = true
+	// On HTTP/2 a pending deadline resets the stream when it passes, even
+	// if nothing is being written. Elsewhere only the next write sees it,
+	// and that write arms a fresh one first.
+	s.clearDeadline = r.ProtoMajor == 2
 	return func() {}
 }
 
@@ -28,8 +32,9 @@ func (s *session) boundWrites(ctx context.Context) (restore func()) {
 // slow, like one whose queue overflowed.
 func (s *session) write(b []byte) error {
 	if s.ownDeadline {
-		// Cleared after each flush: on HTTP/2 a pending deadline resets
-		// the stream when it passes, even if nothing is being written.
+		// Armed afresh at most every quarter of the timeout: every write
+		// is bounded by at least three quarters of it, and a busy stream
+		// does not update a timer for each batch.
 		if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.h.writeTimeout()/4 {
 			_ = s.setDeadline(now.Add(s.h.writeTimeout()))
 			s.armedAt = now
@@ -44,7 +49,7 @@ func (s *session) flush() error {
 	if err := s.flushOut(); err != nil {
 		return s.failed(err)
 	}
-	if !s.armedAt.IsZero() {
+	if s.clearDeadline && !s.armedAt.IsZero() {
 		s.armedAt = time.Time{}
 		_ = s.setDeadline(time.Time{})
 	}

@@ -97,6 +97,16 @@ func runCompare(o options, out io.Writer) error {
 	if c.bindir == "" {
 		c.bindir = filepath.Join(c.workdir, "bin")
 	}
+	// The servers run in their work directories, so their paths must not
+	// be relative.
+	var err error
+	if c.workdir, err = filepath.Abs(c.workdir); err != nil {
+		return err
+	}
+	if c.bindir, err = filepath.Abs(c.bindir); err != nil {
+		return err
+	}
+	o.cmp = c
 	if err := os.MkdirAll(c.bindir, 0o755); err != nil {
 		return err
 	}
@@ -126,6 +136,11 @@ func runOne(o options, name string) (*figures, error) {
 	label := kind
 	if other {
 		label = kind + "@" + filepath.Base(bindir)
+		abs, err := filepath.Abs(bindir)
+		if err != nil {
+			return nil, err
+		}
+		bindir = abs
 	} else {
 		bindir = o.cmp.bindir
 	}
