@@ -81,7 +81,7 @@ func TestFaultScaleNATSRestart(t *testing.T) {
 		// Reconnects spread over [1s, 2s), as a browser honours the hint.
 		handler: map[string]any{"heartbeat": int64(time.Second), "retry": int64(time.Second)},
 		stream:  map[string]any{"storage": "file"},
-		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(time.Second)},
+		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(3 * time.Second)},
 	})
 	defer logProblems(t, logFile)
 	_, js := faultJS(t, ns.ClientURL())
@@ -110,7 +110,7 @@ func TestFaultScaleNATSRestart(t *testing.T) {
 	stopPub := runPublisher(ctx, pub)
 	waitAcked(t, pub, int64(len(channels)), 120*time.Second)
 	down := time.Now()
-	backfilled := restartNATS(t, g, ns, port, store)
+	backfilled := restartNATS(t, g, ns, port, store, pub, channels[0])
 	t.Logf("recovery delivered %v events stored while the gateway was away, %v after NATS went down",
 		backfilled, time.Since(down).Round(time.Millisecond))
 	waitAcked(t, pub, pub.Count()+int64(len(channels)), 120*time.Second)

@@ -83,19 +83,33 @@ func finish(t testing.TB, stopPub func() error, pub *faulttest.Publisher, fleet 
 }
 
 // restartNATS shuts ns down, waits until the gateway noticed, and starts
-// it again on the same port and store. The gateway's reconnect_wait of a
-// second leaves the publisher, which reconnects at once, time to store
-// events that only the gateway's recovery from JetStream can deliver.
-// It returns how many events recovery delivered.
-func restartNATS(t testing.TB, g *gateway, ns *server.Server, port int, store string) (backfilled float64) {
+// it again on the same port and store. Before the gateway is back (its
+// reconnect_wait is seconds), it stores an event on channel through pub:
+// only the gateway's recovery from JetStream can deliver that one, so it
+// is the fault. Should the gateway come back before the event's ack, it
+// restarts NATS again, up to three times. It returns how many events
+// recovery delivered.
+func restartNATS(t testing.TB, g *gateway, ns *server.Server, port int, store string, pub *faulttest.Publisher, channel string) (backfilled float64) {
 	t.Helper()
 	gw := g.app.state.Load().conn.NC
 	reconnects := gw.Stats().Reconnects
 	before := testutilCounter(g.app.metrics.backfilled)
-	ns.Shutdown()
-	ns.WaitForShutdown()
-	eventually(t, 5*time.Second, "the gateway notices NATS is down", func() bool { return !gw.IsConnected() })
-	natsServerAt(t, port, store)
+	for attempt := 1; ; attempt++ {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		eventually(t, 5*time.Second, "the gateway notices NATS is down", func() bool { return !gw.IsConnected() })
+		ns = natsServerAt(t, port, store)
+		if _, err := pub.Publish(context.Background(), channel); err != nil {
+			t.Fatalf("storing an event while the gateway is away: %v", err)
+		}
+		if !gw.IsConnected() {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("the gateway came back before an event was stored without it, %d times", attempt)
+		}
+		eventually(t, 10*time.Second, "the gateway reconnects", gw.IsConnected)
+	}
 	eventually(t, 10*time.Second, "the gateway reconnects", gw.IsConnected)
 	if gw.Stats().Reconnects <= reconnects {
 		t.Fatalf("the gateway's NATS connection did not reconnect (%d reconnects)", gw.Stats().Reconnects)
@@ -143,7 +157,7 @@ func TestFaultNATSRestart(t *testing.T) {
 		noTLS:   true,
 		handler: map[string]any{"heartbeat": int64(200 * time.Millisecond), "retry": int64(100 * time.Millisecond)},
 		stream:  map[string]any{"storage": "file"},
-		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(time.Second)},
+		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(3 * time.Second)},
 	})
 	_, js := faultJS(t, ns.ClientURL())
 	pub := &faulttest.Publisher{JS: js, Channels: []string{"a", "b", "c"}}
@@ -171,7 +185,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	defer fleet.Stop()
 	waitAcked(t, pub, pub.Count()+100, 10*time.Second)
 
-	t.Logf("recovery delivered %v events stored while the gateway was away", restartNATS(t, g, ns, port, store))
+	t.Logf("recovery delivered %v events stored while the gateway was away", restartNATS(t, g, ns, port, store, pub, "a"))
 	after := pub.Count()
 	waitAcked(t, pub, after+100, 20*time.Second)
 	if _, err := pub.Publish(ctx, "quiet"); err != nil {

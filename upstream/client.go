@@ -78,7 +78,9 @@ type Client struct {
 	reason Reason
 }
 
-// Ready holds a token while frames wait to be taken.
+// Ready gets a token when frames start to wait. Whoever receives it must
+// Take until Take reports that no more are waiting: frames queued
+// meanwhile send no token of their own.
 func (c *Client) Ready() <-chan struct{} { return c.queue.ready }
 
 // Take moves up to max waiting frames, in stream order, onto dst, and

@@ -8,7 +8,7 @@ import "sync"
 // time, and a buffer sized for a burst on each of them would cost more
 // than the rest of an idle connection.
 type frameQueue struct {
-	ready chan struct{} // holds a token while frames wait
+	ready chan struct{} // gets a token when frames start to wait
 
 	mu    sync.Mutex
 	buf   []Frame // a ring; len(buf) is its capacity
