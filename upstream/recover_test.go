@@ -3,6 +3,10 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -279,4 +283,82 @@ func TestSuspicionDuringAProbeIsNotLost(t *testing.T) {
 	if !ok || f.Seq != 1 {
 		t.Fatalf("got %v (%v); the event lost during the probe was never recovered", f.Seq, ok)
 	}
+}
+
+// readRecorder is the stream's history, noting the subjects of every
+// recovery read.
+type readRecorder struct {
+	*replay.History
+	mu    sync.Mutex
+	reads [][]string
+}
+
+func (r *readRecorder) Backfill(ctx context.Context, subjects []string, after uint64, fn func(replay.Msg) error) error {
+	r.mu.Lock()
+	r.reads = append(r.reads, slices.Clone(subjects))
+	r.mu.Unlock()
+	return r.History.Backfill(ctx, subjects, after, fn)
+}
+
+// TestManySuspectChannelsAreReadOnce: when more channels lost events than
+// one filtered consumer can read (as after a reconnect), recovery reads the
+// stream once, through all of it, and each client still gets what it
+// missed exactly once. A filtered read per group of 64 channels made the
+// server scan the same stretch once per group.
+func TestManySuspectChannelsAreReadOnce(t *testing.T) {
+	r := &readRecorder{}
+	hub, pub := hubReading(t, func(h *replay.History) reader {
+		r.History = h
+		return r
+	})
+	const channels = 2*replay.MaxFilterSubjects + 2
+	clients := make([]*Client, channels)
+	for i := range clients {
+		c, err := hub.Attach(context.Background(), []string{fmt.Sprintf("events.c%d", i)}, 8, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Detach()
+		clients[i] = c
+	}
+	// The new channels' settle probe comes first, so that only the
+	// recovery below reads.
+	deadline := time.Now().Add(10 * time.Second)
+	for !settled(hub) {
+		if time.Now().After(deadline) {
+			t.Fatal("the new channels were not probed within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range clients {
+		loseNext(t, hub, pub, fmt.Sprintf("events.c%d", i))
+	}
+	hub.suspectAll()
+	for i, c := range clients {
+		if f := next(t, c); !strings.Contains(string(f.Data), "lost") {
+			t.Fatalf("client %d got %q, want its lost event", i, f.Data)
+		}
+		quiet(t, c, fmt.Sprintf("client %d after its lost event", i))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.reads) != 1 || !slices.Equal(r.reads[0], hub.stream.Subjects) {
+		t.Fatalf("recovery read %d times, filtered on %v; want once, through the stream's subjects %v", len(r.reads), r.reads, hub.stream.Subjects)
+	}
+}
+
+// settled reports whether every topic has had its settle probe and none is
+// suspect.
+func settled(h *Hub) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.settling) > 0 || len(h.queue) > 0 {
+		return false
+	}
+	for _, t := range h.topics {
+		if t.suspect {
+			return false
+		}
+	}
+	return true
 }
