@@ -20,14 +20,16 @@ import (
 // suspect topic holds its clients: their live frames wait, so that none of
 // them sees a newer event of another channel before the lost one.
 //
-// The worker takes suspect topics in batches of at most
-// replay.MaxFilterSubjects. It asks the stream for the newest sequence of
-// each subject that is not known changed: one at or below the topic's
-// chain head lost nothing. For the changed ones it reads, once per group
-// of clients whose channels fit in one consumer, every event after the
-// group's lowest position, in stream order, and queues each client the
-// ones past its own position. Then it lifts the holds, and the held live
-// frames follow in order. A client whose events cannot be read in time is
+// The worker takes every suspect topic queued, in batches of at most
+// replay.MaxFilterSubjects. For each batch it asks the stream for the
+// newest sequence of each subject that is not known changed: one at or
+// below the topic's chain head lost nothing. It groups the changed
+// topics' clients so that each group's channels fit in one consumer, and
+// reads every event after the lowest position, in stream order: one group
+// through a consumer filtered on its channels, several in one pass
+// through the stream. It queues each client the events past its own
+// position. Then it lifts the holds, and the held live frames follow in
+// order. A client whose events cannot be read in time is
 // ended, and resumes from the last event it wrote.
 //
 // Clients whose session is replaying are left to the session: they are
@@ -181,13 +183,16 @@ func (h *Hub) recoverLoop() {
 			return
 		}
 		for h.ctx.Err() == nil {
+			// Nothing can be probed while NATS is away, and the reconnect
+			// makes every topic suspect again: a round taken before it
+			// would have to go round again, all of it.
+			if !h.conn.NC.IsConnected() {
+				break
+			}
 			h.verifyEpoch()
 			// Every suspect topic at once: after a reconnect that is all
 			// of them, and one read then covers them all (see read).
-			var batches [][]batchItem
-			for batch := h.takeBatch(); len(batch) > 0; batch = h.takeBatch() {
-				batches = append(batches, batch)
-			}
+			batches := h.takeBatches()
 			if len(batches) == 0 {
 				break
 			}
@@ -224,25 +229,29 @@ type batchItem struct {
 	gen uint64
 }
 
-func (h *Hub) takeBatch() []batchItem {
+// takeBatches takes every suspect topic queued, in batches of at most
+// replay.MaxFilterSubjects, each with the generation it has now.
+func (h *Hub) takeBatches() [][]batchItem {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var batches [][]batchItem
 	var batch []batchItem
-	rest := h.queue[:0]
 	for _, t := range h.queue {
-		switch {
-		case len(batch) == replay.MaxFilterSubjects:
-			rest = append(rest, t)
-		case h.topics[t.live] != t || !t.suspect:
-			t.queued = false
-		default:
-			t.queued = false
-			batch = append(batch, batchItem{t, t.gen})
+		t.queued = false
+		if h.topics[t.live] != t || !t.suspect {
+			continue
+		}
+		batch = append(batch, batchItem{t, t.gen})
+		if len(batch) == replay.MaxFilterSubjects {
+			batches, batch = append(batches, batch), nil
 		}
 	}
-	clear(h.queue[len(rest):])
-	h.queue = rest
-	return batch
+	if len(batch) > 0 {
+		batches = append(batches, batch)
+	}
+	clear(h.queue)
+	h.queue = h.queue[:0]
+	return batches
 }
 
 // recoverBatches probes the batches, probesAtOnce at a time, then reads
