@@ -34,7 +34,10 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 			if batch, err = s.drain(batch); err != nil {
 				return
 			}
-		case now := <-heartbeat.C:
+		case <-heartbeat.C:
+			// Now, not when the timer fired: a long batch may have
+			// kept the loop from it.
+			now := time.Now()
 			if rest := interval - now.Sub(s.lastWrite); rest > 0 {
 				heartbeat.Reset(rest)
 				continue

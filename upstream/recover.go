@@ -308,7 +308,10 @@ func (h *Hub) probe(batch []batchItem) error {
 	defer h.mu.Unlock()
 	for _, it := range batch {
 		if last[it.t.subject] > it.t.last {
+			// Known lost, as through a gap: a client that attaches
+			// before the read passes the lost event must wait for it.
 			it.t.changed = true
+			it.t.holdAllLocked()
 		}
 	}
 	return nil

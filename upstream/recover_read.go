@@ -14,6 +14,9 @@ import (
 // The read step of recovery (see recover.go): which clients a round reads
 // for, and the read that queues them what they missed.
 
+// maxReadTime bounds a recovery read, however many groups it serves.
+const maxReadTime = time.Minute
+
 // readGroup is one recovery read: clients whose channels fit in one
 // consumer, read from the lowest of their positions.
 type readGroup struct {
@@ -101,10 +104,16 @@ func (h *Hub) read(groups []*readGroup) {
 	for _, g := range groups {
 		from = min(from, g.from)
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, time.Duration(len(groups))*readTimeout)
+	// One pass for many groups may take long, so it is given readTimeout
+	// per group, up to maxReadTime, and given up sooner if it makes no
+	// progress for readTimeout.
+	ctx, cancel := context.WithTimeout(h.ctx, min(time.Duration(len(groups))*readTimeout, maxReadTime))
 	defer cancel()
+	stalled := time.AfterFunc(readTimeout, cancel)
+	defer stalled.Stop()
 	n := 0
 	err := h.history.Backfill(ctx, subjects, from, func(m replay.Msg) error {
+		stalled.Reset(readTimeout)
 		clients, head := owed[m.Subject], heads[m.Subject]
 		if len(clients) == 0 && head == nil {
 			return nil

@@ -362,3 +362,49 @@ func settled(h *Hub) bool {
 	}
 	return true
 }
+
+// TestClientAttachingDuringARecoveryReadGetsTheLostEvent: a probe finds
+// that a channel lost an event; a client attaches while the read for the
+// channel's other clients is under way, from a position before the lost
+// event. A newer live event must not reach it first: it waits, and the
+// next round reads it the lost one, then the newer one follows.
+func TestClientAttachingDuringARecoveryReadGetsTheLostEvent(t *testing.T) {
+	r := &gatedReader{release: make(chan struct{})}
+	hub, pub := gatedHub(t, r)
+	first, err := hub.Attach(context.Background(), []string{"events.q"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Detach()
+	deadline := time.Now().Add(10 * time.Second)
+	for !settled(hub) {
+		if time.Now().After(deadline) {
+			t.Fatal("the new channel was not probed within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	loseNext(t, hub, pub, "events.q")
+	hub.suspectAll()
+	<-r.reading // the worker chose its clients; the read waits
+	late, err := hub.Attach(context.Background(), []string{"events.q"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Detach()
+	r.release <- struct{}{}
+	lost := next(t, first)
+	if err := pub.Publish("events.q", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	<-r.reading // the next round, for the client that came
+	r.release <- struct{}{}
+	if f := next(t, late); f.Seq != lost.Seq {
+		t.Fatalf("the late client got %d first, want the lost event %d", f.Seq, lost.Seq)
+	}
+	if f := next(t, late); !strings.Contains(string(f.Data), "after") {
+		t.Fatalf("then %q, want the newer event", f.Data)
+	}
+	if f := next(t, first); !strings.Contains(string(f.Data), "after") {
+		t.Fatalf("the first client then got %q, want the newer event", f.Data)
+	}
+}
