@@ -326,6 +326,11 @@ func (h *Hub) finish(batch []batchItem, abandon bool) {
 	for _, it := range batch {
 		t := it.t
 		t.inJob = false
+		if h.topics[t.live] != t {
+			// Its last client left meanwhile, and removeLocked took it
+			// out of the gauge.
+			continue
+		}
 		if abandon {
 			for c := range t.clients {
 				c.End(ReasonResync)

@@ -408,3 +408,46 @@ func TestClientAttachingDuringARecoveryReadGetsTheLostEvent(t *testing.T) {
 		t.Fatalf("the first client then got %q, want the newer event", f.Data)
 	}
 }
+
+// TestChannelLeftDuringRecoveryLeavesTheGaugeAtZero: a channel whose last
+// client leaves while it is being recovered is counted out of the
+// recovering gauge once, not once when it goes and again when the round
+// ends.
+func TestChannelLeftDuringRecoveryLeavesTheGaugeAtZero(t *testing.T) {
+	var recovering atomic.Int64
+	r := &gatedReader{release: make(chan struct{}), reading: make(chan struct{}, 1)}
+	hub, pub := hubReading(t, func(h *replay.History) reader {
+		r.History = h
+		return r
+	}, WithMetrics(Metrics{Recovering: func(d float64) { recovering.Add(int64(d)) }}))
+	leaving, err := hub.Attach(context.Background(), []string{"events.gone"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staying, err := hub.Attach(context.Background(), []string{"events.kept"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staying.Detach()
+	deadline := time.Now().Add(10 * time.Second)
+	for !settled(hub) {
+		if time.Now().After(deadline) {
+			t.Fatal("the new channels were not probed within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	loseNext(t, hub, pub, "events.gone")
+	hub.suspectAll()
+	<-r.reading // the round chose its clients; its read waits
+	leaving.Detach()
+	close(r.release)
+	for hub.Recovering() > 0 { // the round ends with the kept channel
+		if time.Now().After(deadline) {
+			t.Fatal("the round did not end within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := recovering.Load(); n != 0 {
+		t.Fatalf("recovering gauge at %d after the round, want 0", n)
+	}
+}
