@@ -76,7 +76,7 @@ func startNATSCluster(t *testing.T) *natsCluster {
 		}
 	}
 	// JetStream answers account info only once the meta group has a leader
-	// that knows the account.
+	// that knows the account, and places R3 streams once it knows every peer.
 	nc, err := nats.Connect(strings.Join(cl.clientURLs(), ","), nats.Name("e2e-probe"))
 	if err != nil {
 		t.Fatal(err)
@@ -91,11 +91,24 @@ func startNATSCluster(t *testing.T) *natsCluster {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, last = js.AccountInfo(ctx)
-		return last == nil
+		// An R3 stream is placed only once the meta leader has heard from
+		// every peer: "no suitable peers for placement" before that.
+		return last == nil && cl.allPeersOnline()
 	}); err != nil {
 		t.Fatalf("JetStream meta leader: %v (last error: %v); log:\n%s", err, last, logTailOf(cl.log.String(), 12000))
 	}
 	return cl
+}
+
+// allPeersOnline reports whether the meta leader counts every server as an
+// online JetStream peer.
+func (cl *natsCluster) allPeersOnline() bool {
+	for _, ns := range cl.servers {
+		if len(ns.JetStreamClusterPeers()) == len(cl.servers) {
+			return true
+		}
+	}
+	return false
 }
 
 func (cl *natsCluster) clientURLs() []string {

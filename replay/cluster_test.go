@@ -140,14 +140,28 @@ func cluster(t *testing.T) []*server.Server {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := js.AccountInfo(ctx)
 		cancel()
-		if err == nil {
+		// An R3 stream is placed only once the meta leader has heard
+		// from all three peers; before that, creating one fails with "no
+		// suitable peers for placement".
+		if err == nil && allPeersOnline(servers) {
 			return servers
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no JetStream meta leader: %v", err)
+			t.Fatalf("JetStream cluster not formed: meta leader: %v; peers online: %v", err, allPeersOnline(servers))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// allPeersOnline reports whether the meta leader counts every server as an
+// online JetStream peer.
+func allPeersOnline(servers []*server.Server) bool {
+	for _, ns := range servers {
+		if len(ns.JetStreamClusterPeers()) == len(servers) {
+			return true
+		}
+	}
+	return false
 }
 
 // clusterClient connects to every server of a cluster, reconnecting fast.
