@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 type natsCluster struct {
@@ -91,24 +92,11 @@ func startNATSCluster(t *testing.T) *natsCluster {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, last = js.AccountInfo(ctx)
-		// An R3 stream is placed only once the meta leader has heard from
-		// every peer: "no suitable peers for placement" before that.
-		return last == nil && cl.allPeersOnline()
+		return last == nil && natstest.AllPeersOnline(cl.servers)
 	}); err != nil {
 		t.Fatalf("JetStream meta leader: %v (last error: %v); log:\n%s", err, last, logTailOf(cl.log.String(), 12000))
 	}
 	return cl
-}
-
-// allPeersOnline reports whether the meta leader counts every server as an
-// online JetStream peer.
-func (cl *natsCluster) allPeersOnline() bool {
-	for _, ns := range cl.servers {
-		if len(ns.JetStreamClusterPeers()) == len(cl.servers) {
-			return true
-		}
-	}
-	return false
 }
 
 func (cl *natsCluster) clientURLs() []string {

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // TestReadAcrossFailover: on a 3-node cluster with an R3 stream, a read
@@ -140,28 +142,14 @@ func cluster(t *testing.T) []*server.Server {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := js.AccountInfo(ctx)
 		cancel()
-		// An R3 stream is placed only once the meta leader has heard
-		// from all three peers; before that, creating one fails with "no
-		// suitable peers for placement".
-		if err == nil && allPeersOnline(servers) {
+		if err == nil && natstest.AllPeersOnline(servers) {
 			return servers
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("JetStream cluster not formed: meta leader: %v; peers online: %v", err, allPeersOnline(servers))
+			t.Fatalf("JetStream cluster not formed: meta leader: %v; peers online: %v", err, natstest.AllPeersOnline(servers))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// allPeersOnline reports whether the meta leader counts every server as an
-// online JetStream peer.
-func allPeersOnline(servers []*server.Server) bool {
-	for _, ns := range servers {
-		if len(ns.JetStreamClusterPeers()) == len(servers) {
-			return true
-		}
-	}
-	return false
 }
 
 // clusterClient connects to every server of a cluster, reconnecting fast.

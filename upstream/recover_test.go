@@ -323,13 +323,7 @@ func TestManySuspectChannelsAreReadOnce(t *testing.T) {
 	}
 	// The new channels' settle probe comes first, so that only the
 	// recovery below reads.
-	deadline := time.Now().Add(10 * time.Second)
-	for !settled(hub) {
-		if time.Now().After(deadline) {
-			t.Fatal("the new channels were not probed within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitSettled(t, hub)
 	for i := range clients {
 		loseNext(t, hub, pub, fmt.Sprintf("events.c%d", i))
 	}
@@ -347,22 +341,6 @@ func TestManySuspectChannelsAreReadOnce(t *testing.T) {
 	}
 }
 
-// settled reports whether every topic has had its settle probe and none is
-// suspect.
-func settled(h *Hub) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.settling) > 0 || len(h.queue) > 0 {
-		return false
-	}
-	for _, t := range h.topics {
-		if t.suspect {
-			return false
-		}
-	}
-	return true
-}
-
 // TestClientAttachingDuringARecoveryReadGetsTheLostEvent: a probe finds
 // that a channel lost an event; a client attaches while the read for the
 // channel's other clients is under way, from a position before the lost
@@ -376,13 +354,7 @@ func TestClientAttachingDuringARecoveryReadGetsTheLostEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Detach()
-	deadline := time.Now().Add(10 * time.Second)
-	for !settled(hub) {
-		if time.Now().After(deadline) {
-			t.Fatal("the new channel was not probed within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitSettled(t, hub)
 	loseNext(t, hub, pub, "events.q")
 	hub.suspectAll()
 	<-r.reading // the worker chose its clients; the read waits
@@ -429,18 +401,13 @@ func TestChannelLeftDuringRecoveryLeavesTheGaugeAtZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer staying.Detach()
-	deadline := time.Now().Add(10 * time.Second)
-	for !settled(hub) {
-		if time.Now().After(deadline) {
-			t.Fatal("the new channels were not probed within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitSettled(t, hub)
 	loseNext(t, hub, pub, "events.gone")
 	hub.suspectAll()
 	<-r.reading // the round chose its clients; its read waits
 	leaving.Detach()
 	close(r.release)
+	deadline := time.Now().Add(10 * time.Second)
 	for hub.Recovering() > 0 { // the round ends with the kept channel
 		if time.Now().After(deadline) {
 			t.Fatal("the round did not end within 10s")
@@ -449,5 +416,18 @@ func TestChannelLeftDuringRecoveryLeavesTheGaugeAtZero(t *testing.T) {
 	}
 	if n := recovering.Load(); n != 0 {
 		t.Fatalf("recovering gauge at %d after the round, want 0", n)
+	}
+}
+
+// waitSettled waits until the hub's new channels have had their settle
+// probe and none is held, so that only what the test does next reads.
+func waitSettled(t *testing.T, hub *Hub) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !hub.Settled() {
+		if time.Now().After(deadline) {
+			t.Fatal("the new channels were not probed within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -56,3 +56,16 @@ func Connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) 
 	}
 	return nc, js
 }
+
+// AllPeersOnline reports whether the JetStream meta leader among servers
+// counts every one of them as an online peer. Until then an R3 stream
+// cannot be placed: creating one fails with "no suitable peers for
+// placement".
+func AllPeersOnline(servers []*server.Server) bool {
+	for _, ns := range servers {
+		if len(ns.JetStreamClusterPeers()) == len(servers) {
+			return true
+		}
+	}
+	return false
+}
