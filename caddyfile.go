@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/history"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -46,6 +47,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    publish <path> { ... } (see parsePublish)
 //	    health  <path>
 //	    console <path>
+//	    history <path> { ... } (see package history)
+//	    poll    <path> { ... } (see package history)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -79,6 +82,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.HTTP1Takeover, err = onOff(d)
 		case "publish":
 			err = h.parsePublish(d)
+		case "history":
+			h.History = new(history.Config)
+			err = h.History.UnmarshalCaddyfile(d)
+		case "poll":
+			h.Poll = new(history.PollConfig)
+			err = h.Poll.UnmarshalCaddyfile(d)
 		case "health":
 			err = oneString(d, &h.HealthPath)
 		case "console":

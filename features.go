@@ -15,6 +15,10 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 	switch {
 	case h.Publish != nil && p == h.Publish.Path:
 		return true, h.servePublish(w, r)
+	case h.History != nil && p == h.History.Path:
+		return true, h.serveHistory(w, r, h.past.ServeHistory)
+	case h.Poll != nil && p == h.Poll.Path:
+		return true, h.serveHistory(w, r, h.past.ServePoll)
 	case h.HealthPath != "" && p == h.HealthPath:
 		return true, h.serveHealth(w, r)
 	case h.ConsolePath != "" && p != h.ConsolePath+consoleStream &&
@@ -53,5 +57,25 @@ func (h *Handler) validateFeatures() error {
 		}
 		pub = h.Publish.Path
 	}
-	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath))
+	var past, poll string
+	if h.History != nil {
+		past = h.History.Path
+		if past == "" {
+			return errors.New("history: a path is required")
+		}
+		if err := h.History.Validate(); err != nil {
+			return err
+		}
+	}
+	if h.Poll != nil {
+		poll = h.Poll.Path
+		if poll == "" {
+			return errors.New("poll: a path is required")
+		}
+		if err := h.Poll.Validate(); err != nil {
+			return err
+		}
+	}
+	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath),
+		check("history", past), check("poll", poll))
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/history"
 	"github.com/ssegate/ssegate/internal/ratelog"
 	"github.com/ssegate/ssegate/replay"
 )
@@ -60,6 +61,10 @@ type Handler struct {
 	HealthPath string `json:"health_path,omitempty"`
 	// ConsolePath serves the live console page and its figures.
 	ConsolePath string `json:"console_path,omitempty"`
+	// History serves stored events as JSON pages (docs/history-and-poll.md).
+	History *history.Config `json:"history,omitempty"`
+	// Poll serves long-polls from the live feed (docs/history-and-poll.md).
+	Poll *history.PollConfig `json:"poll,omitempty"`
 
 	// Heartbeat is the idle interval between comment lines. Default 15s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
@@ -89,6 +94,7 @@ type Handler struct {
 	publishers *auth.Publishers
 	probe      *jsProbe
 	buffers    *bufferPool
+	past       *history.Server
 }
 
 // Defaults.
@@ -219,29 +225,41 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		w.Header().Set("Allow", http.MethodGet)
 		return h.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "event streams are opened with GET")
 	}
+	adm, subjects, ok := h.admit(w, r)
+	if !ok {
+		return nil
+	}
+	// The stream owns the admission from here, and releases it at its end.
+	h.serveStream(w, r, subjects, lastEventID(r), adm)
+	return nil
+}
+
+// admit checks a request's channels and credential, or answers it with
+// the refusal. The caller owns the admission and must release it.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (*auth.Admission, []string, bool) {
 	channels, err := h.channels(r)
 	if err != nil {
 		ce := err.(*channelError)
-		return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
+		_ = h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
+		return nil, nil, false
 	}
 	adm, aerr := h.gate.Admit(r, channels)
 	if aerr != nil {
 		h.app.metrics.refusals.WithLabelValues(aerr.Code).Inc()
 		aerr.Write(w)
-		return nil
+		return nil, nil, false
 	}
 	subjects := make([]string, len(adm.Channels))
 	for i, ch := range adm.Channels {
 		if err := h.checkChannel(ch); err != nil {
 			adm.Release()
 			ce := err.(*channelError)
-			return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
+			_ = h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
+			return nil, nil, false
 		}
 		subjects[i] = h.subject(ch)
 	}
-	// The stream owns the admission from here, and releases it at its end.
-	h.serveStream(w, r, subjects, lastEventID(r), adm)
-	return nil
+	return adm, subjects, true
 }
 
 // lastEventID is the client's position: the header an EventSource sends on

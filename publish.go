@@ -215,6 +215,7 @@ func (h *Handler) publishMaxBody() int64 {
 // publishers need JWTs, and so the handler needs keys to verify them.
 func (h *Handler) provisionFeatures() error {
 	h.probe = new(jsProbe)
+	h.provisionHistory()
 	if h.Publish == nil {
 		return nil
 	}

@@ -139,7 +139,7 @@ func (r *reader) pull(ctx context.Context) (done bool, err error) {
 			return false, r.restart(ctx, errGap)
 		}
 		r.delivered = meta.Sequence.Consumer
-		if err := r.fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
+		if err := r.fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Time: meta.Timestamp}); err != nil {
 			return false, err
 		}
 		r.last, r.restarts = meta.Sequence.Stream, 0

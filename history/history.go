@@ -1,0 +1,164 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/replay"
+	"github.com/ssegate/ssegate/upstream"
+)
+
+// Source is the stream's history, read over the replay connection: the
+// same reads, positions and budget as a stream's replay.
+type Source interface {
+	Resolve(ctx context.Context, raw string, subjects []string) (replay.Resolution, error)
+	Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(replay.Msg) error) error
+	Epoch() string
+	Head(ctx context.Context) (replay.Head, error)
+	AfterNewest(ctx context.Context, subjects []string, n int) (uint64, error)
+}
+
+// Hub is the live feed, attached to as a stream attaches.
+type Hub interface {
+	Attach(ctx context.Context, subjects []string, queueSize int, replaying bool) (*upstream.Client, error)
+}
+
+// Backend returns the running gateway's history and hub, waiting while it
+// starts; it fails when NATS cannot serve.
+type Backend func(ctx context.Context) (Source, Hub, error)
+
+// Request is what the gateway checked before handing a request over: the
+// admitted channels, each with its subject, and when the credential
+// expires (zero: never).
+type Request struct {
+	Channels []string
+	Subjects []string
+	Expires  time.Time
+}
+
+// Server answers history and poll requests.
+type Server struct {
+	backend      Backend
+	history      Config
+	poll         PollConfig
+	log          *zap.Logger
+	writeTimeout time.Duration
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithHistory sets the history endpoint's limits.
+func WithHistory(c Config) Option { return func(s *Server) { s.history = c } }
+
+// WithPoll sets the poll endpoint's wait cap.
+func WithPoll(c PollConfig) Option { return func(s *Server) { s.poll = c } }
+
+// WithLogger logs refusals and failures to l.
+func WithLogger(l *zap.Logger) Option { return func(s *Server) { s.log = l } }
+
+// CappingWaitAt caps every poll's wait at the handler's write timeout.
+func CappingWaitAt(writeTimeout time.Duration) Option {
+	return func(s *Server) { s.writeTimeout = writeTimeout }
+}
+
+// NewServer answers from what backend returns.
+func NewServer(backend Backend, opts ...Option) *Server {
+	s := &Server{backend: backend, log: zap.NewNop()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// errFull stops a read once the answer is full.
+var errFull = errors.New("answer full")
+
+// ServeHistory answers GET <history path>: stored events of the request's
+// channels, in stream order.
+func (s *Server) ServeHistory(w http.ResponseWriter, r *http.Request, req Request) {
+	def, most, _ := s.history.limits()
+	p, perr := parseParams(r.URL.Query(), def, most)
+	if perr != nil {
+		s.refuse(w, r, perr)
+		return
+	}
+	src, _, err := s.backend(r.Context())
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	a, _, err := s.page(r.Context(), src, req, p)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	writeAnswer(w, a)
+}
+
+// page reads one answer's events from the stream. It returns the answer
+// and the position it reached. A position that cannot be honoured gives
+// a reset and the oldest events kept.
+func (s *Server) page(ctx context.Context, src Source, req Request, p params) (Answer, uint64, error) {
+	var after, reached uint64
+	var reset string
+	switch {
+	case p.hasAfter:
+		res, err := src.Resolve(ctx, p.after, req.Subjects)
+		if err != nil {
+			return Answer{}, 0, err
+		}
+		after, reached, reset = res.After, res.Current.Seq, res.Reset
+	default:
+		head, err := src.Head(ctx)
+		if err != nil {
+			return Answer{}, 0, err
+		}
+		reached = head.LastSeq
+		if p.last > 0 {
+			if after, err = src.AfterNewest(ctx, req.Subjects, p.last); err != nil {
+				return Answer{}, 0, err
+			}
+		}
+	}
+	_, _, maxBytes := s.history.limits()
+	c := newCollector(req.Channels, req.Subjects, p.limit, maxBytes)
+	epoch := src.Epoch()
+	err := src.Read(ctx, req.Subjects, after, 0, func(m replay.Msg) error {
+		if !c.addMsg(m, epoch) {
+			return errFull
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFull) {
+		return Answer{}, 0, err
+	}
+	a := c.answer(epoch, reached)
+	if reset != "" {
+		a.Reset = &Reset{Reason: reset}
+	}
+	return a, c.reached(reached), nil
+}
+
+// refuse answers a bad request. The log line names the path, never the
+// query, which may carry a ticket.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *auth.Error) {
+	s.log.Info("request refused", zap.Int("status", e.Status), zap.String("error", e.Code),
+		zap.String("detail", e.Detail), zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
+	e.Write(w)
+}
+
+// unavailable answers a request that NATS could not serve, unless the
+// client has gone.
+func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	s.log.Warn("history unavailable", zap.String("path", r.URL.Path), zap.Error(err))
+	(&auth.Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Detail: "events cannot be read right now; try again"}).Write(w)
+}
