@@ -22,7 +22,8 @@ func (h *Handler) provisionHistory() {
 		opts = append(opts, history.WithPoll(*h.Poll))
 	}
 	h.past = history.NewServer(h.historyBackend,
-		append(opts, history.WithLogger(h.log), history.CappingWaitAt(h.writeTimeout()))...)
+		append(opts, history.WithLogger(h.log), history.CappingWaitAt(h.writeTimeout()),
+			history.CountingWaitsIn(h.app.metrics.pollsWaiting.Add))...)
 }
 
 func (h *Handler) historyBackend(ctx context.Context) (history.Source, history.Hub, error) {

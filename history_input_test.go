@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -41,9 +42,9 @@ func TestHistoryAndPollRefuseBadInput(t *testing.T) {
 		{name: "limit twice", q: url.Values{"channel": {"pub.a"}, "limit": {"1", "2"}}, status: 400, code: "invalid_limit"},
 		{name: "last zero", paths: []string{"/events/history"}, q: url.Values{"channel": {"pub.a"}, "last": {"0"}}, status: 400, code: "invalid_last"},
 		{name: "after and last", paths: []string{"/events/history"}, q: url.Values{"channel": {"pub.a"}, "after": {"1"}, "last": {"5"}}, status: 400, code: "conflicting_params"},
-		// {name: "last on poll", paths: []string{"/events/poll"}, q: url.Values{"channel": {"pub.a"}, "last": {"5"}}, status: 400, code: "invalid_last"},
-		// {name: "wait not a duration", paths: []string{"/events/poll"}, q: url.Values{"channel": {"pub.a"}, "wait": {"soon"}}, status: 400, code: "invalid_wait"},
-		// {name: "wait negative", paths: []string{"/events/poll"}, q: url.Values{"channel": {"pub.a"}, "wait": {"-1s"}}, status: 400, code: "invalid_wait"},
+		{name: "last on poll", paths: []string{"/events/poll"}, q: url.Values{"channel": {"pub.a"}, "last": {"5"}}, status: 400, code: "invalid_last"},
+		{name: "wait not a duration", paths: []string{"/events/poll"}, q: url.Values{"channel": {"pub.a"}, "wait": {"soon"}}, status: 400, code: "invalid_wait"},
+		{name: "wait negative", paths: []string{"/events/poll"}, q: url.Values{"channel": {"pub.a"}, "wait": {"-1s"}}, status: 400, code: "invalid_wait"},
 		{name: "no channel", q: url.Values{}, status: 400, code: "no_channel"},
 		{name: "invalid channel", q: url.Values{"channel": {"pub.*"}}, status: 400, code: "invalid_channel"},
 		{name: "unknown channel without credential", q: url.Values{"channel": {"nowhere"}}, status: 401, code: "unauthenticated"},
@@ -54,7 +55,7 @@ func TestHistoryAndPollRefuseBadInput(t *testing.T) {
 	for _, tt := range tests {
 		paths := tt.paths
 		if paths == nil {
-			paths = []string{"/events/history"}
+			paths = []string{"/events/history", "/events/poll"}
 		}
 		for _, path := range paths {
 			t.Run(tt.name+" "+path, func(t *testing.T) {
@@ -75,6 +76,14 @@ func TestHistoryAndPollRefuseBadInput(t *testing.T) {
 			})
 		}
 	}
+	// Asking for a longer wait is not an error: it is capped.
+	t.Run("wait 1h is capped at write_timeout", func(t *testing.T) {
+		start := time.Now()
+		status, a, body := getJSON(t, g, "/events/poll", url.Values{"channel": {"pub.quiet"}, "wait": {"1h"}})
+		if took := time.Since(start); status != 200 || len(a.Events) != 0 || took < 1500*time.Millisecond || took > 10*time.Second {
+			t.Fatalf("%d %s after %v", status, body, took)
+		}
+	})
 	t.Run("unknown channel with access is empty", func(t *testing.T) {
 		status, a, body := getJSON(t, g, "/events/history", url.Values{"channel": {"pub.never"}})
 		if status != 200 || len(a.Events) != 0 || a.More {

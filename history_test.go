@@ -210,7 +210,7 @@ func TestHistoryThenStreamIsExact(t *testing.T) {
 		defer close(done)
 		for i := 0; ctx.Err() == nil && i < 20000; i++ {
 			ch := []string{"x", "y", "z"}[i%3]
-			ack, err := js.Publish(ctx, "events."+ch, []byte(fmt.Sprint(i)))
+			ack, err := js.Publish(context.Background(), "events."+ch, []byte(fmt.Sprint(i)))
 			if err != nil {
 				return
 			}

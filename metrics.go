@@ -38,6 +38,7 @@ type metrics struct {
 	channels       prometheus.Gauge
 	recovering     prometheus.Gauge
 	replaysWaiting prometheus.Gauge
+	pollsWaiting   prometheus.Gauge
 }
 
 // Destruct implements caddy.Destructor; the collectors hold nothing.
@@ -109,6 +110,7 @@ func newMetrics() *metrics {
 		channels:       gauge("channel_subscriptions", "Channels with a live subscription on this instance."),
 		recovering:     gauge("channels_recovering", "Channels whose clients are held while missed events are read back."),
 		replaysWaiting: gauge("replays_waiting", "Replays waiting for a slot (replay_concurrency) or for their share of replay_budget."),
+		pollsWaiting:   gauge("polls_waiting", "Long-polls attached to the live feed, waiting for an event."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
 			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -121,7 +123,8 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.clients, m.connections, m.refusals, m.slow, m.backfilled, m.replayed,
-		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting}
+		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting,
+		m.pollsWaiting}
 }
 
 func (m *metrics) hub() upstream.Metrics {

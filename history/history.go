@@ -48,6 +48,7 @@ type Server struct {
 	poll         PollConfig
 	log          *zap.Logger
 	writeTimeout time.Duration
+	waiting      func(delta float64)
 }
 
 // Option configures a Server.
@@ -67,9 +68,15 @@ func CappingWaitAt(writeTimeout time.Duration) Option {
 	return func(s *Server) { s.writeTimeout = writeTimeout }
 }
 
+// CountingWaitsIn reports polls that start (+1) and stop (-1) waiting on
+// the live feed.
+func CountingWaitsIn(gauge func(delta float64)) Option {
+	return func(s *Server) { s.waiting = gauge }
+}
+
 // NewServer answers from what backend returns.
 func NewServer(backend Backend, opts ...Option) *Server {
-	s := &Server{backend: backend, log: zap.NewNop()}
+	s := &Server{backend: backend, log: zap.NewNop(), waiting: func(float64) {}}
 	for _, o := range opts {
 		o(s)
 	}

@@ -1,12 +1,127 @@
 package history
 
 import (
+	"context"
 	"net/http"
+	"time"
 
-	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/replay"
+	"github.com/ssegate/ssegate/upstream"
 )
 
-// ServePoll answers GET <poll path>.
+// ServePoll answers GET <poll path>: as soon as an event after the
+// client's position exists, with the history answer's shape, or after
+// the wait with no events.
+//
+// It is served from the live feed: a poll attaches to its channels as a
+// stream does, takes the frames the hub queues, answers and detaches. The
+// stream is read only for a client whose position lies behind what its
+// channels' live feed starts from, and then it answers at once.
 func (s *Server) ServePoll(w http.ResponseWriter, r *http.Request, req Request) {
-	(&auth.Error{Status: http.StatusNotImplemented, Code: "not_implemented", Detail: "long-poll comes in the next commit"}).Write(w)
+	q := r.URL.Query()
+	def, most, _ := s.history.limits()
+	p, perr := parseParams(q, def, most)
+	if perr == nil && p.last > 0 {
+		perr = badRequest("invalid_last", "last is for history; a poll takes after")
+	}
+	if perr == nil {
+		p.wait, perr = parseWait(q, s.poll.maxWait(s.writeTimeout))
+	}
+	if perr != nil {
+		s.refuse(w, r, perr)
+		return
+	}
+	if !req.Expires.IsZero() {
+		// A poll ends with its credential, as a stream does.
+		p.wait = max(min(p.wait, time.Until(req.Expires)), 0)
+	}
+	src, hub, err := s.backend(r.Context())
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	a, err := s.pollOnce(r.Context(), src, hub, req, p)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	writeAnswer(w, a)
+}
+
+// pollOnce attaches, reads the stream if the client is behind, and
+// otherwise waits for live frames.
+func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request, p params) (Answer, error) {
+	var id replay.ID
+	if p.hasAfter {
+		var err error
+		id, err = replay.Parse(p.after)
+		if err != nil || (id.Epoch != "" && id.Epoch != src.Epoch()) {
+			// Resolved as history resolves it: a reset, at once.
+			a, _, err := s.page(ctx, src, req, p)
+			return a, err
+		}
+	}
+	wt, err := attach(ctx, hub, req)
+	if err != nil {
+		return Answer{}, err
+	}
+	defer wt.detach()
+	pos := wt.start()
+	switch {
+	case p.hasAfter && id.Seq < pos:
+		// Events may exist between the client's position and the live
+		// feed's start: the stream has them.
+		a, reached, err := s.page(ctx, src, req, p)
+		if err != nil || len(a.Events) > 0 || a.Reset != nil {
+			return a, err
+		}
+		pos = max(pos, reached)
+	case p.hasAfter:
+		pos = id.Seq
+	}
+	epoch := src.Epoch()
+	if !wt.endReplay(pos) {
+		// Live frames overflowed while the stream was read; they come
+		// from the stream on the next poll.
+		return newCollector(nil, nil, 0, 0).answer(epoch, pos), nil
+	}
+	s.waiting(1)
+	defer s.waiting(-1)
+	return s.waitLive(ctx, wt, p, pos, epoch), nil
+}
+
+// waitLive waits for frames after pos and answers with them.
+func (s *Server) waitLive(ctx context.Context, wt *waiter, p params, pos uint64, epoch string) Answer {
+	_, _, maxBytes := s.history.limits()
+	deadline := time.Now().Add(p.wait)
+	for {
+		frames, reason := wt.wait(ctx, time.Until(deadline))
+		c := newCollector(nil, nil, p.limit, maxBytes)
+		switch reason {
+		case upstream.ReasonNone:
+		case upstream.ReasonRecreated:
+			a := c.answer(epoch, 0)
+			a.LastID = replay.ID{Epoch: wt.clients[0].Epoch()}.String()
+			a.Reset = &Reset{Reason: replay.ResetStreamRecreated}
+			return a
+		default:
+			// Whatever ended the feed, the client resumes from pos.
+			return c.answer(epoch, pos)
+		}
+		if len(frames) == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+			continue
+		}
+		reached := pos
+		for _, f := range frames {
+			var stored time.Time
+			if f.Stored != 0 {
+				stored = time.Unix(0, f.Stored)
+			}
+			if !c.addFrame(f.channel, f.Seq, f.Data, stored) {
+				break
+			}
+			reached = f.Seq
+		}
+		return c.answer(epoch, reached)
+	}
 }
