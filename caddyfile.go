@@ -2,16 +2,15 @@ package ssegate
 
 import (
 	"math"
-	"strconv"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/caddyargs"
+	publishing "github.com/ssegate/ssegate/publish"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -43,7 +42,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    write_timeout   <duration>
 //	    replay_limit    <n>
 //	    auth { ... }    (see package auth)
-//	    publish <path> { ... } (see parsePublish)
+//	    publish <path> { ... } (see package publish)
 //	    health  <path>
 //	    console <path>
 //	}
@@ -58,31 +57,35 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "channels":
 			err = h.parseChannels(d)
 		case "subject":
-			err = oneString(d, &h.Subject)
+			err = caddyargs.String(d, &h.Subject)
 		case "channel_pattern":
-			err = oneString(d, &h.ChannelPattern)
+			err = caddyargs.String(d, &h.ChannelPattern)
 		case "max_channels":
-			err = positiveInt(d, &h.MaxChannels)
+			err = caddyargs.PositiveInt(d, &h.MaxChannels)
 		case "public":
-			err = appendArgs(d, &h.Public)
+			err = caddyargs.Strings(d, &h.Public)
 		case "heartbeat":
-			err = duration(d, &h.Heartbeat)
+			err = caddyargs.Duration(d, &h.Heartbeat)
 		case "retry":
-			err = duration(d, &h.Retry)
+			err = caddyargs.Duration(d, &h.Retry)
 		case "queue_size":
-			err = positiveInt(d, &h.QueueSize)
+			err = caddyargs.PositiveInt(d, &h.QueueSize)
 		case "write_timeout":
-			err = duration(d, &h.WriteTimeout)
+			err = caddyargs.Duration(d, &h.WriteTimeout)
 		case "replay_limit":
-			err = positiveInt(d, &h.ReplayLimit)
+			err = caddyargs.PositiveInt(d, &h.ReplayLimit)
 		case "http1_takeover":
-			h.HTTP1Takeover, err = onOff(d)
+			h.HTTP1Takeover, err = caddyargs.OnOff(d)
 		case "publish":
-			err = h.parsePublish(d)
+			if h.Publish != nil {
+				return d.Err("publish is given more than once")
+			}
+			h.Publish = new(publishing.Config)
+			err = h.Publish.UnmarshalCaddyfile(d)
 		case "health":
-			err = oneString(d, &h.HealthPath)
+			err = caddyargs.String(d, &h.HealthPath)
 		case "console":
-			err = oneString(d, &h.ConsolePath)
+			err = caddyargs.String(d, &h.ConsolePath)
 		case "auth":
 			if h.Auth != nil {
 				return d.Err("auth is given more than once")
@@ -113,7 +116,7 @@ func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
 			h.ChannelParam = d.Val()
 		}
 	case "placeholder":
-		return oneString(d, &h.ChannelPlaceholder)
+		return caddyargs.String(d, &h.ChannelPlaceholder)
 	case "fixed":
 		h.Channels = d.RemainingArgs()
 		if len(h.Channels) == 0 {
@@ -188,22 +191,22 @@ func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 		var err error
 		switch d.Val() {
 		case "url":
-			err = appendArgs(d, &app.NATS.URLs)
+			err = caddyargs.Strings(d, &app.NATS.URLs)
 		case "user":
-			err = oneString(d, &app.NATS.User)
+			err = caddyargs.String(d, &app.NATS.User)
 		case "password":
-			err = oneString(d, &app.NATS.Password)
+			err = caddyargs.String(d, &app.NATS.Password)
 		case "token":
-			err = oneString(d, &app.NATS.Token)
+			err = caddyargs.String(d, &app.NATS.Token)
 		case "creds_file":
-			err = oneString(d, &app.NATS.CredsFile)
+			err = caddyargs.String(d, &app.NATS.CredsFile)
 		case "nkey_file":
-			err = oneString(d, &app.NATS.NKeyFile)
+			err = caddyargs.String(d, &app.NATS.NKeyFile)
 		case "tls":
 			app.NATS.TLS = new(upstream.TLSConfig)
 			err = parseTLS(d, app.NATS.TLS)
 		case "reconnect_wait":
-			err = duration(d, &app.NATS.ReconnectWait)
+			err = caddyargs.Duration(d, &app.NATS.ReconnectWait)
 		case "embedded":
 			app.NATS.Embedded = new(upstream.EmbeddedConfig)
 			err = parseEmbedded(d, app.NATS.Embedded)
@@ -211,21 +214,21 @@ func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = parseStream(d, app)
 		case "manage_stream":
 			var on bool
-			if on, err = onOff(d); err == nil {
+			if on, err = caddyargs.OnOff(d); err == nil {
 				app.Stream.Unmanaged = !on
 			}
 		case "start_timeout":
-			err = duration(d, &app.StartTimeout)
+			err = caddyargs.Duration(d, &app.StartTimeout)
 		case "replay_concurrency":
-			err = positiveInt(d, &app.ReplayConcurrency)
+			err = caddyargs.PositiveInt(d, &app.ReplayConcurrency)
 		case "replay_pull_bytes":
 			var n int64
-			if err = positiveSize(d, &n); err == nil && n > math.MaxInt32 {
+			if err = caddyargs.PositiveSize(d, &n); err == nil && n > math.MaxInt32 {
 				err = d.Errf("replay_pull_bytes %d: too large", n)
 			}
 			app.ReplayPullBytes = int(n)
 		case "replay_budget":
-			err = positiveSize(d, &app.ReplayBudget)
+			err = caddyargs.PositiveSize(d, &app.ReplayBudget)
 		default:
 			err = d.Errf("unknown ssegate option %q", d.Val())
 		}
@@ -244,13 +247,13 @@ func parseTLS(d *caddyfile.Dispenser, t *upstream.TLSConfig) error {
 		var err error
 		switch d.Val() {
 		case "ca":
-			err = oneString(d, &t.CA)
+			err = caddyargs.String(d, &t.CA)
 		case "cert":
-			err = oneString(d, &t.Cert)
+			err = caddyargs.String(d, &t.Cert)
 		case "key":
-			err = oneString(d, &t.Key)
+			err = caddyargs.String(d, &t.Key)
 		case "server_name":
-			err = oneString(d, &t.ServerName)
+			err = caddyargs.String(d, &t.ServerName)
 		default:
 			err = d.Errf("unknown tls option %q", d.Val())
 		}
@@ -269,14 +272,14 @@ func parseEmbedded(d *caddyfile.Dispenser, e *upstream.EmbeddedConfig) error {
 		var err error
 		switch d.Val() {
 		case "listen":
-			err = oneString(d, &e.Listen)
+			err = caddyargs.String(d, &e.Listen)
 		case "store_dir":
-			err = oneString(d, &e.StoreDir)
+			err = caddyargs.String(d, &e.StoreDir)
 		case "user", "nkey":
 			err = parseEmbeddedUser(d, e)
 		case "anonymous":
 			var on bool
-			if on, err = onOff(d); err == nil {
+			if on, err = caddyargs.OnOff(d); err == nil {
 				e.Anonymous = &on
 			}
 		default:
@@ -312,11 +315,11 @@ func parseEmbeddedUser(d *caddyfile.Dispenser, e *upstream.EmbeddedConfig) error
 			if kind == "nkey" {
 				return d.Err("an nkey user takes no password; the client signs with its seed")
 			}
-			err = oneString(d, &u.Password)
+			err = caddyargs.String(d, &u.Password)
 		case "publish":
-			err = appendArgs(d, &u.Publish)
+			err = caddyargs.Strings(d, &u.Publish)
 		case "subscribe":
-			err = appendArgs(d, &u.Subscribe)
+			err = caddyargs.Strings(d, &u.Subscribe)
 		default:
 			err = d.Errf("unknown %s option %q", kind, d.Val())
 		}
@@ -337,29 +340,29 @@ func parseStream(d *caddyfile.Dispenser, app *App) error {
 		var err error
 		switch d.Val() {
 		case "name":
-			err = oneString(d, &s.Name)
+			err = caddyargs.String(d, &s.Name)
 		case "subjects":
 			s.Subjects = d.RemainingArgs()
 			if len(s.Subjects) == 0 {
 				err = d.ArgErr()
 			}
 		case "republish_prefix":
-			err = oneString(d, &s.RepublishPrefix)
+			err = caddyargs.String(d, &s.RepublishPrefix)
 		case "storage":
-			if err = oneString(d, &s.Storage); err == nil && s.Storage != "file" && s.Storage != "memory" {
+			if err = caddyargs.String(d, &s.Storage); err == nil && s.Storage != "file" && s.Storage != "memory" {
 				err = d.Errf("storage must be file or memory, not %q", s.Storage)
 			}
 		case "replicas":
-			err = positiveInt(d, &s.Replicas)
+			err = caddyargs.PositiveInt(d, &s.Replicas)
 		case "max_age":
-			err = duration(d, &s.MaxAge)
+			err = caddyargs.Duration(d, &s.MaxAge)
 		case "max_msgs_per_subject":
 			var n int
-			if err = positiveInt(d, &n); err == nil {
+			if err = caddyargs.PositiveInt(d, &n); err == nil {
 				s.MaxMsgsPerSubject = int64(n)
 			}
 		case "max_bytes":
-			err = byteSize(d, &s.MaxBytes)
+			err = caddyargs.Size(d, &s.MaxBytes)
 		default:
 			err = d.Errf("unknown stream option %q", d.Val())
 		}
@@ -368,98 +371,6 @@ func parseStream(d *caddyfile.Dispenser, app *App) error {
 		}
 	}
 	return nil
-}
-
-func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
-	}
-	*dst = append(*dst, args...)
-	return nil
-}
-
-func oneString(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-func positiveInt(d *caddyfile.Dispenser, dst *int) error {
-	key := d.Val()
-	var v string
-	if err := oneString(d, &v); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return d.Errf("%s: want a positive integer, got %q", key, v)
-	}
-	*dst = n
-	return nil
-}
-
-// byteSize reads one size such as 64MiB or 1GB.
-func byteSize(d *caddyfile.Dispenser, dst *int64) error {
-	key := d.Val()
-	var v string
-	if err := oneString(d, &v); err != nil {
-		return err
-	}
-	n, err := humanize.ParseBytes(v)
-	if err != nil {
-		return d.Errf("%s %q: %v", key, v, err)
-	}
-	if n > math.MaxInt64 {
-		return d.Errf("%s %q: too large", key, v)
-	}
-	*dst = int64(n)
-	return nil
-}
-
-func positiveSize(d *caddyfile.Dispenser, dst *int64) error {
-	key := d.Val()
-	if err := byteSize(d, dst); err != nil {
-		return err
-	}
-	if *dst <= 0 {
-		return d.Errf("%s: want a positive size", key)
-	}
-	return nil
-}
-
-func duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	key := d.Val()
-	var v string
-	if err := oneString(d, &v); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(v)
-	if err != nil || dur <= 0 {
-		return d.Errf("%s: want a positive duration, got %q", key, v)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
-}
-
-func onOff(d *caddyfile.Dispenser) (bool, error) {
-	key := d.Val()
-	var v string
-	if err := oneString(d, &v); err != nil {
-		return false, err
-	}
-	switch v {
-	case "on":
-		return true, nil
-	case "off":
-		return false, nil
-	}
-	return false, d.Errf("%s: want on or off, got %q", key, v)
 }
 
 // Interface guards.

@@ -1,3 +1,6 @@
+// Package health answers whether the gateway can serve streams: the
+// readiness endpoint for load balancers, and the figures the console shows
+// beside it.
 package health
 
 import (
@@ -11,21 +14,32 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/refusal"
 )
 
 const (
-	// probeTTL is how long one JetStream check answers for: load
+	// checkTTL is how long one JetStream check answers for: load
 	// balancers and consoles poll often, and each check is an API request.
-	probeTTL = time.Second
-	// probeTimeout bounds one check, so a probe never hangs on a NATS
+	checkTTL = time.Second
+	// checkTimeout bounds one check, so a check never hangs on a NATS
 	// server that stopped answering.
-	probeTimeout = 2 * time.Second
+	checkTimeout = 2 * time.Second
 )
 
-// jsProbe checks the stream, at most once per probeTTL, for the health
+// Conn is the gateway's running NATS connection; nc is nil while the
+// gateway is starting.
+type Conn func() (nc *nats.Conn, js jetstream.JetStream)
+
+// Checker checks the stream, at most once per checkTTL, for the health
 // endpoint and the console's figures. Its last two samples of the stream's
 // last sequence give the rate of events stored.
-type jsProbe struct {
+type Checker struct {
+	conn   Conn
+	stream string
+	refuse refusal.Refuser
+
 	mu      sync.Mutex
 	at      time.Time
 	err     error
@@ -34,19 +48,25 @@ type jsProbe struct {
 	prevSeq uint64
 }
 
-// probeResult is one (possibly cached) answer of the probe.
-type probeResult struct {
+// New returns a Checker of the named stream over conn; refuse answers the
+// requests the endpoint does not serve.
+func New(conn Conn, stream string, refuse refusal.Refuser) *Checker {
+	return &Checker{conn: conn, stream: stream, refuse: refuse}
+}
+
+// result is one (possibly cached) answer of the check.
+type result struct {
 	err  error
 	rate float64 // events stored per second, over the last two samples
 }
 
-func (p *jsProbe) check(js jetstream.JetStream, stream string, now time.Time) probeResult {
+func (p *Checker) check(js jetstream.JetStream, stream string, now time.Time) result {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.at.IsZero() || now.Sub(p.at) >= probeTTL {
+	if p.at.IsZero() || now.Sub(p.at) >= checkTTL {
 		// Not the request's context: a caller that gives up must not
 		// leave a failure cached for the next one.
-		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 		info, err := streamInfo(ctx, js, stream)
 		cancel()
 		if err == nil && p.err == nil && !p.at.IsZero() {
@@ -59,7 +79,7 @@ func (p *jsProbe) check(js jetstream.JetStream, stream string, now time.Time) pr
 		}
 		p.at, p.err = now, err
 	}
-	res := probeResult{err: p.err}
+	res := result{err: p.err}
 	if dt := p.at.Sub(p.prevAt).Seconds(); !p.prevAt.IsZero() && dt > 0 && p.lastSeq >= p.prevSeq {
 		res.rate = float64(p.lastSeq-p.prevSeq) / dt
 	}
@@ -74,40 +94,35 @@ func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jets
 	return s.CachedInfo(), nil
 }
 
-// health is the readiness answer. Its values are fixed words, so an
-// unauthenticated probe learns nothing but the state.
-type health struct {
+// Report is the readiness answer. Its values are fixed words, so an
+// unauthenticated caller learns nothing but the state.
+type Report struct {
 	Status    string `json:"status"`
 	NATS      string `json:"nats"`
 	JetStream string `json:"jetstream"`
 }
 
-// current is the running state without waiting for Start: a probe during
-// startup answers at once that the gateway is not ready.
-func (a *App) current() *running {
-	select {
-	case <-a.started:
-		return a.state.Load()
-	default:
-		return nil
-	}
+// Check reports NATS's connection state and whether JetStream serves the
+// stream, and the rate of events stored. Ready (Status "ok") means a new
+// stream gets live events and replays.
+func (p *Checker) Check(now time.Time) (Report, float64) {
+	hl, res := p.readiness(now)
+	return hl, res.rate
 }
 
-// readiness reports NATS's connection state and whether JetStream serves
-// the stream. Ready means a new stream gets live events and replays.
-func (h *Handler) readiness(now time.Time) (health, probeResult) {
-	hl := health{Status: "unavailable", NATS: "unknown", JetStream: "unknown"}
-	run := h.app.current()
-	if run == nil {
+func (p *Checker) readiness(now time.Time) (Report, result) {
+	hl := Report{Status: "unavailable", NATS: "unknown", JetStream: "unknown"}
+	nc, js := p.conn()
+	if nc == nil {
 		hl.Status = "starting"
-		return hl, probeResult{}
+		return hl, result{}
 	}
-	status := run.conn.NC.Status()
+	status := nc.Status()
 	hl.NATS = strings.ToLower(status.String())
 	if status != nats.CONNECTED {
-		return hl, probeResult{}
+		return hl, result{}
 	}
-	res := h.probe.check(run.conn.JS, h.app.Stream.Name, now)
+	res := p.check(js, p.stream, now)
 	switch {
 	case res.err == nil:
 		hl.Status, hl.JetStream = "ok", "ok"
@@ -119,13 +134,13 @@ func (h *Handler) readiness(now time.Time) (health, probeResult) {
 	return hl, res
 }
 
-// serveHealth answers 200 when ready and 503 otherwise, for load balancers.
-func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) error {
+// ServeHTTP answers 200 when ready and 503 otherwise, for load balancers.
+func (p *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return h.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "use GET or HEAD")
+		return p.refuse.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET or HEAD")
 	}
-	hl, _ := h.readiness(time.Now())
+	hl, _ := p.readiness(time.Now())
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
