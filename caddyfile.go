@@ -11,7 +11,6 @@ import (
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/caddyargs"
 	publishing "github.com/ssegate/ssegate/publish"
-	"github.com/ssegate/ssegate/upstream"
 )
 
 func init() {
@@ -135,43 +134,10 @@ func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
 // parseApp reads the global option:
 //
 //	ssegate {
-//	    url            <nats-url...>
-//	    user           <user>
-//	    password       <password>
-//	    token          <token>
-//	    creds_file     <path>
-//	    nkey_file      <path>
-//	    tls {
-//	        ca          <pem file>
-//	        cert        <pem file>
-//	        key         <pem file>
-//	        server_name <name>
-//	    }
-//	    reconnect_wait <duration>
-//	    embedded {
-//	        listen    <host:port>
-//	        store_dir <path>
-//	        anonymous on|off
-//	        user <name> {
-//	            password  <password or bcrypt hash>
-//	            publish   <subject...>
-//	            subscribe <subject...>
-//	        }
-//	        nkey <public user nkey> {
-//	            publish   <subject...>
-//	            subscribe <subject...>
-//	        }
-//	    }
-//	    stream {
-//	        name                 <name>
-//	        subjects             <subject...>
-//	        republish_prefix     <prefix>
-//	        storage              file|memory
-//	        replicas             <n>
-//	        max_age              <duration>
-//	        max_msgs_per_subject <n>
-//	        max_bytes            <size>
-//	    }
+//	    url, user, password, token, creds_file, nkey_file,
+//	    tls { ... }, reconnect_wait, embedded { ... }
+//	                   (see upstream.Config.UnmarshalCaddyfileOption)
+//	    stream { ... } (see replay.StreamConfig.UnmarshalCaddyfile)
 //	    manage_stream  on|off
 //	    start_timeout  <duration>
 //	    replay_concurrency <n>
@@ -188,189 +154,47 @@ func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		var err error
-		switch d.Val() {
-		case "url":
-			err = caddyargs.Strings(d, &app.NATS.URLs)
-		case "user":
-			err = caddyargs.String(d, &app.NATS.User)
-		case "password":
-			err = caddyargs.String(d, &app.NATS.Password)
-		case "token":
-			err = caddyargs.String(d, &app.NATS.Token)
-		case "creds_file":
-			err = caddyargs.String(d, &app.NATS.CredsFile)
-		case "nkey_file":
-			err = caddyargs.String(d, &app.NATS.NKeyFile)
-		case "tls":
-			app.NATS.TLS = new(upstream.TLSConfig)
-			err = parseTLS(d, app.NATS.TLS)
-		case "reconnect_wait":
-			err = caddyargs.Duration(d, &app.NATS.ReconnectWait)
-		case "embedded":
-			app.NATS.Embedded = new(upstream.EmbeddedConfig)
-			err = parseEmbedded(d, app.NATS.Embedded)
-		case "stream":
-			err = parseStream(d, app)
-		case "manage_stream":
-			var on bool
-			if on, err = caddyargs.OnOff(d); err == nil {
-				app.Stream.Unmanaged = !on
+		if ok, err := app.NATS.UnmarshalCaddyfileOption(d); ok {
+			if err != nil {
+				return nil, err
 			}
-		case "start_timeout":
-			err = caddyargs.Duration(d, &app.StartTimeout)
-		case "replay_concurrency":
-			err = caddyargs.PositiveInt(d, &app.ReplayConcurrency)
-		case "replay_pull_bytes":
-			var n int64
-			if err = caddyargs.PositiveSize(d, &n); err == nil && n > math.MaxInt32 {
-				err = d.Errf("replay_pull_bytes %d: too large", n)
-			}
-			app.ReplayPullBytes = int(n)
-		case "replay_budget":
-			err = caddyargs.PositiveSize(d, &app.ReplayBudget)
-		default:
-			err = d.Errf("unknown ssegate option %q", d.Val())
+			continue
 		}
-		if err != nil {
+		if err := app.unmarshalCaddyfileOption(d); err != nil {
 			return nil, err
 		}
 	}
 	return httpcaddyfile.App{Name: "ssegate", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
-func parseTLS(d *caddyfile.Dispenser, t *upstream.TLSConfig) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "ca":
-			err = caddyargs.String(d, &t.CA)
-		case "cert":
-			err = caddyargs.String(d, &t.Cert)
-		case "key":
-			err = caddyargs.String(d, &t.Key)
-		case "server_name":
-			err = caddyargs.String(d, &t.ServerName)
-		default:
-			err = d.Errf("unknown tls option %q", d.Val())
-		}
-		if err != nil {
+// unmarshalCaddyfileOption reads one line of the global option that is
+// the app's own or its stream's.
+func (a *App) unmarshalCaddyfileOption(d *caddyfile.Dispenser) error {
+	switch d.Val() {
+	case "stream":
+		return a.Stream.UnmarshalCaddyfile(d)
+	case "manage_stream":
+		on, err := caddyargs.OnOff(d)
+		a.Stream.Unmanaged = !on
+		return err
+	case "start_timeout":
+		return caddyargs.Duration(d, &a.StartTimeout)
+	case "replay_concurrency":
+		return caddyargs.PositiveInt(d, &a.ReplayConcurrency)
+	case "replay_pull_bytes":
+		var n int64
+		if err := caddyargs.PositiveSize(d, &n); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func parseEmbedded(d *caddyfile.Dispenser, e *upstream.EmbeddedConfig) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "listen":
-			err = caddyargs.String(d, &e.Listen)
-		case "store_dir":
-			err = caddyargs.String(d, &e.StoreDir)
-		case "user", "nkey":
-			err = parseEmbeddedUser(d, e)
-		case "anonymous":
-			var on bool
-			if on, err = caddyargs.OnOff(d); err == nil {
-				e.Anonymous = &on
-			}
-		default:
-			err = d.Errf("unknown embedded option %q", d.Val())
+		if n > math.MaxInt32 {
+			return d.Errf("replay_pull_bytes %d: too large", n)
 		}
-		if err != nil {
-			return err
-		}
+		a.ReplayPullBytes = int(n)
+		return nil
+	case "replay_budget":
+		return caddyargs.PositiveSize(d, &a.ReplayBudget)
 	}
-	return nil
-}
-
-// parseEmbeddedUser reads `user <name> { password ... }` or
-// `nkey <U...> [{ ... }]`, each with optional publish and subscribe lists.
-func parseEmbeddedUser(d *caddyfile.Dispenser, e *upstream.EmbeddedConfig) error {
-	kind := d.Val()
-	var u upstream.EmbeddedUser
-	id := &u.User
-	if kind == "nkey" {
-		id = &u.NKey
-	}
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*id = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "password":
-			if kind == "nkey" {
-				return d.Err("an nkey user takes no password; the client signs with its seed")
-			}
-			err = caddyargs.String(d, &u.Password)
-		case "publish":
-			err = caddyargs.Strings(d, &u.Publish)
-		case "subscribe":
-			err = caddyargs.Strings(d, &u.Subscribe)
-		default:
-			err = d.Errf("unknown %s option %q", kind, d.Val())
-		}
-		if err != nil {
-			return err
-		}
-	}
-	e.Users = append(e.Users, u)
-	return nil
-}
-
-func parseStream(d *caddyfile.Dispenser, app *App) error {
-	s := &app.Stream
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "name":
-			err = caddyargs.String(d, &s.Name)
-		case "subjects":
-			s.Subjects = d.RemainingArgs()
-			if len(s.Subjects) == 0 {
-				err = d.ArgErr()
-			}
-		case "republish_prefix":
-			err = caddyargs.String(d, &s.RepublishPrefix)
-		case "storage":
-			if err = caddyargs.String(d, &s.Storage); err == nil && s.Storage != "file" && s.Storage != "memory" {
-				err = d.Errf("storage must be file or memory, not %q", s.Storage)
-			}
-		case "replicas":
-			err = caddyargs.PositiveInt(d, &s.Replicas)
-		case "max_age":
-			err = caddyargs.Duration(d, &s.MaxAge)
-		case "max_msgs_per_subject":
-			var n int
-			if err = caddyargs.PositiveInt(d, &n); err == nil {
-				s.MaxMsgsPerSubject = int64(n)
-			}
-		case "max_bytes":
-			err = caddyargs.Size(d, &s.MaxBytes)
-		default:
-			err = d.Errf("unknown stream option %q", d.Val())
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return d.Errf("unknown ssegate option %q", d.Val())
 }
 
 // Interface guards.
