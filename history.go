@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/history"
 )
 
@@ -22,7 +23,7 @@ func (h *Handler) provisionHistory() {
 		opts = append(opts, history.WithPoll(*h.Poll))
 	}
 	h.past = history.NewServer(h.historyBackend,
-		append(opts, history.WithLogger(h.log), history.CappingWaitAt(h.writeTimeout()),
+		append(opts, history.WithLogger(h.log), history.RefusingWith(h.refusal), history.CappingWaitAt(h.writeTimeout()),
 			history.CountingWaitsIn(h.app.metrics.pollsWaiting.Add))...)
 }
 
@@ -44,7 +45,7 @@ func (h *Handler) serveHistory(w http.ResponseWriter, r *http.Request, serve fun
 	h.gate.ApplyCORS(w, r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		return h.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "history and poll are read with GET")
+		return h.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "history and poll are read with GET")
 	}
 	adm, subjects, ok := h.admit(w, r)
 	if !ok {

@@ -1,10 +1,10 @@
 package auth
 
 import (
-	"strconv"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/ssegate/ssegate/internal/caddyargs"
 )
 
 // UnmarshalCaddyfile parses an `auth { ... }` block; d is on the `auth`
@@ -17,81 +17,97 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		dir := d.Val()
-		switch dir {
-		case "hmac_secret", "public_key", "jwks", "audience", "public", "cors_origins":
-		default:
-			if seen[dir] {
-				return d.Errf("%s given more than once", dir)
-			}
+		if seen[dir] && !repeatable(dir) {
+			return d.Errf("%s given more than once", dir)
 		}
 		seen[dir] = true
-		var err error
-		switch dir {
-		case "hmac_secret":
-			err = c.parseHMAC(d)
-		case "public_key":
-			var k PublicKey
-			k.Key, k.Alg, k.KID, err = parseKeyArgs(d)
-			c.PublicKeys = append(c.PublicKeys, k)
-		case "ticket_signing_key":
-			var k SigningKey
-			k.Key, k.Alg, k.KID, err = parseKeyArgs(d)
-			c.TicketSigningKey = &k
-		case "jwks":
-			err = c.parseJWKS(d)
-		case "audience":
-			err = restArgs(d, &c.Audience)
-		case "public":
-			err = restArgs(d, &c.Public)
-		case "cors_origins":
-			err = restArgs(d, &c.CORSOrigins)
-		case "issuer":
-			err = oneArg(d, &c.Issuer)
-		case "cookie":
-			err = oneArg(d, &c.Cookie)
-			if c.Cookie == "off" {
-				c.Cookie, c.DisableCookie = "", true
-			}
-		case "bearer":
-			var v string
-			if err = oneArg(d, &v); err == nil {
-				switch v {
-				case "on":
-					c.DisableBearer = false
-				case "off":
-					c.DisableBearer = true
-				default:
-					err = d.Errf("bearer: expected on or off, got %q", v)
-				}
-			}
-		case "ticket_param":
-			err = oneArg(d, &c.TicketParam)
-		case "ticket_bucket":
-			err = oneArg(d, &c.TicketBucket)
-		case "ticket_path":
-			err = oneArg(d, &c.TicketPath)
-		case "leeway":
-			err = durArg(d, &c.Leeway)
-		case "ticket_lifetime":
-			err = durArg(d, &c.TicketLifetime)
-		case "ticket_max_lifetime":
-			err = durArg(d, &c.TicketMaxLifetime)
-		case "max_token_bytes":
-			err = intArg(d, &c.MaxTokenBytes)
-		case "max_connections":
-			err = intArg(d, &c.MaxConnections)
-		case "max_connections_per_subject":
-			err = intArg(d, &c.MaxConnectionsPerSubject)
-		case "auth_url":
-			err = c.parseCallout(d)
-		default:
-			return d.Errf("unknown auth subdirective %q", dir)
+		handled, err := c.unmarshalKey(d, dir)
+		if !handled {
+			err = c.unmarshalOption(d, dir)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// repeatable says whether a subdirective may be given more than once:
+// the lists and the keys.
+func repeatable(dir string) bool {
+	switch dir {
+	case "hmac_secret", "public_key", "jwks", "audience", "public", "cors_origins":
+		return true
+	}
+	return false
+}
+
+// unmarshalKey reads a line that names a key, and reports whether it was
+// one.
+func (c *Config) unmarshalKey(d *caddyfile.Dispenser, dir string) (bool, error) {
+	var err error
+	switch dir {
+	case "hmac_secret":
+		err = c.parseHMAC(d)
+	case "public_key":
+		var k PublicKey
+		k.Key, k.Alg, k.KID, err = parseKeyArgs(d)
+		c.PublicKeys = append(c.PublicKeys, k)
+	case "ticket_signing_key":
+		var k SigningKey
+		k.Key, k.Alg, k.KID, err = parseKeyArgs(d)
+		c.TicketSigningKey = &k
+	case "jwks":
+		err = c.parseJWKS(d)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// unmarshalOption reads any other line of the block.
+func (c *Config) unmarshalOption(d *caddyfile.Dispenser, dir string) error {
+	switch dir {
+	case "audience":
+		return caddyargs.Strings(d, &c.Audience)
+	case "public":
+		return caddyargs.Strings(d, &c.Public)
+	case "cors_origins":
+		return caddyargs.Strings(d, &c.CORSOrigins)
+	case "issuer":
+		return caddyargs.String(d, &c.Issuer)
+	case "cookie":
+		err := caddyargs.String(d, &c.Cookie)
+		if c.Cookie == "off" {
+			c.Cookie, c.DisableCookie = "", true
+		}
+		return err
+	case "bearer":
+		on, err := caddyargs.OnOff(d)
+		c.DisableBearer = err == nil && !on
+		return err
+	case "ticket_param":
+		return caddyargs.String(d, &c.TicketParam)
+	case "ticket_bucket":
+		return caddyargs.String(d, &c.TicketBucket)
+	case "ticket_path":
+		return caddyargs.String(d, &c.TicketPath)
+	case "leeway":
+		return caddyargs.Duration(d, &c.Leeway)
+	case "ticket_lifetime":
+		return caddyargs.Duration(d, &c.TicketLifetime)
+	case "ticket_max_lifetime":
+		return caddyargs.Duration(d, &c.TicketMaxLifetime)
+	case "max_token_bytes":
+		return caddyargs.NonNegativeInt(d, &c.MaxTokenBytes)
+	case "max_connections":
+		return caddyargs.NonNegativeInt(d, &c.MaxConnections)
+	case "max_connections_per_subject":
+		return caddyargs.NonNegativeInt(d, &c.MaxConnectionsPerSubject)
+	case "auth_url":
+		return c.parseCallout(d)
+	}
+	return d.Errf("unknown auth subdirective %q", dir)
 }
 
 // hmac_secret <secret> [HS256|HS384|HS512] [kid <kid>]
@@ -176,19 +192,19 @@ func (c *Config) parseJWKS(d *caddyfile.Dispenser) error {
 // cache_ttl <dur>; cache_size <n>; max_concurrent <n> }
 func (c *Config) parseCallout(d *caddyfile.Dispenser) error {
 	a := &Callout{}
-	if err := oneArg(d, &a.URL); err != nil {
+	if err := caddyargs.String(d, &a.URL); err != nil {
 		return err
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		switch d.Val() {
 		case "forward_headers":
-			err = restArgs(d, &a.ForwardHeaders)
+			err = caddyargs.Strings(d, &a.ForwardHeaders)
 		case "timeout":
-			err = durArg(d, &a.Timeout)
+			err = caddyargs.Duration(d, &a.Timeout)
 		case "cache_ttl":
 			var v string
-			if err = oneArg(d, &v); err == nil {
+			if err = caddyargs.String(d, &v); err == nil {
 				if v == "off" {
 					a.CacheTTL = caddy.Duration(-1)
 				} else if dur, perr := caddy.ParseDuration(v); perr != nil || dur <= 0 {
@@ -198,11 +214,11 @@ func (c *Config) parseCallout(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "cache_size":
-			err = intArg(d, &a.CacheSize)
+			err = caddyargs.NonNegativeInt(d, &a.CacheSize)
 		case "session_cookies":
-			err = restArgs(d, &a.SessionCookies)
+			err = caddyargs.Strings(d, &a.SessionCookies)
 		case "max_concurrent":
-			err = intArg(d, &a.MaxConcurrent)
+			err = caddyargs.NonNegativeInt(d, &a.MaxConcurrent)
 		default:
 			return d.Errf("unknown auth_url subdirective %q", d.Val())
 		}
@@ -211,51 +227,5 @@ func (c *Config) parseCallout(d *caddyfile.Dispenser) error {
 		}
 	}
 	c.AuthURL = a
-	return nil
-}
-
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	args := d.RemainingArgs()
-	if len(args) != 1 {
-		return d.ArgErr()
-	}
-	*dst = args[0]
-	return nil
-}
-
-func restArgs(d *caddyfile.Dispenser, dst *[]string) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
-	}
-	*dst = append(*dst, args...)
-	return nil
-}
-
-func durArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	dir := d.Val()
-	var v string
-	if err := oneArg(d, &v); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(v)
-	if err != nil || dur <= 0 {
-		return d.Errf("%s: invalid duration %q", dir, v)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
-}
-
-func intArg(d *caddyfile.Dispenser, dst *int) error {
-	dir := d.Val()
-	var v string
-	if err := oneArg(d, &v); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return d.Errf("%s: expected a non-negative integer, got %q", dir, v)
-	}
-	*dst = n
 	return nil
 }

@@ -39,6 +39,7 @@ const (
 	CodeMethodNotAllowed       = "method_not_allowed"
 	CodeTooManyConnections     = "too_many_connections"
 	CodeTooManyChannels        = "too_many_channels"
+	CodeNotFound               = "not_found"
 )
 
 // challenge is the RFC 6750 WWW-Authenticate value of a 401. A request

@@ -198,7 +198,7 @@ func (g *Gate) Admit(r *http.Request, requested []string) (*Admission, *Error) {
 func (g *Gate) admit(r *http.Request, requested []string) (*Admission, *principal, *Error) {
 	for _, ch := range requested {
 		if !ValidChannel(ch) {
-			return nil, nil, newError(http.StatusBadRequest, CodeInvalidChannel, fmt.Sprintf("invalid channel name %q", clip(ch)))
+			return nil, nil, InvalidChannel(ch)
 		}
 	}
 	if e := g.checkChannelCount(len(requested)); e != nil {

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -47,6 +48,7 @@ type Server struct {
 	history      Config
 	poll         PollConfig
 	log          *zap.Logger
+	refusal      refusal.Refuser
 	writeTimeout time.Duration
 	waiting      func(delta float64)
 }
@@ -62,6 +64,10 @@ func WithPoll(c PollConfig) Option { return func(s *Server) { s.poll = c } }
 
 // WithLogger logs refusals and failures to l.
 func WithLogger(l *zap.Logger) Option { return func(s *Server) { s.log = l } }
+
+// RefusingWith answers bad requests with the gateway's refusals: the
+// same JSON, log line and count as a stream's.
+func RefusingWith(r refusal.Refuser) Option { return func(s *Server) { s.refusal = r } }
 
 // CappingWaitAt caps every poll's wait at the handler's write timeout.
 func CappingWaitAt(writeTimeout time.Duration) Option {
@@ -152,12 +158,9 @@ func (s *Server) page(ctx context.Context, src Source, req Request, p params) (A
 	return a, c.reached(reached), nil
 }
 
-// refuse answers a bad request. The log line names the path, never the
-// query, which may carry a ticket.
+// refuse answers a bad request.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *auth.Error) {
-	s.log.Info("request refused", zap.Int("status", e.Status), zap.String("error", e.Code),
-		zap.String("detail", e.Detail), zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
-	e.Write(w)
+	_ = s.refusal.Refuse(w, r, e.Status, e.Code, e.Detail)
 }
 
 // unavailable answers a request that NATS could not serve, unless the

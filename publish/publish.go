@@ -1,4 +1,6 @@
-package ssegate
+// Package publish serves the publish endpoint: events POSTed over HTTP,
+// stored in the gateway's stream, for backends without a NATS client.
+package publish
 
 import (
 	"cmp"
@@ -20,14 +22,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/caddyargs"
+	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/replay"
 )
 
-// PublishConfig enables publishing over HTTP, for backends without a NATS
+// Config enables publishing over HTTP, for backends without a NATS
 // client: POST <path>?channel=<channel>[&event=<name>] with the event's
 // data as the body, authorized by a bearer publish key or a JWT whose
 // "publish" claim covers the channel.
-type PublishConfig struct {
+type Config struct {
 	// Path is the exact path that takes POSTs, such as /events/publish.
 	Path string `json:"path"`
 	// Keys are bearer secrets for publishers that do not mint JWTs.
@@ -37,8 +41,46 @@ type PublishConfig struct {
 	MaxBody int64 `json:"max_body,omitempty"`
 }
 
-// DefaultPublishMaxBody is the default of PublishConfig.MaxBody.
-const DefaultPublishMaxBody = 64 << 10
+// DefaultMaxBody is the default of Config.MaxBody.
+const DefaultMaxBody = 64 << 10
+
+// Store is the gateway's stream, where events are stored, once the
+// gateway runs.
+type Store struct {
+	JS jetstream.JetStream
+	// Stream is the stream's name; an ack from another is refused.
+	Stream string
+	// MaxPayload is the NATS server's max_payload.
+	MaxPayload int64
+	// Epoch is the stream's epoch, for the ids the endpoint answers with.
+	Epoch string
+}
+
+// Gateway is what the endpoint needs of the gateway.
+type Gateway struct {
+	// Channel checks a channel's name and maps it to its subject.
+	Channel func(channel string) (subject string, err *auth.Error)
+	// Store waits for the running gateway's stream.
+	Store func(ctx context.Context) (Store, error)
+	// Publishers authorizes publishers.
+	Publishers *auth.Publishers
+	Log        *zap.Logger
+	Refuse     refusal.Refuser
+}
+
+// Endpoint is the publish endpoint.
+type Endpoint struct {
+	cfg Config
+	gw  Gateway
+}
+
+// New returns the endpoint of cfg.
+func New(cfg Config, gw Gateway) *Endpoint {
+	if gw.Log == nil {
+		gw.Log = zap.NewNop()
+	}
+	return &Endpoint{cfg: cfg, gw: gw}
+}
 
 const (
 	// publishTimeout bounds waiting for the app and for JetStream's ack.
@@ -67,9 +109,9 @@ type published struct {
 	Duplicate bool   `json:"duplicate,omitempty"`
 }
 
-// servePublish stores one event and answers with its id: 201 when it was
+// ServeHTTP stores one event and answers with its id: 201 when it was
 // stored now, 200 when its Idempotency-Key had stored it before.
-func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
+func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return h.refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "publish with POST")
@@ -80,9 +122,9 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 		return h.refuse(w, r, http.StatusBadRequest, auth.CodeNoChannel, "name exactly one channel, as ?channel=")
 	}
 	channel := chans[0]
-	if err := h.checkChannel(channel); err != nil {
-		ce := err.(*channelError)
-		return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
+	subject, cerr := h.gw.Channel(channel)
+	if cerr != nil {
+		return h.refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
 	}
 	name := cmp.Or(q.Get("event"), r.Header.Get(replay.EventHeader))
 	if err := checkEventName(name); err != "" {
@@ -92,7 +134,7 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 	if !validIdempotencyKey(idem) {
 		return h.refuse(w, r, http.StatusBadRequest, codeInvalidIdemKey, fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey))
 	}
-	sub, aerr := h.publishers.Authorize(r, channel)
+	sub, aerr := h.gw.Publishers.Authorize(r, channel)
 	if aerr != nil {
 		if aerr.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ssegate publish"`)
@@ -100,27 +142,27 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 		aerr.Write(w)
 		return nil
 	}
-	data, derr := readEventData(w, r, h.publishMaxBody())
+	data, derr := readEventData(w, r, h.maxBody())
 	if derr != nil {
 		return h.refuse(w, r, derr.Status, derr.Code, derr.Detail)
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
-	run, err := h.app.running(ctx)
-	if err == nil && int64(len(data)) > run.conn.NC.MaxPayload() {
+	store, err := h.gw.Store(ctx)
+	if err == nil && int64(len(data)) > store.MaxPayload {
 		return h.refuse(w, r, http.StatusRequestEntityTooLarge, codeBodyTooLarge, "body is larger than NATS's max_payload")
 	}
 	var ack *jetstream.PubAck
 	if err == nil {
-		ack, err = run.conn.JS.PublishMsg(ctx, h.eventMsg(channel, name, data), h.publishOpts(sub, idem)...)
+		ack, err = store.JS.PublishMsg(ctx, eventMsg(subject, name, data), publishOpts(store.Stream, sub, idem)...)
 	}
 	if err != nil {
-		h.log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", sub), zap.Error(err))
+		h.gw.Log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", sub), zap.Error(err))
 		return h.refuse(w, r, http.StatusServiceUnavailable, codeUnavailable, "the event could not be stored; try again (with the same Idempotency-Key)")
 	}
-	out := published{ID: replay.ID{Seq: ack.Sequence, Epoch: run.history.Epoch()}.String(), Duplicate: ack.Duplicate}
-	h.log.Debug("published", zap.String("channel", channel), zap.String("sub", sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
+	out := published{ID: replay.ID{Seq: ack.Sequence, Epoch: store.Epoch}.String(), Duplicate: ack.Duplicate}
+	h.gw.Log.Debug("published", zap.String("channel", channel), zap.String("sub", sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
@@ -136,8 +178,8 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 // eventMsg carries only what the gateway sets: the event name. Headers
 // from the request never reach NATS, so no publisher can forge Nats-*
 // position headers through this endpoint.
-func (h *Handler) eventMsg(channel, name string, data []byte) *nats.Msg {
-	msg := nats.NewMsg(h.subject(channel))
+func eventMsg(subject, name string, data []byte) *nats.Msg {
+	msg := nats.NewMsg(subject)
 	msg.Data = data
 	if name != "" {
 		msg.Header.Set(replay.EventHeader, name)
@@ -149,8 +191,8 @@ func (h *Handler) eventMsg(channel, name string, data []byte) *nats.Msg {
 // maps Idempotency-Key to Nats-Msg-Id, within the stream's duplicate
 // window. The key is scoped to the publisher, so one publisher cannot
 // suppress another's event by guessing its key.
-func (h *Handler) publishOpts(sub, idem string) []jetstream.PublishOpt {
-	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(h.app.Stream.Name)}
+func publishOpts(stream, sub, idem string) []jetstream.PublishOpt {
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(stream)}
 	if idem != "" {
 		who := sha256.Sum256([]byte(sub))
 		opts = append(opts, jetstream.WithMsgID(hex.EncodeToString(who[:8])+":"+idem))
@@ -207,44 +249,42 @@ func validIdempotencyKey(k string) bool {
 	return true
 }
 
-func (h *Handler) publishMaxBody() int64 {
-	return cmp.Or(h.Publish.MaxBody, DefaultPublishMaxBody)
+func (h *Endpoint) maxBody() int64 {
+	return cmp.Or(h.cfg.MaxBody, DefaultMaxBody)
 }
 
-// provisionFeatures sets up the optional endpoints. Without publish keys,
-// publishers need JWTs, and so the handler needs keys to verify them.
-func (h *Handler) provisionFeatures() error {
-	h.probe = new(jsProbe)
-	h.provisionHistory()
-	if h.Publish == nil {
-		return nil
-	}
-	p := h.Publish
-	if len(p.Keys) == 0 && (h.Auth == nil || len(h.Auth.HMACKeys)+len(h.Auth.PublicKeys)+len(h.Auth.JWKS) == 0) {
+func (h *Endpoint) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
+	return h.gw.Refuse.Refuse(w, r, status, code, detail)
+}
+
+// Validate checks the config; hasAuthKeys says whether the gateway can
+// verify JWTs. Without publish keys, publishers need JWTs, and so the
+// handler needs keys to verify them.
+func (c *Config) Validate(hasAuthKeys bool) error {
+	switch {
+	case c.Path == "":
+		return errors.New("publish: a path is required")
+	case c.MaxBody < 0:
+		return errors.New("publish: max_body cannot be negative")
+	case len(c.Keys) == 0 && !hasAuthKeys:
 		return errors.New("publish: no key, and no auth keys to verify publisher JWTs")
 	}
-	var err error
-	h.publishers, err = h.gate.Publishers(p.Keys)
-	return err
+	return nil
 }
 
-// parsePublish reads:
+// maxMaxBody bounds max_body: an event is one NATS message, and NATS's
+// max_payload is at most 64 MiB.
+const maxMaxBody = 64 << 20
+
+// UnmarshalCaddyfile reads:
 //
 //	publish <path> {
 //	    key      <secret> [<channel pattern>...]
 //	    max_body <size>
 //	}
-func (h *Handler) parsePublish(d *caddyfile.Dispenser) error {
-	if h.Publish != nil {
-		return d.Err("publish is given more than once")
-	}
-	h.Publish = new(PublishConfig)
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	h.Publish.Path = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := caddyargs.String(d, &c.Path); err != nil {
+		return err
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
@@ -253,17 +293,11 @@ func (h *Handler) parsePublish(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			h.Publish.Keys = append(h.Publish.Keys, auth.PublishKey{Secret: args[0], Channels: args[1:]})
+			c.Keys = append(c.Keys, auth.PublishKey{Secret: args[0], Channels: args[1:]})
 		case "max_body":
-			var v string
-			if err := oneString(d, &v); err != nil {
+			if err := caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody); err != nil {
 				return err
 			}
-			n, err := humanize.ParseBytes(v)
-			if err != nil || n == 0 || n > 64<<20 {
-				return d.Errf("max_body %q: want a size from 1B to 64MiB", v)
-			}
-			h.Publish.MaxBody = int64(n)
 		default:
 			return d.Errf("unknown publish option %q", d.Val())
 		}
