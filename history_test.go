@@ -171,13 +171,19 @@ func TestHistoryResets(t *testing.T) {
 	if epoch == other {
 		other = "bbbb"
 	}
-	for _, tc := range []struct{ after, reason string }{
-		{"garbage", replay.ResetMalformed},
-		{fmt.Sprintf("3-%s", other), replay.ResetStreamRecreated},
-		{fmt.Sprintf("999-%s", epoch), replay.ResetUnknown},
+	// Expired and recreated positions get the events kept; the others
+	// none, and the current position, as a stream goes live.
+	current := fmt.Sprintf("%d-%s", seqs[len(seqs)-1], epoch)
+	for _, tc := range []struct {
+		after, reason string
+		want          []uint64
+	}{
+		{"garbage", replay.ResetMalformed, nil},
+		{fmt.Sprintf("3-%s", other), replay.ResetStreamRecreated, seqs},
+		{fmt.Sprintf("999-%s", epoch), replay.ResetUnknown, nil},
 	} {
 		status, a, body := getJSON(t, g, "/events/history", channelsQuery(url.Values{"after": {tc.after}}, "r"))
-		if status != 200 || a.Reset == nil || a.Reset.Reason != tc.reason || !slices.Equal(seqsOf(t, a.Events), seqs) {
+		if status != 200 || a.Reset == nil || a.Reset.Reason != tc.reason || !slices.Equal(seqsOf(t, a.Events), tc.want) || a.LastID != current {
 			t.Fatalf("after %s: %d %s", tc.after, status, body)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/console"
 	"github.com/ssegate/ssegate/history"
+	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/internal/health"
 	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/internal/session"
@@ -252,12 +253,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		w.Header().Set("Allow", http.MethodGet)
 		return h.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "event streams are opened with GET")
 	}
+	filter, ferr := eventfilter.Parse(r.URL.Query())
+	if ferr != nil {
+		return h.refusal.Refuse(w, r, http.StatusBadRequest, "invalid_event", ferr.Error())
+	}
 	adm, subjects, ok := h.admit(w, r)
 	if !ok {
 		return nil
 	}
 	// The stream owns the admission from here, and releases it at its end.
-	h.serveStream(w, r, subjects, lastEventID(r), adm)
+	h.serveStream(w, r, subjects, lastEventID(r), adm,
+		session.OnlyEvents(filter), session.ResumingSince(r.URL.Query().Get("since")))
 	return nil
 }
 

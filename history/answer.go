@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/sse"
 )
@@ -57,10 +58,15 @@ type collector struct {
 	// last is the sequence of the last event taken.
 	last uint64
 	buf  []byte
+	// filter keeps the events asked for. With it active, an answer's
+	// position moves only with the events it carries, from floor: a
+	// dropped event advances no client's id.
+	filter eventfilter.Filter
+	floor  uint64
 }
 
-func newCollector(channels, subjects []string, limit, maxBytes int) *collector {
-	c := &collector{channelOf: make(map[string]string, len(subjects)), limit: limit, maxBytes: maxBytes}
+func newCollector(channels, subjects []string, limit, maxBytes int, filter eventfilter.Filter) *collector {
+	c := &collector{channelOf: make(map[string]string, len(subjects)), limit: limit, maxBytes: maxBytes, filter: filter}
 	for i, s := range subjects {
 		c.channelOf[s] = channels[i]
 	}
@@ -73,9 +79,13 @@ func (c *collector) full(size int) bool {
 	return len(c.events) >= c.limit || (len(c.events) > 0 && c.bytes+size > c.maxBytes)
 }
 
-// addFrame adds an encoded event of channel. It reports false, adding
-// nothing and marking the answer as having more, when the answer is full.
+// addFrame adds an encoded event of channel, unless the filter drops it.
+// It reports false, adding nothing and marking the answer as having more,
+// when the answer is full.
 func (c *collector) addFrame(channel string, seq uint64, frame []byte, stored time.Time) bool {
+	if !c.filter.PassesFrame(frame) {
+		return true
+	}
 	ev := sse.Decode(frame)
 	size := len(ev.Data) + len(ev.ID) + len(ev.Name) + len(channel)
 	if c.full(size) {
@@ -103,8 +113,11 @@ func (c *collector) addMsg(m replay.Msg, epoch string) bool {
 
 // reached is the position the answer's LastID stands for.
 func (c *collector) reached(reached uint64) uint64 {
-	if c.more {
+	switch {
+	case c.more:
 		return c.last
+	case c.filter.Active():
+		return max(c.last, c.floor)
 	}
 	return max(c.last, reached)
 }

@@ -22,6 +22,7 @@ type Source interface {
 	Epoch() string
 	Head(ctx context.Context) (replay.Head, error)
 	AfterNewest(ctx context.Context, subjects []string, n int) (uint64, error)
+	AfterTime(ctx context.Context, subjects []string, t time.Time) (after uint64, expired bool, err error)
 }
 
 // Hub is the live feed, attached to as a stream attaches.
@@ -115,47 +116,77 @@ func (s *Server) ServeHistory(w http.ResponseWriter, r *http.Request, req Reques
 }
 
 // page reads one answer's events from the stream. It returns the answer
-// and the position it reached. A position that cannot be honoured gives
-// a reset and the oldest events kept.
+// and the position it reached. A position that cannot be honoured gets a
+// reset: expired and stream_recreated with the oldest events kept, the
+// others with none and the current position, as a stream goes live.
 func (s *Server) page(ctx context.Context, src Source, req Request, p params) (Answer, uint64, error) {
-	var after, reached uint64
-	var reset string
-	switch {
-	case p.hasAfter:
-		res, err := src.Resolve(ctx, p.after, req.Subjects)
-		if err != nil {
-			return Answer{}, 0, err
-		}
-		after, reached, reset = res.After, res.Current.Seq, res.Reset
-	default:
-		head, err := src.Head(ctx)
-		if err != nil {
-			return Answer{}, 0, err
-		}
-		reached = head.LastSeq
-		if p.last > 0 {
-			if after, err = src.AfterNewest(ctx, req.Subjects, p.last); err != nil {
-				return Answer{}, 0, err
-			}
-		}
-	}
-	_, _, maxBytes := s.history.limits()
-	c := newCollector(req.Channels, req.Subjects, p.limit, maxBytes)
-	epoch := src.Epoch()
-	err := src.Read(ctx, req.Subjects, after, 0, func(m replay.Msg) error {
-		if !c.addMsg(m, epoch) {
-			return errFull
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errFull) {
+	st, err := s.startAt(ctx, src, req, p)
+	if err != nil {
 		return Answer{}, 0, err
 	}
-	a := c.answer(epoch, reached)
-	if reset != "" {
-		a.Reset = &Reset{Reason: reset}
+	_, _, maxBytes := s.history.limits()
+	c := newCollector(req.Channels, req.Subjects, p.limit, maxBytes, p.filter)
+	c.floor = st.after
+	epoch := src.Epoch()
+	if st.read {
+		err = src.Read(ctx, req.Subjects, st.after, 0, func(m replay.Msg) error {
+			if !c.addMsg(m, epoch) {
+				return errFull
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errFull) {
+			return Answer{}, 0, err
+		}
 	}
-	return a, c.reached(reached), nil
+	a := c.answer(epoch, st.reached)
+	if st.reset != "" {
+		a.Reset = &Reset{Reason: st.reset}
+	}
+	return a, c.reached(st.reached), nil
+}
+
+// start is where a page starts: after which position it reads, whether
+// it reads at all, the position a complete read reaches, and the reset
+// to report.
+type start struct {
+	after, reached uint64
+	read           bool
+	reset          string
+}
+
+func (s *Server) startAt(ctx context.Context, src Source, req Request, p params) (start, error) {
+	if p.hasAfter {
+		res, err := src.Resolve(ctx, p.after, req.Subjects)
+		if err != nil {
+			return start{}, err
+		}
+		st := start{after: res.After, reached: res.Current.Seq, read: true, reset: res.Reset}
+		if res.Reset == replay.ResetMalformed || res.Reset == replay.ResetUnknown {
+			st.after, st.read = res.Current.Seq, false
+		}
+		return st, nil
+	}
+	head, err := src.Head(ctx)
+	if err != nil {
+		return start{}, err
+	}
+	st := start{reached: head.LastSeq, read: true}
+	switch {
+	case p.last > 0:
+		st.after, err = src.AfterNewest(ctx, req.Subjects, p.last)
+	case p.since != "":
+		t, perr := time.Parse(time.RFC3339Nano, p.since)
+		if perr != nil || t.After(time.Now()) {
+			return start{after: head.LastSeq, reached: head.LastSeq, reset: replay.ResetMalformed}, nil
+		}
+		var expired bool
+		st.after, expired, err = src.AfterTime(ctx, req.Subjects, t)
+		if expired {
+			st.reset = replay.ResetExpired
+		}
+	}
+	return st, err
 }
 
 // refuse answers a bad request.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/eventfilter"
 )
 
 // params are a history or poll request's query, checked.
@@ -16,10 +17,14 @@ type params struct {
 	after    string
 	hasAfter bool
 	// last, when > 0, asks for the newest last events.
-	last  int
+	last int
+	// since is an RFC 3339 time to start at, when there is no after.
+	since string
 	limit int
 	// wait is how long a poll waits for an event.
 	wait time.Duration
+	// filter keeps the events asked for by name.
+	filter eventfilter.Filter
 }
 
 func badRequest(code, detail string) *auth.Error {
@@ -34,6 +39,10 @@ func parseParams(q url.Values, defLimit, maxLimit int) (params, *auth.Error) {
 	if v, ok := q["after"]; ok {
 		p.after, p.hasAfter = v[0], true
 	}
+	var ferr error
+	if p.filter, ferr = eventfilter.Parse(q); ferr != nil {
+		return p, badRequest("invalid_event", ferr.Error())
+	}
 	var err *auth.Error
 	if p.limit, err = count(q, "limit", defLimit, maxLimit); err != nil {
 		return p, err
@@ -43,6 +52,9 @@ func parseParams(q url.Values, defLimit, maxLimit int) (params, *auth.Error) {
 	}
 	if p.last > 0 && p.hasAfter {
 		return p, badRequest("conflicting_params", "give after or last, not both")
+	}
+	if p.since = q.Get("since"); p.since != "" && p.last > 0 {
+		return p, badRequest("conflicting_params", "give since or last, not both")
 	}
 	if p.last > 0 {
 		p.limit = p.last

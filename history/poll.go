@@ -21,8 +21,12 @@ func (s *Server) ServePoll(w http.ResponseWriter, r *http.Request, req Request) 
 	q := r.URL.Query()
 	def, most, _ := s.history.limits()
 	p, perr := parseParams(q, def, most)
-	if perr == nil && p.last > 0 {
+	switch {
+	case perr != nil:
+	case p.last > 0:
 		perr = badRequest("invalid_last", "last is for history; a poll takes after")
+	case p.since != "":
+		perr = badRequest("invalid_since", "since is for history and streams; a poll takes after")
 	}
 	if perr == nil {
 		p.wait, perr = parseWait(q, s.poll.maxWait(s.writeTimeout))
@@ -67,6 +71,12 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 	}
 	defer wt.detach()
 	pos := wt.start()
+	// floor is where the client's id stays when a filter drops every
+	// event it sees.
+	floor := pos
+	if p.hasAfter {
+		floor = id.Seq
+	}
 	switch {
 	case p.hasAfter && id.Seq < pos:
 		// Events may exist between the client's position and the live
@@ -83,20 +93,23 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 	if !wt.endReplay(pos) {
 		// Live frames overflowed while the stream was read; they come
 		// from the stream on the next poll.
-		return newCollector(nil, nil, 0, 0).answer(epoch, pos), nil
+		c := newCollector(nil, nil, 0, 0, p.filter)
+		c.floor = floor
+		return c.answer(epoch, pos), nil
 	}
 	s.waiting(1)
 	defer s.waiting(-1)
-	return s.waitLive(ctx, wt, p, pos, epoch), nil
+	return s.waitLive(ctx, wt, p, pos, floor, epoch), nil
 }
 
 // waitLive waits for frames after pos and answers with them.
-func (s *Server) waitLive(ctx context.Context, wt *waiter, p params, pos uint64, epoch string) Answer {
+func (s *Server) waitLive(ctx context.Context, wt *waiter, p params, pos, floor uint64, epoch string) Answer {
 	_, _, maxBytes := s.history.limits()
 	deadline := time.Now().Add(p.wait)
 	for {
-		frames, reason := wt.wait(ctx, time.Until(deadline))
-		c := newCollector(nil, nil, p.limit, maxBytes)
+		frames, complete, reason := wt.wait(ctx, time.Until(deadline))
+		c := newCollector(nil, nil, p.limit, maxBytes, p.filter)
+		c.floor = floor
 		switch reason {
 		case upstream.ReasonNone:
 		case upstream.ReasonRecreated:
@@ -108,9 +121,6 @@ func (s *Server) waitLive(ctx context.Context, wt *waiter, p params, pos uint64,
 			// Whatever ended the feed, the client resumes from pos.
 			return c.answer(epoch, pos)
 		}
-		if len(frames) == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-			continue
-		}
 		reached := pos
 		for _, f := range frames {
 			var stored time.Time
@@ -121,6 +131,11 @@ func (s *Server) waitLive(ctx context.Context, wt *waiter, p params, pos uint64,
 				break
 			}
 			reached = f.Seq
+		}
+		// Frames the filter dropped all, keep waiting; unless frames past
+		// the last complete one were let go, which the next poll reads.
+		if len(c.events) == 0 && complete && time.Now().Before(deadline) && ctx.Err() == nil {
+			continue
 		}
 		return c.answer(epoch, reached)
 	}

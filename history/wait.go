@@ -72,9 +72,10 @@ type frame struct {
 const maxPasses = 4
 
 // wait waits up to d for frames. It returns them in stream order, every
-// frame of the channels up to the last one included; or the reason the
-// hub ended a channel's feed.
-func (w *waiter) wait(ctx context.Context, d time.Duration) ([]frame, upstream.Reason) {
+// frame of the channels up to the last one included, and whether no
+// frame after those was let go; or the reason the hub ended a channel's
+// feed.
+func (w *waiter) wait(ctx context.Context, d time.Duration) ([]frame, bool, upstream.Reason) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	cases := make([]reflect.SelectCase, 0, 2+2*len(w.clients))
@@ -89,11 +90,12 @@ func (w *waiter) wait(ctx context.Context, d time.Duration) ([]frame, upstream.R
 	chosen, _, _ := reflect.Select(cases)
 	switch {
 	case chosen < 2:
-		return nil, upstream.ReasonNone
+		return nil, true, upstream.ReasonNone
 	case (chosen-2)%2 == 1:
-		return nil, w.clients[(chosen-2)/2].Reason()
+		return nil, true, w.clients[(chosen-2)/2].Reason()
 	}
-	return w.take(), upstream.ReasonNone
+	frames, complete := w.take()
+	return frames, complete, upstream.ReasonNone
 }
 
 // take gathers the waiting frames of every channel. The hub offers each
@@ -101,7 +103,7 @@ func (w *waiter) wait(ctx context.Context, d time.Duration) ([]frame, upstream.R
 // M has been taken from one channel, every frame before M has been queued
 // on the others: one more round of taking finds them. Frames after the
 // highest sequence seen before the last round are left for the next poll.
-func (w *waiter) take() []frame {
+func (w *waiter) take() ([]frame, bool) {
 	var got []frame
 	var cut uint64
 	buf := make([]upstream.Frame, 0, 64)
@@ -127,7 +129,7 @@ func (w *waiter) take() []frame {
 	}
 	slices.SortFunc(got, func(a, b frame) int { return cmpSeq(a.Seq, b.Seq) })
 	i, _ := slices.BinarySearchFunc(got, cut+1, func(f frame, seq uint64) int { return cmpSeq(f.Seq, seq) })
-	return got[:i]
+	return got[:i], i == len(got)
 }
 
 func cmpSeq(a, b uint64) int {

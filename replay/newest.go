@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -96,4 +97,63 @@ func (h *History) dropProbe(cons jetstream.Consumer) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	_ = h.js.DeleteConsumer(ctx, h.stream, cons.CachedInfo().Name)
+}
+
+// AfterTime returns the position after which lies the first event on
+// subjects stored at or after t, for a client that resumes by time.
+// expired reports that events stored after t may have been removed: t is
+// before the oldest event kept and the stream has removed some. The
+// position is then the one before the oldest event kept.
+func (h *History) AfterTime(ctx context.Context, subjects []string, t time.Time) (after uint64, expired bool, err error) {
+	if len(subjects) > MaxFilterSubjects {
+		return 0, false, ErrTooManySubjects
+	}
+	release, err := acquire(ctx, h.lookups)
+	if err != nil {
+		return 0, false, err
+	}
+	defer release()
+	s, err := h.js.Stream(ctx, h.stream)
+	if err != nil {
+		return 0, false, fmt.Errorf("reading stream %q: %w", h.stream, err)
+	}
+	st := s.CachedInfo().State
+	switch {
+	case st.Msgs == 0:
+		return st.LastSeq, st.LastSeq > 0 && t.Before(st.LastTime), nil
+	case t.Before(st.FirstTime):
+		return st.FirstSeq - 1, st.FirstSeq > 1, nil
+	case len(subjects) == 0:
+		return st.LastSeq, false, nil
+	}
+	cons, err := h.probeConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubjects: subjects,
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &t,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	defer h.dropProbe(cons)
+	if cons.CachedInfo().NumPending == 0 {
+		// Nothing on subjects since t up to the consumer's creation,
+		// which came after st was read.
+		return st.LastSeq, false, nil
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(pullWait))
+	if err != nil {
+		return 0, false, err
+	}
+	for m := range batch.Messages() {
+		meta, err := m.Metadata()
+		if err != nil {
+			return 0, false, err
+		}
+		return meta.Sequence.Stream - 1, false, nil
+	}
+	if err := batch.Error(); err != nil {
+		return 0, false, err
+	}
+	return 0, false, errors.New("time probe stalled with messages pending")
 }
