@@ -47,6 +47,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    console <path>
 //	    history <path> { ... } (see package history)
 //	    poll    <path> { ... } (see package history)
+//	    client  <path> (the browser client, client.js)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -90,6 +91,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "poll":
 			h.Poll = new(history.PollConfig)
 			err = h.Poll.UnmarshalCaddyfile(d)
+		case "client":
+			err = caddyargs.String(d, &h.ClientPath)
 		case "health":
 			err = caddyargs.String(d, &h.HealthPath)
 		case "console":

@@ -28,6 +28,9 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 		return true, h.serveHistory(w, r, h.past.ServeHistory)
 	case h.Poll != nil && p == h.Poll.Path:
 		return true, h.serveHistory(w, r, h.past.ServePoll)
+	case h.script != nil && p == h.ClientPath:
+		h.script.ServeHTTP(w, r)
+		return true, nil
 	case h.HealthPath != "" && p == h.HealthPath:
 		return true, h.health.ServeHTTP(w, r)
 	case h.console != nil && p != h.ConsolePath+console.StreamPath &&
@@ -142,5 +145,5 @@ func (h *Handler) validateFeatures() error {
 		}
 	}
 	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath),
-		check("history", past), check("poll", poll))
+		check("history", past), check("poll", poll), check("client", h.ClientPath))
 }

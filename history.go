@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/browser"
 	"github.com/ssegate/ssegate/history"
 )
 
@@ -12,6 +13,9 @@ import (
 // They read over the replay connection and attach to the hub like a
 // stream, so they share its budget and its live feed.
 func (h *Handler) provisionHistory() {
+	if h.ClientPath != "" {
+		h.script = browser.New()
+	}
 	if h.History == nil && h.Poll == nil {
 		return
 	}

@@ -1,8 +1,11 @@
 package ssegate
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -93,5 +96,35 @@ func TestHistoryValidate(t *testing.T) {
 				t.Fatalf("error %v; want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// The gateway serves client.js at client_path, revalidated by ETag.
+func TestClientJSIsServed(t *testing.T) {
+	src := ":8080 {\n\tssegate /events* {\n\t\tclient /events/client.js\n\t}\n}\n"
+	out, _, err := adapt(t, src, nil)
+	if err != nil || !strings.Contains(string(out), `"client_path":"/events/client.js"`) {
+		t.Fatalf("adapt: %v %s", err, out)
+	}
+	g := startGateway(t, natsServer(t), gatewayConfig{noTLS: true, handler: map[string]any{"client_path": "/events/client.js"}})
+	resp, err := g.h1Client().Get(g.httpURL + "/events/client.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || etag == "" || !bytes.Contains(body, []byte("export function connect")) {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	req, _ := http.NewRequest(http.MethodGet, g.httpURL+"/events/client.js", nil)
+	req.Header.Set("If-None-Match", etag)
+	resp, err = g.h1Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("revalidation: %d", resp.StatusCode)
 	}
 }

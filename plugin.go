@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/browser"
 	"github.com/ssegate/ssegate/console"
 	"github.com/ssegate/ssegate/history"
 	"github.com/ssegate/ssegate/internal/eventfilter"
@@ -71,6 +72,8 @@ type Handler struct {
 	History *history.Config `json:"history,omitempty"`
 	// Poll serves long-polls from the live feed (docs/history-and-poll.md).
 	Poll *history.PollConfig `json:"poll,omitempty"`
+	// ClientPath serves the browser client, an ES module.
+	ClientPath string `json:"client_path,omitempty"`
 
 	// Heartbeat is the idle interval between comment lines. Default 15s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
@@ -103,6 +106,7 @@ type Handler struct {
 	health  *health.Checker
 	console *console.Console
 	past    *history.Server
+	script  *browser.Script
 }
 
 // Defaults of the handler's and the app's settings, all in one place.

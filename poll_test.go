@@ -121,8 +121,17 @@ func bufferingProxy(t testing.TB, target string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv := &http.Server{Handler: bufferingHandler(target)}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String()
+}
+
+// bufferingHandler forwards requests to target and answers each only once
+// its response is complete.
+func bufferingHandler(target string) http.Handler {
 	client := &http.Client{}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
 		req.Header = r.Header.Clone()
 		resp, err := client.Do(req)
@@ -141,10 +150,7 @@ func bufferingProxy(t testing.TB, target string) string {
 		}
 		w.WriteHeader(resp.StatusCode)
 		_, _ = w.Write(body)
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + l.Addr().String()
+	})
 }
 
 // TestPollLoopIsExactBehindABufferingProxy runs the documented client
