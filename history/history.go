@@ -52,6 +52,7 @@ type Server struct {
 	refusal      refusal.Refuser
 	writeTimeout time.Duration
 	waiting      func(delta float64)
+	keep         keepers
 }
 
 // Option configures a Server.
@@ -87,8 +88,13 @@ func NewServer(backend Backend, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.keep.linger = s.poll.maxWait(s.writeTimeout) + keepLinger
 	return s
 }
+
+// keepLinger is how long a polled channel stays subscribed after a
+// poll's longest wait: long enough for a poll loop's next request.
+const keepLinger = 30 * time.Second
 
 // errFull stops a read once the answer is full.
 var errFull = errors.New("answer full")

@@ -65,6 +65,7 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 			return a, err
 		}
 	}
+	s.keep.hold(ctx, hub, req.Subjects)
 	wt, err := attach(ctx, hub, req)
 	if err != nil {
 		return Answer{}, err
