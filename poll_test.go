@@ -184,20 +184,28 @@ func TestPollLoopIsExactBehindABufferingProxy(t *testing.T) {
 	}()
 	loops := [][]string{{"x"}, {"x", "y"}, {"z"}}
 	got := make([][]uint64, len(loops))
-	var target atomic.Uint64
+	// Each loop's target is the last event of its channels, set once the
+	// publisher has stopped.
+	targets := make([]atomic.Uint64, len(loops))
 	var wg sync.WaitGroup
 	for i, chans := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i] = pollLoop(t, proxy, chans, &target)
+			got[i] = pollLoop(t, proxy, chans, &targets[i])
 		}()
 	}
 	eventually(t, 20*time.Second, "publisher at 3000 events", func() bool { mu.Lock(); defer mu.Unlock(); return total >= 3000 })
 	stop()
 	<-done
 	mu.Lock()
-	target.Store(max(sent["x"][len(sent["x"])-1], sent["y"][len(sent["y"])-1], sent["z"][len(sent["z"])-1]))
+	for i, chans := range loops {
+		var last uint64
+		for _, ch := range chans {
+			last = max(last, sent[ch][len(sent[ch])-1])
+		}
+		targets[i].Store(last)
+	}
 	mu.Unlock()
 	wg.Wait()
 	for i, chans := range loops {

@@ -78,6 +78,21 @@ const maxPasses = 4
 func (w *waiter) wait(ctx context.Context, d time.Duration) ([]frame, bool, upstream.Reason) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	if len(w.clients) == 1 {
+		// The common case, without reflect's allocations.
+		c := w.clients[0]
+		select {
+		case <-timer.C:
+			return nil, true, upstream.ReasonNone
+		case <-ctx.Done():
+			return nil, true, upstream.ReasonNone
+		case <-c.Done():
+			return nil, true, c.Reason()
+		case <-c.Ready():
+		}
+		frames, complete := w.take()
+		return frames, complete, upstream.ReasonNone
+	}
 	cases := make([]reflect.SelectCase, 0, 2+2*len(w.clients))
 	cases = append(cases,
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
