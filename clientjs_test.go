@@ -66,13 +66,17 @@ func (f *clientFront) handler(buffering bool) http.Handler {
 	pass := httputil.NewSingleHostReverseProxy(target)
 	pass.FlushInterval = -1
 	mux := http.NewServeMux()
+	mux.HandleFunc("/blank", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<!doctype html><title>blank</title>")
+	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = io.WriteString(w, clientPage)
 	})
 	mux.HandleFunc("POST /ticket", f.ticket)
 	mux.HandleFunc("POST /ctl/publish", func(w http.ResponseWriter, r *http.Request) {
-		seq, err := f.publish(r.URL.Query().Get("data"))
+		seq, err := f.publishNamed(cmpOr(r.URL.Query().Get("event"), "update"), r.URL.Query().Get("data"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -93,9 +97,11 @@ func (f *clientFront) handler(buffering bool) http.Handler {
 	return mux
 }
 
-func (f *clientFront) publish(data string) (uint64, error) {
+func (f *clientFront) publish(data string) (uint64, error) { return f.publishNamed("update", data) }
+
+func (f *clientFront) publishNamed(event, data string) (uint64, error) {
 	m := nats.NewMsg("events.user.alice")
-	m.Header.Set("Sse-Event", "update")
+	m.Header.Set("Sse-Event", event)
 	m.Data = []byte(data)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

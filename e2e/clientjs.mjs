@@ -110,6 +110,68 @@ async function bufferedProxy(browser) {
   await page.close();
 }
 
+// rawApis uses the endpoints with the browser's own EventSource and fetch:
+// history's last_id opens a filtered stream exactly after it, since=
+// starts a stream at a stored time, and a fetch poll loop gets the rest.
+async function rawApis(browser) {
+  const page = await browser.newPage();
+  await page.goto(`${front}/blank`);
+  const older = [];
+  for (const d of ["h1", "h2", "h3"]) older.push([await publish(front, d), d]);
+  const hist = await page.evaluate(async () => {
+    const ticket = async () => (await (await fetch("/ticket", { method: "POST" })).json()).ticket;
+    const q = new URLSearchParams({ channel: "user.alice", last: "3", ticket: await ticket() });
+    const a = await (await fetch("/events/history?" + q)).json();
+    window.got = [];
+    const es = new EventSource("/events?" + new URLSearchParams({ channel: "user.alice", event: "update", last_event_id: a.last_id, ticket: await ticket() }));
+    es.addEventListener("update", (e) => window.got.push({ type: "update", id: e.lastEventId, data: e.data }));
+    es.addEventListener("other", (e) => window.got.push({ type: "other", id: e.lastEventId, data: e.data }));
+    await new Promise((r) => (es.onopen = r));
+    window.es = es;
+    return a;
+  });
+  deepStrictEqual(hist.events.map((e) => [Number(e.id.split("-")[0]), e.data]), older, "history last=3 by fetch");
+  const live = [];
+  for (const [ev, d] of [["update", "s1"], ["other", "skip"], ["update", "s2"]]) {
+    const seq = Number(await ctl(front, "publish", { data: d, event: ev }));
+    if (ev === "update") live.push([seq, d]);
+  }
+  await expect(page, live, "EventSource from history's last_id, filtered to update");
+  equal(await page.evaluate(() => window.got.filter((e) => e.type === "other").length), 0, "the filtered event");
+
+  // since= the time of h2: h2, h3, s1, s2 (the filter keeps out "skip").
+  const since = hist.events[1].time;
+  await page.evaluate(async (since) => {
+    window.es.close();
+    window.got = [];
+    const t = (await (await fetch("/ticket", { method: "POST" })).json()).ticket;
+    const es = new EventSource("/events?" + new URLSearchParams({ channel: "user.alice", event: "update", since, ticket: t }));
+    es.addEventListener("update", (e) => window.got.push({ type: "update", id: e.lastEventId, data: e.data }));
+    window.es = es;
+  }, since);
+  await expect(page, [...older.slice(1), ...live], "EventSource with since=");
+
+  // A fetch poll loop from h3 gets s1 and s2, then what comes next.
+  const after = hist.events[2].id;
+  const polled = await page.evaluate(async (after) => {
+    window.es.close();
+    const out = [];
+    for (let i = 0; i < 10 && out.length < 3; i++) {
+      const t = (await (await fetch("/ticket", { method: "POST" })).json()).ticket;
+      const a = await (await fetch("/events/poll?" + new URLSearchParams({ channel: "user.alice", event: "update", after, wait: "5s", ticket: t }))).json();
+      for (const e of a.events) out.push([Number(e.id.split("-")[0]), e.data]);
+      after = a.last_id;
+      if (out.length === 2) fetch("/ctl/publish?data=p-next", { method: "POST" });
+    }
+    return out;
+  }, after);
+  equal(polled.length, 3, `poll loop: ${JSON.stringify(polled)}`);
+  deepStrictEqual(polled.slice(0, 2), live, "fetch poll loop after history");
+  equal(polled[2][1], "p-next");
+  log("history, filtered EventSource, since= and a fetch poll loop: each event once");
+  await page.close();
+}
+
 const browser = await chromium.launch({
   executablePath: env("CHROMIUM_PATH"),
   headless: true,
@@ -117,6 +179,7 @@ const browser = await chromium.launch({
   timeout: 30000,
 });
 try {
+  await rawApis(browser);
   await streaming(browser);
   await bufferedProxy(browser);
   console.log("PASS");
