@@ -182,9 +182,9 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
-// endStreams ends every stream, each with a retry hint; it is safe to call
+// endSessions ends every session (open event stream), each with a retry hint; it is safe to call
 // more than once and before Stop.
-func (a *App) endStreams() {
+func (a *App) endSessions() {
 	if r := a.state.Load(); r != nil {
 		r.hub.Close()
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/session"
+	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -71,8 +72,8 @@ func newMetrics() *metrics {
 	// start and a rate() over it has a zero to begin from.
 	var (
 		knownProtocols = []string{"HTTP/1.1", "HTTP/2.0", "HTTP/3.0"}
-		knownEndings   = []string{"slow", "shutdown", "expired", "resync", "stream_recreated", "unavailable", "client_left"}
-		knownResets    = []string{"malformed", "stream_recreated", "unknown_position", "expired", "too_far_behind"}
+		knownEndings   = session.Endings()
+		knownResets    = []string{replay.ResetMalformed, replay.ResetStreamRecreated, replay.ResetUnknown, replay.ResetExpired, replay.ResetTooFarBehind}
 		knownRefusals  = []string{
 			auth.CodeUnauthenticated, auth.CodeInvalidToken, auth.CodeTokenExpired, auth.CodeTokenNotYetValid,
 			auth.CodeTokenTooLarge, auth.CodeUnknownKey, auth.CodeKeysUnavailable, auth.CodeTicketInvalid,

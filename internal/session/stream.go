@@ -61,9 +61,17 @@ const (
 	endUnavailable = "unavailable"
 	endExpired     = "expired"
 	// endStopped is a stream that stopped without a last frame: its
-	// client left, or can no longer be written to.
-	endStopped = ""
+	// client left, or can no longer be written to. Its log line says
+	// endClientLeft.
+	endStopped    = ""
+	endClientLeft = "client_left"
 )
+
+// Endings are the reasons a stream ends, for the ended count's labels.
+func Endings() []string {
+	return []string{endSlow, upstream.ReasonShutdown.String(), endExpired, upstream.ReasonResync.String(),
+		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft}
+}
 
 // errBroken is what a write returns once one has failed.
 var errBroken = errors.New("stream broken by an earlier write")
@@ -144,7 +152,7 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 			zap.String("remote", remote),
 			zap.Duration("duration", time.Since(start)),
 			zap.Int("events", s.sent),
-			zap.String("end", cmp.Or(s.ended, "client_left")))
+			zap.String("end", cmp.Or(s.ended, endClientLeft)))
 	}
 }
 
