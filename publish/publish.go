@@ -153,11 +153,16 @@ func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := published{ID: replay.ID{Seq: ack.Sequence, Epoch: store.Epoch}.String(), Duplicate: ack.Duplicate}
 	h.gw.Log.Debug("published", zap.String("channel", channel), zap.String("sub", sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
+	return writePublished(w, out)
+}
+
+// writePublished answers 201 with a new event's id, 200 with a duplicate's.
+func writePublished(w http.ResponseWriter, out published) error {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	if ack.Duplicate {
+	if out.Duplicate {
 		w.WriteHeader(http.StatusOK)
 	} else {
 		w.WriteHeader(http.StatusCreated)
@@ -276,21 +281,18 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := caddyargs.String(d, &c.Path); err != nil {
 		return err
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
+	return caddyargs.Lines(d, func(key string) error {
+		switch key {
 		case "key":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			c.Keys = append(c.Keys, auth.PublishKey{Secret: args[0], Channels: args[1:]})
-		case "max_body":
-			if err := caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody); err != nil {
+			var args []string
+			if err := caddyargs.Strings(d, &args); err != nil {
 				return err
 			}
-		default:
-			return d.Errf("unknown publish option %q", d.Val())
+			c.Keys = append(c.Keys, auth.PublishKey{Secret: args[0], Channels: args[1:]})
+			return nil
+		case "max_body":
+			return caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody)
 		}
-	}
-	return nil
+		return d.Errf("unknown publish option %q", key)
+	})
 }
