@@ -53,6 +53,7 @@ func (c *feedClient) Done() <-chan struct{}   { return c.done }
 func (c *feedClient) Reason() upstream.Reason { return upstream.ReasonNone }
 func (c *feedClient) Epoch() string           { return "abcd" }
 func (c *feedClient) EndReplay(uint64) bool   { return true }
+func (c *feedClient) Start() uint64           { return 0 }
 
 // timedWriter records when each write came, and what it wrote.
 type timedWriter struct {

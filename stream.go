@@ -57,13 +57,14 @@ type hubClient interface {
 	Done() <-chan struct{}
 	Reason() upstream.Reason
 	Epoch() string
+	Start() uint64
 	EndReplay(pos uint64) bool
 }
 
 // replaySource is what a session needs of the stream's history.
 type replaySource interface {
 	Resolve(ctx context.Context, raw string, subjects []string) (replay.Resolution, error)
-	Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(replay.Msg) error) error
+	Read(ctx context.Context, subjects []string, after, through uint64, limit int, fn func(replay.Msg) error) error
 	Epoch() string
 }
 
@@ -165,6 +166,7 @@ func (s *session) run(ctx context.Context, client *upstream.Client, proto, posit
 	defer m.connections.WithLabelValues(proto).Dec()
 	if position == "" {
 		s.lastSent = client.Start()
+		s.announce()
 	} else {
 		s.known = true
 		if s.catchUp(ctx, position) != nil {
@@ -208,7 +210,9 @@ func (s *session) catchUp(ctx context.Context, position string) error {
 		s.lastSent = res.Current.Seq
 	}
 	for pass := 1; ; pass++ {
-		err := s.history.Read(ctx, s.subjects, s.lastSent, s.h.replayLimit(), s.replayOne)
+		// The read must pass the hub's position at attach (or at the
+		// last overflow of the hold): the hub queues what comes after.
+		err := s.history.Read(ctx, s.subjects, s.lastSent, s.client.Start(), s.h.replayLimit(), s.replayOne)
 		switch {
 		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
 			s.reset(replay.ResetTooFarBehind, res.Current)
@@ -247,6 +251,19 @@ func (s *session) replayOne(m replay.Msg) error {
 	s.h.app.metrics.replayed.Inc()
 	s.h.app.metrics.delivered.Inc()
 	return nil
+}
+
+// announce tells a client that came without a position where its stream
+// starts, before any event: an id line with no data sets an EventSource's
+// last event id and dispatches nothing. A client whose gateway dies before
+// the first event then comes back with a position, and misses nothing
+// published meanwhile.
+func (s *session) announce() {
+	s.buf = sse.AppendID(s.buf[:0], replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String())
+	s.known = true
+	if s.write(s.buf) == nil {
+		_ = s.flush()
+	}
 }
 
 // reset tells the client its position could not be honoured. The event's

@@ -20,7 +20,7 @@ func (h *busyChannelHistory) Resolve(context.Context, string, []string) (replay.
 	return replay.Resolution{After: 10, Current: replay.ID{Seq: 10, Epoch: "abcd"}}, nil
 }
 
-func (h *busyChannelHistory) Read(_ context.Context, _ []string, after uint64, _ int, fn func(replay.Msg) error) error {
+func (h *busyChannelHistory) Read(_ context.Context, _ []string, after, _ uint64, _ int, fn func(replay.Msg) error) error {
 	h.reads++
 	return fn(replay.Msg{Seq: after + 1, Subject: "events.busy", Data: []byte("x")})
 }
@@ -39,6 +39,7 @@ func (c *behindClient) Done() <-chan struct{}   { return nil }
 func (c *behindClient) Reason() upstream.Reason { return upstream.ReasonNone }
 func (c *behindClient) Epoch() string           { return "abcd" }
 func (c *behindClient) EndReplay(uint64) bool   { c.handovers++; return false }
+func (c *behindClient) Start() uint64           { return 0 }
 
 // TestCatchUpEndsAfterBoundedPasses: a replay that never catches up with a
 // busy channel ends after a bounded number of reads, as slow, so that the
