@@ -22,8 +22,8 @@ const (
 	// pullWait is how long one pull waits for messages. A pull that brings
 	// none makes the reader ask the consumer where it stands.
 	pullWait = 2 * time.Second
-	// shortWait is the pull that only makes a consumer look up to the
-	// end of its stream (see reader.passed).
+	// shortWait is how long a read with nothing pending waits for one
+	// more message before it asks where it stands.
 	shortWait = 50 * time.Millisecond
 	// pullMessages caps the messages of one pull; its bytes are capped by
 	// the pull budget.
@@ -67,6 +67,9 @@ type reader struct {
 	// restarts counts restarts since the last message fn took, and
 	// lagging the empty pulls from a consumer short of through.
 	restarts, lagging int
+	// batch is the pull in progress, and got what it brought so far.
+	batch jetstream.MessageBatch
+	got   int
 	// follow makes the reader go on for ever instead of ending when it
 	// has caught up; short is set when nothing matching was pending after
 	// the last message, though the read has not passed through; reached
@@ -120,7 +123,7 @@ func (r *reader) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating replay consumer: %w", err)
 	}
-	r.cons, r.delivered, r.reached = cons, 0, false
+	r.cons, r.delivered, r.reached, r.batch = cons, 0, false, nil
 	return nil
 }
 
@@ -137,52 +140,46 @@ func (r *reader) stop() {
 }
 
 // pull passes on one pull's messages, at most the pull budget, and
-// reports whether the read has caught up.
+// reports whether the read has caught up. A pull stays open until its
+// expiry, but once nothing matching is pending the read does not wait it
+// out: after shortWait without a message it asks where it stands, and
+// the next pull goes on with the same batch.
 func (r *reader) pull(ctx context.Context) (done bool, err error) {
-	wait := pullWait
-	switch {
-	case r.lagging > 0:
-		wait = lagWait
-	case r.short:
-		// Nothing matching is pending, but the consumer may not have
-		// looked as far as through yet: a pull that finds nothing makes
-		// it look, and this one need not wait for new messages.
-		wait = shortWait
+	if r.batch == nil {
+		wait := pullWait
+		if r.lagging > 0 {
+			wait = lagWait
+		}
+		batch, err := r.cons.Fetch(pullMessages, jetstream.FetchMaxBytes(r.h.pullBytes), jetstream.FetchMaxWait(wait))
+		if err != nil {
+			return false, r.restart(ctx, err)
+		}
+		r.batch, r.got = batch, 0
 	}
-	batch, err := r.cons.Fetch(pullMessages, jetstream.FetchMaxBytes(r.h.pullBytes), jetstream.FetchMaxWait(wait))
-	if err != nil {
-		return false, r.restart(ctx, err)
-	}
-	got := 0
-	for msgs := batch.Messages(); ; {
+	for msgs := r.batch.Messages(); ; {
+		var idle <-chan time.Time
+		if r.short {
+			idle = time.After(shortWait)
+		}
 		var m jetstream.Msg
 		select {
 		case m = <-msgs:
 		case <-ctx.Done():
 			return false, ctx.Err()
+		case <-idle:
+			return r.settle(ctx)
 		}
 		if m == nil {
 			break
 		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return false, err
-		}
-		if meta.Sequence.Consumer != r.delivered+1 || meta.Sequence.Stream <= r.last {
-			return false, r.restart(ctx, errGap)
-		}
-		r.delivered = meta.Sequence.Consumer
-		if err := r.fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
-			return false, err
-		}
-		r.last, r.restarts, r.lagging = meta.Sequence.Stream, 0, 0
-		got++
-		r.short = meta.NumPending == 0 && !r.follow
-		if r.short && r.last >= r.through {
-			return true, nil
+		if done, err := r.take(ctx, m); done || err != nil || r.batch == nil {
+			// A restart dropped the batch with its consumer.
+			return done, err
 		}
 	}
-	if err := batch.Error(); err != nil {
+	got, err := r.got, r.batch.Error()
+	r.batch = nil
+	if err != nil {
 		return false, r.restart(ctx, err)
 	}
 	if got > 0 {
@@ -192,6 +189,25 @@ func (r *reader) pull(ctx context.Context) (done bool, err error) {
 		return false, nil
 	}
 	return r.settle(ctx)
+}
+
+// take passes on one message, checking that none was lost before it.
+func (r *reader) take(ctx context.Context, m jetstream.Msg) (done bool, err error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return false, err
+	}
+	if meta.Sequence.Consumer != r.delivered+1 || meta.Sequence.Stream <= r.last {
+		return false, r.restart(ctx, errGap)
+	}
+	r.delivered = meta.Sequence.Consumer
+	if err := r.fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
+		return false, err
+	}
+	r.last, r.restarts, r.lagging = meta.Sequence.Stream, 0, 0
+	r.got++
+	r.short = meta.NumPending == 0 && !r.follow
+	return r.short && r.last >= r.through, nil
 }
 
 // settle asks the consumer where it stands after a pull that brought

@@ -124,11 +124,12 @@ func (c *Client) EndReplay(pos uint64) bool {
 	defer h.mu.Unlock()
 	c.pos = max(c.pos, pos)
 	if c.redo {
+		// What is held came after the overflow, past the new Start:
+		// it stays for the read that goes past Start.
 		c.redo = false
-		c.held = c.held[:0]
 		return false
 	}
-	c.pos = max(c.pos, c.start)
+
 	c.replaying = false
 	for _, f := range c.held {
 		if f.Seq > c.pos {

@@ -37,9 +37,11 @@ type order struct {
 	pos   uint64
 	based bool
 	// reading is the generation of the read in progress, 0 for none.
-	// Results of an older read are ignored.
-	reading, gen uint64
-	waiting      []pending
+	// Results of an older read are ignored. target is the newest sequence
+	// known to exist since the read started: once the read has passed it
+	// and nothing waits, the read stops.
+	reading, gen, target uint64
+	waiting              []pending
 	// lastSeen is when a message last came, live or read; headAsked is
 	// when the head was last asked, and asking is set while it is.
 	lastSeen, headAsked time.Time
@@ -101,6 +103,7 @@ func (h *Hub) liveLocked(p pending, now time.Time) {
 	case o.based && o.reading == 0 && p.seq == o.pos+1:
 		h.dispatchLocked(p.seq, p.subject, func() Frame { return h.liveFrame(p) })
 	default:
+		o.target = max(o.target, p.seq)
 		h.waitLocked(p)
 		h.catchUpLocked()
 	}
@@ -175,8 +178,13 @@ func (h *Hub) catchUpLocked() {
 	}
 	clear(o.waiting[:n])
 	o.waiting = append(o.waiting[:0], o.waiting[n:]...)
-	if len(o.waiting) > 0 && o.reading == 0 {
+	switch {
+	case len(o.waiting) > 0 && o.reading == 0:
 		h.startReadLocked()
+	case len(o.waiting) == 0 && o.pos >= o.target:
+		// Caught up with all the stream was known to hold: live
+		// delivery goes on, and a later loss shows as before.
+		h.stopReadLocked()
 	}
 }
 
@@ -251,6 +259,7 @@ func (h *Hub) headLocked(head replay.Head, err error, now time.Time) {
 		h.catchUpLocked()
 	case head.LastSeq > o.pos && o.reading == 0 && now.Sub(o.lastSeen) >= idleCheck/2:
 		// Nothing came for a while, yet the stream moved on.
+		o.target = head.LastSeq
 		h.startReadLocked()
 	}
 }
