@@ -120,10 +120,14 @@ func (a *App) Start() error {
 		_ = errors.Join(replayConn.Release(), conn.Release())
 		return fmt.Errorf("replay connection: %w", err)
 	}
-	hub := upstream.NewHub(conn, a.Stream, history,
+	hub, err := upstream.NewHub(conn, a.Stream, history,
 		upstream.WithLogger(a.log),
 		upstream.WithMetrics(a.metrics.hub()),
 	)
+	if err != nil {
+		_ = errors.Join(replayConn.Release(), conn.Release())
+		return err
+	}
 	unwatch := conn.Watch(a.metrics.natsWatcher())
 	if conn.NC.IsConnected() {
 		a.metrics.natsConnected.Set(1)
