@@ -18,8 +18,12 @@ type script struct {
 }
 
 func newScript(t *testing.T, stored ...string) *script {
+	return newScriptWith(t, nil, stored...)
+}
+
+func newScriptWith(t *testing.T, opts []HubOption, stored ...string) *script {
 	s := &script{sim: &sim{now: time.Unix(1e9, 0), logf: t.Logf}, t: t}
-	s.hub = newCore(replay.StreamConfig{}, nil, "sim")
+	s.hub = newCore(replay.StreamConfig{}, nil, "sim", opts...)
 	s.hub.io = s.sim
 	s.stream = append(s.stream, stored...)
 	s.locked(func() { s.hub.tickLocked(s.now, true) })
@@ -107,17 +111,35 @@ func TestReplayEndingDuringAGapReadMissesNothing(t *testing.T) {
 // at the order's level: a client attaches to a quiet channel and a busy one
 // while an event of the quiet one is lost; the busy one's next event
 // reveals it, and the client gets the lost event first.
+// The metrics count what they claim: channels with clients, channels
+// waiting while the read runs, and events read back that a client got.
 func TestNewChannelDuringAGapWaitsForTheLostEvent(t *testing.T) {
-	s := newScript(t)
+	var channels, recovering float64
+	backfilled := 0
+	s := newScriptWith(t, []HubOption{WithMetrics(Metrics{
+		Backfilled: func(n int) { backfilled += n },
+		Channels:   func(d float64) { channels += d },
+		Recovering: func(d float64) { recovering += d },
+	})})
 	c := s.attach([]string{"events.quiet", "events.marker"}, false)
+	other := s.attach([]string{"events.other"}, false)
+	s.store("events.nobody", false)
 	s.store("events.quiet", false)
 	s.store("events.marker", true)
 	if got := taken(c); len(got) != 0 {
 		t.Fatalf("got %v before the lost event was read back", got)
 	}
+	if channels != 3 || recovering != 3 {
+		t.Fatalf("gauges during the read: %v channels, %v recovering; want 3 and 3", channels, recovering)
+	}
 	s.readNext()
-	if got := taken(c); !slices.Equal(got, []uint64{1, 2}) {
-		t.Fatalf("got %v, want [1 2]", got)
+	s.readNext()
+	if got := taken(c); !slices.Equal(got, []uint64{2, 3}) {
+		t.Fatalf("got %v, want [2 3]", got)
+	}
+	other.Detach()
+	if channels != 2 || recovering != 0 || backfilled != 1 {
+		t.Fatalf("after the read: %v channels, %v recovering, %d backfilled; want 2, 0 and 1", channels, recovering, backfilled)
 	}
 }
 
