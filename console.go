@@ -2,7 +2,6 @@ package ssegate
 
 import (
 	"embed"
-	"encoding/json"
 	"math"
 	"net/http"
 	"path"
@@ -13,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/jsonout"
 )
 
 // consoleFiles is the console page. It holds no secret and no data: what
@@ -145,5 +145,5 @@ func gaugeValue(g prometheus.Gauge) float64 {
 
 func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(v)
+	return jsonout.Encode(w, v)
 }

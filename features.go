@@ -11,17 +11,40 @@ import (
 // serveFeature serves the optional endpoints: publish, health and the
 // console. It reports whether r was one of them.
 func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, error) {
-	p := r.URL.Path
-	switch {
-	case h.Publish != nil && p == h.Publish.Path:
+	switch h.endpoint(r) {
+	case endpointPublish:
 		return true, h.servePublish(w, r)
-	case h.HealthPath != "" && p == h.HealthPath:
+	case endpointHealth:
 		return true, h.serveHealth(w, r)
-	case h.ConsolePath != "" && p != h.ConsolePath+consoleStream &&
-		(p == h.ConsolePath || strings.HasPrefix(p, h.ConsolePath+"/")):
+	case endpointConsole:
 		return true, h.serveConsole(w, r)
 	}
 	return false, nil
+}
+
+// The endpoints a request can be for; their names start log lines such as
+// "publish refused".
+const (
+	endpointStream  = "stream"
+	endpointPublish = "publish"
+	endpointHealth  = "health"
+	endpointConsole = "console"
+)
+
+// endpoint names what r asks for: one of the optional endpoints, or else
+// an event stream.
+func (h *Handler) endpoint(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case h.Publish != nil && p == h.Publish.Path:
+		return endpointPublish
+	case h.HealthPath != "" && p == h.HealthPath:
+		return endpointHealth
+	case h.ConsolePath != "" && p != h.ConsolePath+consoleStream &&
+		(p == h.ConsolePath || strings.HasPrefix(p, h.ConsolePath+"/")):
+		return endpointConsole
+	}
+	return endpointStream
 }
 
 // validateFeatures checks the optional endpoints' paths: exact paths,

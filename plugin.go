@@ -253,12 +253,14 @@ func lastEventID(r *http.Request) string {
 	return r.URL.Query().Get("last_event_id")
 }
 
-// refuse answers a request that will not get a stream. The log line names
-// the reason and the path, never the query, which may carry a ticket.
+// refuse answers a request that will not be served. The log line names
+// the endpoint ("stream refused", "publish refused"), the reason and the
+// path, never the query, which may carry a ticket. The error code's key is
+// "code", as in package auth's "auth refused" lines.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
-	h.log.Info("stream refused",
+	h.log.Info(h.endpoint(r)+" refused",
 		zap.Int("status", status),
-		zap.String("error", code),
+		zap.String("code", code),
 		zap.String("detail", detail),
 		zap.String("path", r.URL.Path),
 		zap.String("remote", r.RemoteAddr))
