@@ -121,6 +121,9 @@ func TestExampleFirstHour(t *testing.T) {
 		if !strings.HasPrefix(out, "ssegate "+version.Release) || !strings.Contains(out, "\ncaddy v2.") || !strings.Contains(out, "\nnats-server v2.") {
 			t.Errorf("caddy ssegate version: %q", out)
 		}
+		if !regexp.MustCompile(`"msg":"ssegate ready","version":"` + regexp.QuoteMeta(version.Release) + `"`).MatchString(gw.log.String()) {
+			t.Errorf("the gateway's ready line does not say its version:\n%s", gw.logTail())
+		}
 		// Built from this clone, ssegate is the main module, for which
 		// list-modules has no version (it reads dependencies only); it
 		// lists the modules, and `caddy ssegate version` has the version.
