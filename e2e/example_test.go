@@ -92,6 +92,29 @@ func TestExampleFirstHour(t *testing.T) {
 		waitEventLine(t, events, "data: "+data)
 	})
 
+	t.Run("the console's token command", func(t *testing.T) {
+		// The command the console shows when no token is pasted, as written.
+		src, err := os.ReadFile("../console/console.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`const tokenHowTo = "go run \./cmd/token ([^"]*)";`).FindSubmatch(src)
+		if m == nil {
+			t.Fatal("console.js has no tokenHowTo command")
+		}
+		args := []string{"token"}
+		for _, a := range strings.Fields(string(m[1])) {
+			args = append(args, strings.Trim(a, "'"))
+		}
+		tok := runBuilt(ctx, t, bin, args...)
+		if r := requestGET(ctx, t, client, base+"/events/console/stats", tok); r.status != http.StatusOK {
+			t.Errorf("the console's figures with %v: %d %s", args, r.status, r.body)
+		}
+		if r := requestPOST(ctx, t, client, base+"/events/publish?channel=orders.eu", tok, "x"); r.status != http.StatusCreated {
+			t.Errorf("publishing with %v: %d %s", args, r.status, r.body)
+		}
+	})
+
 	t.Run("publishing outside the token's patterns is refused", func(t *testing.T) {
 		ordersOnly := runBuilt(ctx, t, bin, "token", "-sub", "backend", "-publish", "orders.*")
 		readOnly := runBuilt(ctx, t, bin, "token", "-sub", "alice", "-channel", "demo")
@@ -137,7 +160,7 @@ func TestExampleFirstHour(t *testing.T) {
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, "publish"), "-server", "nats://127.0.0.1:1", "hello")
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
-		if !errors.As(err, &exit) || !strings.HasPrefix(string(out), "publish: ") || !strings.Contains(string(out), "is the gateway running?") {
+		if !errors.As(err, &exit) || !strings.HasPrefix(string(out), "publish: ") || !strings.Contains(string(out), "Is the gateway running?") || !strings.Contains(string(out), "go run ./cmd/caddy run --config Caddyfile.example") {
 			t.Errorf("publish with nothing listening: %v\n%s", err, out)
 		}
 	})

@@ -64,7 +64,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if errors.Is(err, nats.ErrNoServers) {
 		// The usual first-hour mistake: the gateway, whose embedded NATS
 		// this talks to, is not running yet.
-		return fmt.Errorf("connecting to %s: %w; is the gateway running? With Caddyfile.example its embedded NATS listens on 127.0.0.1:4222 once `go run ./cmd/caddy run --config Caddyfile.example` has started (or give -server)", o.server, err)
+		return fmt.Errorf("connecting to %s: %w\n"+
+			"Is the gateway running? With Caddyfile.example, its embedded NATS listens on 127.0.0.1:4222\n"+
+			"once this runs in another terminal (or give -server):\n"+
+			"  go run ./cmd/caddy run --config Caddyfile.example", o.server, err)
 	}
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", o.server, err)

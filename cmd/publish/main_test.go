@@ -47,7 +47,7 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"-creds", "c", "-token", "t", "x"}, "choose one of"},
 		{[]string{"-server", dead, "x"}, "connecting to nats://127.0.0.1:1"},
 		// Nothing listening: say what should be.
-		{[]string{"-server", dead, "x"}, "is the gateway running? With Caddyfile.example its embedded NATS listens on 127.0.0.1:4222"},
+		{[]string{"-server", dead, "x"}, "Is the gateway running? With Caddyfile.example, its embedded NATS listens on 127.0.0.1:4222"},
 	}
 	for _, tt := range tests {
 		var stdout bytes.Buffer
