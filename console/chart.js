@@ -86,7 +86,8 @@ function plot(canvas, lines, unit) {
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
   ctx.clearRect(0, 0, w, h);
-  const top = 14;
+  // Room for the labels above the plot.
+  const top = 16;
   const all = lines.flatMap((l) => l.values).filter((v) => v !== null && Number.isFinite(v));
   const max = roundUp(Math.max(...all, 0));
   const y = (v) => top + (h - top - 2) * (1 - v / max);
@@ -127,9 +128,10 @@ function plot(canvas, lines, unit) {
     return n;
   });
   // The newest value of each line, right-aligned at the top: the answer
-  // to "how fast, now?".
+  // to "how fast, now?". Screen readers get the same words.
   ctx.textAlign = "right";
   let right = w - 2;
+  const said = [];
   for (const { values, color, label } of lines) {
     const last = values.findLast((v) => v !== null && Number.isFinite(v));
     if (last === undefined) continue;
@@ -137,7 +139,9 @@ function plot(canvas, lines, unit) {
     ctx.fillStyle = color;
     ctx.fillText(text, right, 0);
     right -= ctx.measureText(text).width + 8;
+    said.push(text);
   }
+  canvas.setAttribute("aria-label", said.length ? "now " + said.reverse().join(", ") : "no figures yet");
   return counts;
 }
 

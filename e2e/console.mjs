@@ -97,6 +97,7 @@ async function main() {
     await page.click("#pub-send");
     await page.waitForFunction(() => /^401 /.test(document.getElementById("pub-result").textContent));
     match(await page.locator("#pub-result").textContent(), /^401 unauthenticated: .*\(a publish token, pasted as Token: go run \.\/cmd\/token -sub me -publish demo\)$/, "publish 401 hint");
+    await page.screenshot({ path: screenshot.replace(/\.png$/, "-no-token.png"), fullPage: true });
     log("without a token: demo open, orders.eu refused with its reason, figures need a token, hints on where a token comes from");
 
     // 2. A pasted token opens both, and the figures appear.
@@ -154,8 +155,9 @@ async function main() {
         // The canvas is transparent: an antialiased edge keeps the line's
         // colour with less alpha.
         const near = (i) => [0, 1, 2].every((k) => Math.abs(d[i + k] - rgb[k]) <= 12);
-        // Below the labels at the top, which are in the lines' colours.
-        const from = 16 * (window.devicePixelRatio || 1) * c.width * 4;
+        // Below the labels (11px text at the top, in the lines' colours);
+        // the plot starts at 16px.
+        const from = 13 * (window.devicePixelRatio || 1) * c.width * 4;
         for (let i = from; i < d.length; i += 4) if (d[i + 3] > 40 && near(i)) n++;
         return n;
       };
@@ -165,6 +167,8 @@ async function main() {
     // Two points or more per line, each at least a 2x2 dot.
     ok(drawn.rate > 4 && drawn.p50 > 4 && drawn.p99 > 4, `chart pixels ${JSON.stringify(drawn)}`);
     log("chart points", JSON.stringify(points), "pixels", JSON.stringify(drawn));
+    match(await page.locator("#chart-latency").getAttribute("aria-label"), /^now p50 [\d.]+ ms, p99 [\d.]+ ms$/, "latency chart's words");
+    match(await page.locator("#chart-rate").getAttribute("aria-label"), /^now [\d.]+\/s$/, "rate chart's words");
     // The quantile estimate, inside a bucket and beyond the last bound.
     const q = await page.evaluate(async () => {
       const { quantile } = await import(new URL("chart.js", location.href));

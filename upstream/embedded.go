@@ -81,6 +81,7 @@ func (s *embeddedServer) release() { _, _ = pool.Delete(s.key) }
 func (s *embeddedServer) Destruct() error {
 	s.srv.Shutdown()
 	s.srv.WaitForShutdown()
+	s.gateway.Wipe()
 	return nil
 }
 
