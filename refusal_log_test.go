@@ -13,12 +13,13 @@ import (
 )
 
 // TestRefusalLogLines: every refusal's log line names its endpoint
-// ("stream refused", "publish refused", "auth refused") and carries the
+// ("stream refused", "publish refused", "console refused", "health
+// refused"; "auth refused" for credentials) and carries the
 // error code under one key, code; details are written as text in the
 // answer and in the log, with no \u003e for a '>'.
 func TestRefusalLogLines(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	g := publishGatewayLogging(t, nil, nil, logFile)
+	g := publishGatewayLogging(t, nil, map[string]any{"console_path": "/events/console", "health_path": "/events/health"}, logFile)
 	for _, tt := range []struct {
 		method, path, query string
 		hdr                 map[string]string
@@ -30,6 +31,8 @@ func TestRefusalLogLines(t *testing.T) {
 		{http.MethodGet, "/events/publish", "channel=demo", nil, http.StatusMethodNotAllowed, "publish refused", "method_not_allowed", "POST"},
 		{http.MethodPost, "/events/publish", "channel=demo", nil, http.StatusUnauthorized, "auth refused", "unauthenticated", "Bearer"},
 		{http.MethodGet, "/events", "channel=user.alice", nil, http.StatusUnauthorized, "auth refused", "unauthenticated", ""},
+		{http.MethodGet, "/events/console/nosuch.js", "", nil, http.StatusNotFound, "console refused", "not_found", "no such console file"},
+		{http.MethodPost, "/events/health", "", nil, http.StatusMethodNotAllowed, "health refused", "method_not_allowed", "GET"},
 	} {
 		req, err := http.NewRequest(tt.method, g.httpURL+tt.path+"?"+tt.query, strings.NewReader("x"))
 		if err != nil {
