@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -146,5 +147,26 @@ func TestAnchorsFollowGitHub(t *testing.T) {
 	}
 	if got["not-a-heading"] {
 		t.Error("a comment in a code block became a heading")
+	}
+}
+
+// TestScalingPoolConfigIsValid runs caddy validate on docs/scaling.md's
+// shard pool, as printed: its stream, republish prefix and subject
+// template must agree, which the gateway checks at start.
+func TestScalingPoolConfigIsValid(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "docs", "scaling.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := blockWith(t, fencedBlocks(string(src), "caddyfile"), "republish_prefix")
+	bin := buildCommands(t)
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(path, []byte(pool), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "caddy"), "validate", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "SSEGATE_JWT_SECRET="+randomSecret(t), "HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("caddy validate: %v\n%s\n%s", err, out, pool)
 	}
 }
