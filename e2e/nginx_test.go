@@ -109,21 +109,14 @@ func startNginx(t *testing.T, bin string, upstream int) (string, *lockedBuffer) 
 	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, port, upstream, int(nginxReadTimeout.Seconds())), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", "stderr")
-	log := new(lockedBuffer)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	// Registered first, so that it runs after nginx has stopped.
+	var log *lockedBuffer
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
 		if t.Failed() {
 			t.Logf("nginx log:\n%s", log.String())
 		}
 	})
+	log = background(t, exec.Command(bin, "-p", dir, "-c", conf, "-e", "stderr"))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

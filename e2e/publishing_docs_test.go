@@ -5,26 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 )
-
-// httpPublishing is docs/publishing.md's "Publishing over HTTP" section.
-func httpPublishing(t *testing.T) string {
-	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "docs", "publishing.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(src), "\n## Publishing over HTTP\n")
-	if !ok {
-		t.Fatal("docs/publishing.md has no Publishing over HTTP")
-	}
-	section, _, _ := strings.Cut(after, "\n## ")
-	return section
-}
 
 // interpreter finds a sample's interpreter: missing, it skips the sample,
 // or fails it on CI, which has them.
@@ -46,7 +30,7 @@ func interpreter(t *testing.T, name string) string {
 // so the first is stored and the others are answered with its id; a reader
 // of orders.eu gets it once.
 func publishingSamples(ctx context.Context, t *testing.T, replace *strings.Replacer) {
-	sec := httpPublishing(t)
+	sec := docSection(t, "docs/publishing.md", "Publishing over HTTP")
 	export := blockWith(t, fencedBlocks(sec, "sh"), "export SSEGATE_PUBLISH_TOKEN")
 	token := strings.TrimSpace(shell(ctx, t, replace, export+`printf '%s' "$SSEGATE_PUBLISH_TOKEN"`))
 	env := "SSEGATE_PUBLISH_TOKEN=" + token

@@ -52,20 +52,24 @@ func readExample(t *testing.T) example {
 	return ex
 }
 
-// quickStart is the README's quick start section.
-func quickStart(t *testing.T) string {
+// docSection is the text under a "## " heading of a file in the
+// repository, up to the next one.
+func docSection(t *testing.T, file, heading string) string {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "README.md"))
+	src, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(src), "\n## Quick start\n")
+	_, after, ok := strings.Cut(string(src), "\n## "+heading+"\n")
 	if !ok {
-		t.Fatal("README has no Quick start")
+		t.Fatalf("%s has no section %q", file, heading)
 	}
 	section, _, _ := strings.Cut(after, "\n## ")
 	return section
 }
+
+// quickStart is the README's quick start section.
+func quickStart(t *testing.T) string { return docSection(t, "README.md", "Quick start") }
 
 var localURL = regexp.MustCompile(`https?://localhost:(\d+)(/[^\s'"<>)]*)?`)
 
@@ -236,12 +240,10 @@ func blockWith(t *testing.T, blocks []string, text string) string {
 	return ""
 }
 
-// listen runs a one-line curl -N snippet in the background until the test
-// ends, and returns what it receives.
-func listen(ctx context.Context, t *testing.T, replace *strings.Replacer, line string, env ...string) *lockedBuffer {
+// background starts cmd with its output collected, and kills it when the
+// test ends.
+func background(t *testing.T, cmd *exec.Cmd) *lockedBuffer {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, "bash", "-c", "exec "+replace.Replace(strings.TrimSpace(line)))
-	cmd.Env = append(os.Environ(), env...)
 	out := new(lockedBuffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -251,6 +253,15 @@ func listen(ctx context.Context, t *testing.T, replace *strings.Replacer, line s
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
 	return out
+}
+
+// listen runs a one-line curl -N snippet in the background until the test
+// ends, and returns what it receives.
+func listen(ctx context.Context, t *testing.T, replace *strings.Replacer, line string, env ...string) *lockedBuffer {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "bash", "-c", "exec "+replace.Replace(strings.TrimSpace(line)))
+	cmd.Env = append(os.Environ(), env...)
+	return background(t, cmd)
 }
 
 // waitText waits until out holds text.
