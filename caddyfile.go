@@ -3,6 +3,7 @@ package ssegate
 import (
 	"math"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -54,63 +55,51 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	fields := caddyargs.Fields{
+		String: map[string]*string{"subject": &h.Subject, "channel_pattern": &h.ChannelPattern,
+			"health": &h.HealthPath, "console": &h.ConsolePath, "client": &h.ClientPath},
+		Strings:     map[string]*[]string{"public": &h.Public},
+		PositiveInt: map[string]*int{"max_channels": &h.MaxChannels, "queue_size": &h.QueueSize, "replay_limit": &h.ReplayLimit},
+		Duration:    map[string]*caddy.Duration{"heartbeat": &h.Heartbeat, "retry": &h.Retry, "write_timeout": &h.WriteTimeout},
+		OnOff:       map[string]*bool{"http1_takeover": &h.HTTP1Takeover},
+	}
 	for d.NextBlock(0) {
-		var err error
-		switch d.Val() {
-		case "channels":
-			err = h.parseChannels(d)
-		case "subject":
-			err = caddyargs.String(d, &h.Subject)
-		case "channel_pattern":
-			err = caddyargs.String(d, &h.ChannelPattern)
-		case "max_channels":
-			err = caddyargs.PositiveInt(d, &h.MaxChannels)
-		case "public":
-			err = caddyargs.Strings(d, &h.Public)
-		case "heartbeat":
-			err = caddyargs.Duration(d, &h.Heartbeat)
-		case "retry":
-			err = caddyargs.Duration(d, &h.Retry)
-		case "queue_size":
-			err = caddyargs.PositiveInt(d, &h.QueueSize)
-		case "write_timeout":
-			err = caddyargs.Duration(d, &h.WriteTimeout)
-		case "replay_limit":
-			err = caddyargs.PositiveInt(d, &h.ReplayLimit)
-		case "http1_takeover":
-			h.HTTP1Takeover, err = caddyargs.OnOff(d)
-		case "publish":
-			if h.Publish != nil {
-				return d.Err("publish is given more than once")
-			}
-			h.Publish = new(publishing.Config)
-			err = h.Publish.UnmarshalCaddyfile(d)
-		case "history":
-			h.History = new(history.Config)
-			err = h.History.UnmarshalCaddyfile(d)
-		case "poll":
-			h.Poll = new(history.PollConfig)
-			err = h.Poll.UnmarshalCaddyfile(d)
-		case "client":
-			err = caddyargs.String(d, &h.ClientPath)
-		case "health":
-			err = caddyargs.String(d, &h.HealthPath)
-		case "console":
-			err = caddyargs.String(d, &h.ConsolePath)
-		case "auth":
-			if h.Auth != nil {
-				return d.Err("auth is given more than once")
-			}
-			h.Auth = new(auth.Config)
-			err = h.Auth.UnmarshalCaddyfile(d)
-		default:
-			err = d.Errf("unknown ssegate subdirective %q", d.Val())
+		ok, err := fields.Read(d, d.Val())
+		if !ok {
+			err = h.unmarshalBlock(d)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unmarshalBlock reads the subdirectives that are more than one value.
+func (h *Handler) unmarshalBlock(d *caddyfile.Dispenser) error {
+	switch d.Val() {
+	case "channels":
+		return h.parseChannels(d)
+	case "publish":
+		if h.Publish != nil {
+			return d.Err("publish is given more than once")
+		}
+		h.Publish = new(publishing.Config)
+		return h.Publish.UnmarshalCaddyfile(d)
+	case "auth":
+		if h.Auth != nil {
+			return d.Err("auth is given more than once")
+		}
+		h.Auth = new(auth.Config)
+		return h.Auth.UnmarshalCaddyfile(d)
+	case "history":
+		h.History = new(history.Config)
+		return h.History.UnmarshalCaddyfile(d)
+	case "poll":
+		h.Poll = new(history.PollConfig)
+		return h.Poll.UnmarshalCaddyfile(d)
+	}
+	return d.Errf("unknown ssegate subdirective %q", d.Val())
 }
 
 func (h *Handler) parseChannels(d *caddyfile.Dispenser) error {
@@ -182,6 +171,13 @@ func parseApp(d *caddyfile.Dispenser, existing any) (any, error) {
 // unmarshalCaddyfileOption reads one line of the global option that is
 // the app's own or its stream's.
 func (a *App) unmarshalCaddyfileOption(d *caddyfile.Dispenser) error {
+	fields := caddyargs.Fields{
+		Duration:    map[string]*caddy.Duration{"start_timeout": &a.StartTimeout},
+		PositiveInt: map[string]*int{"replay_concurrency": &a.ReplayConcurrency},
+	}
+	if ok, err := fields.Read(d, d.Val()); ok {
+		return err
+	}
 	switch d.Val() {
 	case "stream":
 		return a.Stream.UnmarshalCaddyfile(d)
@@ -189,10 +185,6 @@ func (a *App) unmarshalCaddyfileOption(d *caddyfile.Dispenser) error {
 		on, err := caddyargs.OnOff(d)
 		a.Stream.Unmanaged = !on
 		return err
-	case "start_timeout":
-		return caddyargs.Duration(d, &a.StartTimeout)
-	case "replay_concurrency":
-		return caddyargs.PositiveInt(d, &a.ReplayConcurrency)
 	case "replay_pull_bytes":
 		var n int64
 		if err := caddyargs.PositiveSize(d, &n); err != nil {

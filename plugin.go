@@ -160,7 +160,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// stream never finishes by itself: with Caddy's default eternal
 		// grace period, exiting would hang if the http app stopped before
 		// ours. So streams end as soon as their server starts to shut down.
-		srv.RegisterOnShutdown(h.app.endStreams)
+		srv.RegisterOnShutdown(h.app.endSessions)
 	}
 	if h.channelRE, err = compileChannelPattern(h.ChannelPattern); err != nil {
 		return err
@@ -266,7 +266,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 	// The stream owns the admission from here, and releases it at its end.
-	h.serveStream(w, r, subjects, lastEventID(r), adm,
+	h.serveSession(w, r, subjects, lastEventID(r), adm,
 		session.OnlyEvents(filter), session.ResumingSince(r.URL.Query().Get("since")))
 	return nil
 }

@@ -8,10 +8,10 @@ import (
 	"github.com/ssegate/ssegate/internal/session"
 )
 
-// serveStream hands an admitted request over to its session, which
+// serveSession hands an admitted request over to its session, which
 // attaches it to the hub through attach. The session owns adm from here,
 // and releases it at its end.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, opts ...session.Option) {
+func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, opts ...session.Option) {
 	h.sessions.Serve(w, r, subjects, position, adm, h.attach, opts...)
 }
 

@@ -11,12 +11,8 @@ import (
 // token. Values are kept as written ({env.X} included) and resolved by
 // NewGate, so the adapted JSON does not hold secrets.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
 	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		dir := d.Val()
+	return caddyargs.Block(d, func(dir string) error {
 		if seen[dir] && !repeatable(dir) {
 			return d.Errf("%s given more than once", dir)
 		}
@@ -25,11 +21,8 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if !handled {
 			err = c.unmarshalOption(d, dir)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // repeatable says whether a subdirective may be given more than once:
@@ -67,15 +60,19 @@ func (c *Config) unmarshalKey(d *caddyfile.Dispenser, dir string) (bool, error) 
 
 // unmarshalOption reads any other line of the block.
 func (c *Config) unmarshalOption(d *caddyfile.Dispenser, dir string) error {
+	fields := caddyargs.Fields{
+		String: map[string]*string{"issuer": &c.Issuer, "ticket_param": &c.TicketParam,
+			"ticket_bucket": &c.TicketBucket, "ticket_path": &c.TicketPath},
+		Strings: map[string]*[]string{"audience": &c.Audience, "public": &c.Public, "cors_origins": &c.CORSOrigins},
+		Duration: map[string]*caddy.Duration{"leeway": &c.Leeway, "ticket_lifetime": &c.TicketLifetime,
+			"ticket_max_lifetime": &c.TicketMaxLifetime},
+		NonNegativeInt: map[string]*int{"max_token_bytes": &c.MaxTokenBytes, "max_connections": &c.MaxConnections,
+			"max_connections_per_subject": &c.MaxConnectionsPerSubject},
+	}
+	if ok, err := fields.Read(d, dir); ok {
+		return err
+	}
 	switch dir {
-	case "audience":
-		return caddyargs.Strings(d, &c.Audience)
-	case "public":
-		return caddyargs.Strings(d, &c.Public)
-	case "cors_origins":
-		return caddyargs.Strings(d, &c.CORSOrigins)
-	case "issuer":
-		return caddyargs.String(d, &c.Issuer)
 	case "cookie":
 		err := caddyargs.String(d, &c.Cookie)
 		if c.Cookie == "off" {
@@ -86,24 +83,6 @@ func (c *Config) unmarshalOption(d *caddyfile.Dispenser, dir string) error {
 		on, err := caddyargs.OnOff(d)
 		c.DisableBearer = err == nil && !on
 		return err
-	case "ticket_param":
-		return caddyargs.String(d, &c.TicketParam)
-	case "ticket_bucket":
-		return caddyargs.String(d, &c.TicketBucket)
-	case "ticket_path":
-		return caddyargs.String(d, &c.TicketPath)
-	case "leeway":
-		return caddyargs.Duration(d, &c.Leeway)
-	case "ticket_lifetime":
-		return caddyargs.Duration(d, &c.TicketLifetime)
-	case "ticket_max_lifetime":
-		return caddyargs.Duration(d, &c.TicketMaxLifetime)
-	case "max_token_bytes":
-		return caddyargs.NonNegativeInt(d, &c.MaxTokenBytes)
-	case "max_connections":
-		return caddyargs.NonNegativeInt(d, &c.MaxConnections)
-	case "max_connections_per_subject":
-		return caddyargs.NonNegativeInt(d, &c.MaxConnectionsPerSubject)
 	case "auth_url":
 		return c.parseCallout(d)
 	}
@@ -112,9 +91,9 @@ func (c *Config) unmarshalOption(d *caddyfile.Dispenser, dir string) error {
 
 // hmac_secret <secret> [HS256|HS384|HS512] [kid <kid>]
 func (c *Config) parseHMAC(d *caddyfile.Dispenser) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
+	var args []string
+	if err := caddyargs.Strings(d, &args); err != nil {
+		return err
 	}
 	k := HMACKey{Secret: args[0]}
 	rest := args[1:]
@@ -153,9 +132,9 @@ func parseKeyArgs(d *caddyfile.Dispenser) (key, alg, kid string, err error) {
 
 // jwks <url> [refresh <dur>] [algs <alg>...]
 func (c *Config) parseJWKS(d *caddyfile.Dispenser) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
+	var args []string
+	if err := caddyargs.Strings(d, &args); err != nil {
+		return err
 	}
 	s := JWKSSource{URL: args[0]}
 	rest := args[1:]
@@ -195,37 +174,41 @@ func (c *Config) parseCallout(d *caddyfile.Dispenser) error {
 	if err := caddyargs.String(d, &a.URL); err != nil {
 		return err
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "forward_headers":
-			err = caddyargs.Strings(d, &a.ForwardHeaders)
-		case "timeout":
-			err = caddyargs.Duration(d, &a.Timeout)
-		case "cache_ttl":
-			var v string
-			if err = caddyargs.String(d, &v); err == nil {
-				if v == "off" {
-					a.CacheTTL = caddy.Duration(-1)
-				} else if dur, perr := caddy.ParseDuration(v); perr != nil || dur <= 0 {
-					err = d.Errf("cache_ttl: invalid duration %q", v)
-				} else {
-					a.CacheTTL = caddy.Duration(dur)
-				}
-			}
-		case "cache_size":
-			err = caddyargs.NonNegativeInt(d, &a.CacheSize)
-		case "session_cookies":
-			err = caddyargs.Strings(d, &a.SessionCookies)
-		case "max_concurrent":
-			err = caddyargs.NonNegativeInt(d, &a.MaxConcurrent)
-		default:
-			return d.Errf("unknown auth_url subdirective %q", d.Val())
-		}
-		if err != nil {
+	fields := caddyargs.Fields{
+		Strings:        map[string]*[]string{"forward_headers": &a.ForwardHeaders, "session_cookies": &a.SessionCookies},
+		Duration:       map[string]*caddy.Duration{"timeout": &a.Timeout},
+		NonNegativeInt: map[string]*int{"cache_size": &a.CacheSize, "max_concurrent": &a.MaxConcurrent},
+	}
+	err := caddyargs.Lines(d, func(key string) error {
+		if ok, err := fields.Read(d, key); ok {
 			return err
 		}
+		if key == "cache_ttl" {
+			return parseCacheTTL(d, &a.CacheTTL)
+		}
+		return d.Errf("unknown auth_url subdirective %q", key)
+	})
+	if err != nil {
+		return err
 	}
 	c.AuthURL = a
+	return nil
+}
+
+// parseCacheTTL reads a duration, or off for no caching.
+func parseCacheTTL(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var v string
+	if err := caddyargs.String(d, &v); err != nil {
+		return err
+	}
+	if v == "off" {
+		*dst = caddy.Duration(-1)
+		return nil
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return d.Errf("cache_ttl: invalid duration %q", v)
+	}
+	*dst = caddy.Duration(dur)
 	return nil
 }

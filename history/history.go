@@ -18,7 +18,7 @@ import (
 // same reads, positions and budget as a stream's replay.
 type Source interface {
 	Resolve(ctx context.Context, raw string, subjects []string) (replay.Resolution, error)
-	Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(replay.Msg) error) error
+	Read(ctx context.Context, subjects []string, after, through uint64, limit int, fn func(replay.Msg) error) error
 	Epoch() string
 	Head(ctx context.Context) (replay.Head, error)
 	AfterNewest(ctx context.Context, subjects []string, n int) (uint64, error)
@@ -135,7 +135,8 @@ func (s *Server) page(ctx context.Context, src Source, req Request, p params) (A
 	c.floor = st.after
 	epoch := src.Epoch()
 	if st.read {
-		err = src.Read(ctx, req.Subjects, st.after, 0, func(m replay.Msg) error {
+		// The read must pass the position the answer claims.
+		err = src.Read(ctx, req.Subjects, st.after, st.reached, 0, func(m replay.Msg) error {
 			if !c.addMsg(m, epoch) {
 				return errFull
 			}

@@ -93,16 +93,6 @@ const (
 	resetEvent = "reset"
 )
 
-// Error codes of the publish endpoint, besides those of package auth.
-const (
-	codeBodyTooLarge   = "body_too_large"
-	codeEmptyData      = "empty_data"
-	codeInvalidData    = "invalid_data"
-	codeInvalidEvent   = "invalid_event"
-	codeInvalidIdemKey = "invalid_idempotency_key"
-	codeUnavailable    = "unavailable"
-)
-
 // published is the answer to a stored event.
 type published struct {
 	ID        string `json:"id"`
@@ -128,11 +118,11 @@ func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	}
 	name := cmp.Or(q.Get("event"), r.Header.Get(replay.EventHeader))
 	if err := checkEventName(name); err != "" {
-		return h.refuse(w, r, http.StatusBadRequest, codeInvalidEvent, err)
+		return h.refuse(w, r, http.StatusBadRequest, auth.CodeInvalidEvent, err)
 	}
 	idem := r.Header.Get("Idempotency-Key")
 	if !validIdempotencyKey(idem) {
-		return h.refuse(w, r, http.StatusBadRequest, codeInvalidIdemKey, fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey))
+		return h.refuse(w, r, http.StatusBadRequest, auth.CodeInvalidIdempotencyKey, fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey))
 	}
 	sub, aerr := h.gw.Publishers.Authorize(r, channel)
 	if aerr != nil {
@@ -151,7 +141,7 @@ func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	store, err := h.gw.Store(ctx)
 	if err == nil && int64(len(data)) > store.MaxPayload {
-		return h.refuse(w, r, http.StatusRequestEntityTooLarge, codeBodyTooLarge, "body is larger than NATS's max_payload")
+		return h.refuse(w, r, http.StatusRequestEntityTooLarge, auth.CodeBodyTooLarge, "body is larger than NATS's max_payload")
 	}
 	var ack *jetstream.PubAck
 	if err == nil {
@@ -159,15 +149,20 @@ func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		h.gw.Log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", sub), zap.Error(err))
-		return h.refuse(w, r, http.StatusServiceUnavailable, codeUnavailable, "the event could not be stored; try again (with the same Idempotency-Key)")
+		return h.refuse(w, r, http.StatusServiceUnavailable, auth.CodeUnavailable, "the event could not be stored; try again (with the same Idempotency-Key)")
 	}
 	out := published{ID: replay.ID{Seq: ack.Sequence, Epoch: store.Epoch}.String(), Duplicate: ack.Duplicate}
 	h.gw.Log.Debug("published", zap.String("channel", channel), zap.String("sub", sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
+	return writePublished(w, out)
+}
+
+// writePublished answers 201 with a new event's id, 200 with a duplicate's.
+func writePublished(w http.ResponseWriter, out published) error {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	if ack.Duplicate {
+	if out.Duplicate {
 		w.WriteHeader(http.StatusOK)
 	} else {
 		w.WriteHeader(http.StatusCreated)
@@ -207,13 +202,13 @@ func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte,
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return nil, &auth.Error{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge, Detail: fmt.Sprintf("the event's data is limited to %s", humanize.IBytes(uint64(limit)))}
+		return nil, &auth.Error{Status: http.StatusRequestEntityTooLarge, Code: auth.CodeBodyTooLarge, Detail: fmt.Sprintf("the event's data is limited to %s", humanize.IBytes(uint64(limit)))}
 	case err != nil:
 		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeBadRequest, Detail: "could not read the body"}
 	case len(data) == 0:
-		return nil, &auth.Error{Status: http.StatusBadRequest, Code: codeEmptyData, Detail: "the body is the event's data and must not be empty"}
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeEmptyData, Detail: "the body is the event's data and must not be empty"}
 	case !utf8.Valid(data):
-		return nil, &auth.Error{Status: http.StatusBadRequest, Code: codeInvalidData, Detail: "the event's data must be UTF-8 text"}
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeInvalidData, Detail: "the event's data must be UTF-8 text"}
 	}
 	return data, nil
 }
@@ -286,21 +281,18 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := caddyargs.String(d, &c.Path); err != nil {
 		return err
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
+	return caddyargs.Lines(d, func(key string) error {
+		switch key {
 		case "key":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			c.Keys = append(c.Keys, auth.PublishKey{Secret: args[0], Channels: args[1:]})
-		case "max_body":
-			if err := caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody); err != nil {
+			var args []string
+			if err := caddyargs.Strings(d, &args); err != nil {
 				return err
 			}
-		default:
-			return d.Errf("unknown publish option %q", d.Val())
+			c.Keys = append(c.Keys, auth.PublishKey{Secret: args[0], Channels: args[1:]})
+			return nil
+		case "max_body":
+			return caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody)
 		}
-	}
-	return nil
+		return d.Errf("unknown publish option %q", key)
+	})
 }

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/ssegate/ssegate/internal/caddyargs"
@@ -19,42 +20,33 @@ import (
 //	    max_bytes            <size>
 //	}
 func (s *StreamConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
+	fields := caddyargs.Fields{
+		String:      map[string]*string{"name": &s.Name, "republish_prefix": &s.RepublishPrefix},
+		PositiveInt: map[string]*int{"replicas": &s.Replicas},
+		Duration:    map[string]*caddy.Duration{"max_age": &s.MaxAge},
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "name":
-			err = caddyargs.String(d, &s.Name)
-		case "subjects":
-			s.Subjects = d.RemainingArgs()
-			if len(s.Subjects) == 0 {
-				err = d.ArgErr()
-			}
-		case "republish_prefix":
-			err = caddyargs.String(d, &s.RepublishPrefix)
-		case "storage":
-			if err = caddyargs.String(d, &s.Storage); err == nil && s.Storage != "file" && s.Storage != "memory" {
-				err = d.Errf("storage must be file or memory, not %q", s.Storage)
-			}
-		case "replicas":
-			err = caddyargs.PositiveInt(d, &s.Replicas)
-		case "max_age":
-			err = caddyargs.Duration(d, &s.MaxAge)
-		case "max_msgs_per_subject":
-			var n int
-			if err = caddyargs.PositiveInt(d, &n); err == nil {
-				s.MaxMsgsPerSubject = int64(n)
-			}
-		case "max_bytes":
-			err = caddyargs.Size(d, &s.MaxBytes)
-		default:
-			err = d.Errf("unknown stream option %q", d.Val())
-		}
-		if err != nil {
+	return caddyargs.Block(d, func(key string) error {
+		if ok, err := fields.Read(d, key); ok {
 			return err
 		}
-	}
-	return nil
+		switch key {
+		case "subjects":
+			s.Subjects = nil
+			return caddyargs.Strings(d, &s.Subjects)
+		case "storage":
+			err := caddyargs.String(d, &s.Storage)
+			if err == nil && s.Storage != "file" && s.Storage != "memory" {
+				err = d.Errf("storage must be file or memory, not %q", s.Storage)
+			}
+			return err
+		case "max_msgs_per_subject":
+			var n int
+			err := caddyargs.PositiveInt(d, &n)
+			s.MaxMsgsPerSubject = int64(n)
+			return err
+		case "max_bytes":
+			return caddyargs.Size(d, &s.MaxBytes)
+		}
+		return d.Errf("unknown stream option %q", key)
+	})
 }

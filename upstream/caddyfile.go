@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/ssegate/ssegate/internal/caddyargs"
@@ -19,32 +20,24 @@ import (
 //	reconnect_wait <duration>
 //	embedded { ... }    (see EmbeddedConfig.UnmarshalCaddyfile)
 func (c *Config) UnmarshalCaddyfileOption(d *caddyfile.Dispenser) (bool, error) {
-	var err error
+	fields := caddyargs.Fields{
+		String: map[string]*string{"user": &c.User, "password": &c.Password, "token": &c.Token,
+			"creds_file": &c.CredsFile, "nkey_file": &c.NKeyFile},
+		Strings:  map[string]*[]string{"url": &c.URLs},
+		Duration: map[string]*caddy.Duration{"reconnect_wait": &c.ReconnectWait},
+	}
+	if ok, err := fields.Read(d, d.Val()); ok {
+		return true, err
+	}
 	switch d.Val() {
-	case "url":
-		err = caddyargs.Strings(d, &c.URLs)
-	case "user":
-		err = caddyargs.String(d, &c.User)
-	case "password":
-		err = caddyargs.String(d, &c.Password)
-	case "token":
-		err = caddyargs.String(d, &c.Token)
-	case "creds_file":
-		err = caddyargs.String(d, &c.CredsFile)
-	case "nkey_file":
-		err = caddyargs.String(d, &c.NKeyFile)
 	case "tls":
 		c.TLS = new(TLSConfig)
-		err = c.TLS.UnmarshalCaddyfile(d)
-	case "reconnect_wait":
-		err = caddyargs.Duration(d, &c.ReconnectWait)
+		return true, c.TLS.UnmarshalCaddyfile(d)
 	case "embedded":
 		c.Embedded = new(EmbeddedConfig)
-		err = c.Embedded.UnmarshalCaddyfile(d)
-	default:
-		return false, nil
+		return true, c.Embedded.UnmarshalCaddyfile(d)
 	}
-	return true, err
+	return false, nil
 }
 
 // UnmarshalCaddyfile reads:
@@ -56,28 +49,13 @@ func (c *Config) UnmarshalCaddyfileOption(d *caddyfile.Dispenser) (bool, error) 
 //	    server_name <name>
 //	}
 func (t *TLSConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "ca":
-			err = caddyargs.String(d, &t.CA)
-		case "cert":
-			err = caddyargs.String(d, &t.Cert)
-		case "key":
-			err = caddyargs.String(d, &t.Key)
-		case "server_name":
-			err = caddyargs.String(d, &t.ServerName)
-		default:
-			err = d.Errf("unknown tls option %q", d.Val())
-		}
-		if err != nil {
+	fields := caddyargs.Fields{String: map[string]*string{"ca": &t.CA, "cert": &t.Cert, "key": &t.Key, "server_name": &t.ServerName}}
+	return caddyargs.Block(d, func(key string) error {
+		if ok, err := fields.Read(d, key); ok {
 			return err
 		}
-	}
-	return nil
+		return d.Errf("unknown tls option %q", key)
+	})
 }
 
 // UnmarshalCaddyfile reads:
@@ -97,31 +75,21 @@ func (t *TLSConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	    }
 //	}
 func (e *EmbeddedConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "listen":
-			err = caddyargs.String(d, &e.Listen)
-		case "store_dir":
-			err = caddyargs.String(d, &e.StoreDir)
-		case "user", "nkey":
-			err = e.unmarshalUser(d)
-		case "anonymous":
-			var on bool
-			if on, err = caddyargs.OnOff(d); err == nil {
-				e.Anonymous = &on
-			}
-		default:
-			err = d.Errf("unknown embedded option %q", d.Val())
-		}
-		if err != nil {
+	fields := caddyargs.Fields{String: map[string]*string{"listen": &e.Listen, "store_dir": &e.StoreDir}}
+	return caddyargs.Block(d, func(key string) error {
+		if ok, err := fields.Read(d, key); ok {
 			return err
 		}
-	}
-	return nil
+		switch key {
+		case "user", "nkey":
+			return e.unmarshalUser(d)
+		case "anonymous":
+			on, err := caddyargs.OnOff(d)
+			e.Anonymous = &on
+			return err
+		}
+		return d.Errf("unknown embedded option %q", key)
+	})
 }
 
 // unmarshalUser reads `user <name> { password ... }` or
@@ -136,25 +104,20 @@ func (e *EmbeddedConfig) unmarshalUser(d *caddyfile.Dispenser) error {
 	if err := caddyargs.String(d, id); err != nil {
 		return err
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
+	err := caddyargs.Lines(d, func(key string) error {
+		switch key {
 		case "password":
 			if kind == "nkey" {
 				return d.Err("an nkey user takes no password; the client signs with its seed")
 			}
-			err = caddyargs.String(d, &u.Password)
+			return caddyargs.String(d, &u.Password)
 		case "publish":
-			err = caddyargs.Strings(d, &u.Publish)
+			return caddyargs.Strings(d, &u.Publish)
 		case "subscribe":
-			err = caddyargs.Strings(d, &u.Subscribe)
-		default:
-			err = d.Errf("unknown %s option %q", kind, d.Val())
+			return caddyargs.Strings(d, &u.Subscribe)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return d.Errf("unknown %s option %q", kind, key)
+	})
 	e.Users = append(e.Users, u)
-	return nil
+	return err
 }

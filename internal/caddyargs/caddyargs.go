@@ -12,6 +12,27 @@ import (
 	"github.com/dustin/go-humanize"
 )
 
+// Block reads the block of a line that takes no argument of its own,
+// such as `tls { ... }`: it calls option for each line of the block, with
+// d on the line's first token, which is key.
+func Block(d *caddyfile.Dispenser, option func(key string) error) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return Lines(d, option)
+}
+
+// Lines calls option for each line of the block that follows the current
+// line, with d on the line's first token, which is key.
+func Lines(d *caddyfile.Dispenser, option func(key string) error) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := option(d.Val()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Strings appends the line's remaining arguments, at least one, to dst.
 func Strings(d *caddyfile.Dispenser, dst *[]string) error {
 	args := d.RemainingArgs()
@@ -133,4 +154,42 @@ func OnOff(d *caddyfile.Dispenser) (bool, error) {
 		return false, nil
 	}
 	return false, d.Errf("%s: want on or off, got %q", key, v)
+}
+
+// Fields names the settings of a block that each take one value of a
+// kind, by their key: a parser reads those lines with Read and writes its
+// own cases only for the rest.
+type Fields struct {
+	String         map[string]*string
+	Strings        map[string]*[]string // appended to, one or more
+	PositiveInt    map[string]*int
+	NonNegativeInt map[string]*int
+	Duration       map[string]*caddy.Duration
+	OnOff          map[string]*bool
+}
+
+// Read reads the line of key into its field, and reports whether key
+// named one.
+func (f Fields) Read(d *caddyfile.Dispenser, key string) (bool, error) {
+	if dst, ok := f.String[key]; ok {
+		return true, String(d, dst)
+	}
+	if dst, ok := f.Strings[key]; ok {
+		return true, Strings(d, dst)
+	}
+	if dst, ok := f.PositiveInt[key]; ok {
+		return true, PositiveInt(d, dst)
+	}
+	if dst, ok := f.NonNegativeInt[key]; ok {
+		return true, NonNegativeInt(d, dst)
+	}
+	if dst, ok := f.Duration[key]; ok {
+		return true, Duration(d, dst)
+	}
+	if dst, ok := f.OnOff[key]; ok {
+		on, err := OnOff(d)
+		*dst = on
+		return true, err
+	}
+	return false, nil
 }

@@ -61,34 +61,23 @@ type Metrics struct {
 // withDefaults fills nil fields with no-ops, so that the session calls
 // each count without a check.
 func (m Metrics) withDefaults() Metrics {
-	nop1 := func(string) {}
-	nopN := func(int) {}
-	if m.Opened == nil {
-		m.Opened = nop1
+	for _, f := range []*func(string){&m.Opened, &m.Closed, &m.Reset, &m.Ended} {
+		if *f == nil {
+			*f = func(string) {}
+		}
 	}
-	if m.Closed == nil {
-		m.Closed = nop1
+	for _, f := range []*func(int){&m.Delivered, &m.Written} {
+		if *f == nil {
+			*f = func(int) {}
+		}
 	}
-	if m.Replayed == nil {
-		m.Replayed = func() {}
-	}
-	if m.Delivered == nil {
-		m.Delivered = nopN
-	}
-	if m.Written == nil {
-		m.Written = nopN
+	for _, f := range []*func(){&m.Replayed, &m.Slow} {
+		if *f == nil {
+			*f = func() {}
+		}
 	}
 	if m.Latency == nil {
 		m.Latency = func(float64) {}
-	}
-	if m.Reset == nil {
-		m.Reset = nop1
-	}
-	if m.Ended == nil {
-		m.Ended = nop1
-	}
-	if m.Slow == nil {
-		m.Slow = func() {}
 	}
 	return m
 }
@@ -110,7 +99,7 @@ type Client interface {
 // (replay.History).
 type History interface {
 	Resolve(ctx context.Context, raw string, subjects []string) (replay.Resolution, error)
-	Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(replay.Msg) error) error
+	Read(ctx context.Context, subjects []string, after, through uint64, limit int, fn func(replay.Msg) error) error
 	Epoch() string
 }
 

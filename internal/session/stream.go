@@ -72,9 +72,17 @@ const (
 	endUnavailable = "unavailable"
 	endExpired     = "expired"
 	// endStopped is a stream that stopped without a last frame: its
-	// client left, or can no longer be written to.
-	endStopped = ""
+	// client left, or can no longer be written to. Its log line says
+	// endClientLeft.
+	endStopped    = ""
+	endClientLeft = "client_left"
 )
+
+// Endings are the reasons a stream ends, for the ended count's labels.
+func Endings() []string {
+	return []string{endSlow, upstream.ReasonShutdown.String(), endExpired, upstream.ReasonResync.String(),
+		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft}
+}
 
 // errBroken is what a write returns once one has failed.
 var errBroken = errors.New("stream broken by an earlier write")
@@ -159,7 +167,7 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 			zap.Duration("duration", time.Since(start)),
 			zap.Int("events", s.sent),
 			zap.Int("skipped", s.skipped),
-			zap.String("end", cmp.Or(s.ended, "client_left")))
+			zap.String("end", cmp.Or(s.ended, endClientLeft)))
 	}
 }
 
@@ -176,6 +184,7 @@ func (s *session) run(ctx context.Context, proto, position string, expires time.
 		why, live = s.catchUpSince(ctx)
 	case position == "":
 		s.lastSent = s.client.Start()
+		s.announce()
 	default:
 		s.known = true
 		why, live = s.catchUp(ctx, position)
@@ -220,7 +229,9 @@ func (s *session) catchUp(ctx context.Context, position string) (why string, liv
 		s.lastSent, s.read = res.Current.Seq, res.Current.Seq
 	}
 	for pass := 1; ; pass++ {
-		err := s.history.Read(ctx, s.subjects, s.read, s.sv.cfg.ReplayLimit, s.replayOne)
+		// The read must pass the hub's position at attach (or at the
+		// last overflow of the hold): the hub queues what comes after.
+		err := s.history.Read(ctx, s.subjects, s.read, s.client.Start(), s.sv.cfg.ReplayLimit, s.replayOne)
 		switch {
 		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
 			s.reset(replay.ResetTooFarBehind, res.Current)
@@ -263,6 +274,19 @@ func (s *session) replayOne(m replay.Msg) error {
 	s.sv.m.Replayed()
 	s.sv.m.Delivered(1)
 	return nil
+}
+
+// announce tells a client that came without a position where its stream
+// starts, before any event: an id line with no data sets an EventSource's
+// last event id and dispatches nothing. A client whose gateway dies before
+// the first event then comes back with a position, and misses nothing
+// published meanwhile.
+func (s *session) announce() {
+	s.buf = sse.AppendID(s.buf[:0], replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String())
+	s.known = true
+	if s.write(s.buf) == nil {
+		_ = s.flush()
+	}
 }
 
 // reset tells the client its position could not be honoured. The event's
