@@ -86,6 +86,18 @@ func TestPollIsServedFromTheLiveFeed(t *testing.T) {
 	_, a, _ := getJSON(t, g, "/events/poll", url.Values{"channel": {"f"}, "wait": {"10ms"}})
 	before := apiRequests(t, g.nats)
 	for i := range 20 {
+		// Another channel speaks between two polls: the hub's position
+		// moves past the poll's, and the keeper knows f did not speak.
+		publish(t, js, "events.elsewhere", "", "other")
+		if i == 10 {
+			// f speaks between two polls: the keeper has the event.
+			seq := publish(t, js, "events.f", "", "between")
+			_, b, body := getJSON(t, g, "/events/poll", url.Values{"channel": {"f"}, "after": {a.LastID}, "wait": {"20s"}})
+			if len(b.Events) != 1 || seqOf(t, b.LastID) < seq || b.Events[0].Data != "between" {
+				t.Fatalf("event between polls: %s", body)
+			}
+			a = b
+		}
 		done := make(chan history.Answer, 1)
 		after := a.LastID
 		go func() {
@@ -95,7 +107,7 @@ func TestPollIsServedFromTheLiveFeed(t *testing.T) {
 		eventually(t, 5*time.Second, "poll waiting", func() bool { return testutilGauge(g.app.metrics.pollsWaiting) == 1 })
 		seq := publish(t, js, "events.f", "", fmt.Sprint(i))
 		a = <-done
-		if len(a.Events) != 1 || seqOf(t, a.LastID) != seq {
+		if len(a.Events) != 1 || seqOf(t, a.Events[0].ID) != seq {
 			t.Fatalf("poll %d: %+v", i, a)
 		}
 	}

@@ -2,58 +2,65 @@ package history
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/ssegate/ssegate/upstream"
 )
 
-// keepers hold the live subscription of each polled channel for a while
-// after its last poll. A poll loop detaches between two polls; were its
-// channel's last client gone in that moment, the hub would drop the
-// channel and subscribe it again on the next poll, with a stream read to
-// set where it starts, and the new start would lie past the poll's
-// position, so the poll would read the stream too. Measured without
-// keepers: 1,000 polls on 100 channels at 100 events/s made about 800
-// JetStream API requests a second (BENCHMARKS.md).
+// keepers watch each polled channel between its polls. A poll loop
+// detaches between two polls, and the hub knows only its own position,
+// not each channel's: without keepers, every poll whose position lies
+// behind the hub's (because any channel spoke meanwhile) would have to
+// read the stream to learn whether its channels did. A keeper stays
+// attached to one channel for a while after its last poll and remembers
+// its newest events, so such a poll is answered from memory.
 type keepers struct {
 	linger time.Duration
 	mu     sync.Mutex
 	m      map[string]*keeper
 }
 
-// keeper is one channel's idle hub client.
+// keeper is one channel's hub client and its recent frames.
 type keeper struct {
 	hub    Hub
 	client *upstream.Client
-	mu     sync.Mutex
-	until  time.Time
+
+	mu    sync.Mutex
+	until time.Time
+	// ring holds every frame of the channel after from, oldest first.
+	from  uint64
+	ring  []upstream.Frame
+	ended bool
+	buf   []upstream.Frame
 }
 
-// keepQueue is a keeper's queue: frames are let go as they come.
-const keepQueue = 64
+// Keeper sizes: a keeper's queue, and the frames it remembers.
+const (
+	keepQueue = 1024
+	keepRing  = 256
+)
 
-// hold makes sure each subject stays subscribed on hub until linger after
-// now.
-func (k *keepers) hold(ctx context.Context, hub Hub, subjects []string) {
+// hold returns a keeper for each subject on hub, attaching those that
+// have none, and keeps them until linger after now. An entry is nil
+// where the hub refused.
+func (k *keepers) hold(ctx context.Context, hub Hub, subjects []string) []*keeper {
 	until := time.Now().Add(k.linger)
-	for _, subj := range subjects {
+	out := make([]*keeper, len(subjects))
+	for i, subj := range subjects {
 		k.mu.Lock()
 		kp := k.m[subj]
-		if kp != nil && kp.hub == hub {
-			kp.mu.Lock()
-			kp.until = until
-			kp.mu.Unlock()
-			k.mu.Unlock()
+		k.mu.Unlock()
+		if kp != nil && kp.hub == hub && kp.extend(until) {
+			out[i] = kp
 			continue
 		}
-		k.mu.Unlock()
 		c, err := hub.Attach(ctx, []string{subj}, keepQueue, false)
 		if err != nil {
-			// The poll's own attach reports it.
-			return
+			continue
 		}
-		kp = &keeper{hub: hub, client: c, until: until}
+		kp = &keeper{hub: hub, client: c, until: until, from: c.Start()}
 		k.mu.Lock()
 		if k.m == nil {
 			k.m = make(map[string]*keeper)
@@ -64,14 +71,27 @@ func (k *keepers) hold(ctx context.Context, hub Hub, subjects []string) {
 		if old != nil {
 			old.client.End(upstream.ReasonShutdown)
 		}
+		out[i] = kp
 		go k.run(subj, kp)
 	}
+	return out
 }
 
-// run lets the keeper's frames go until it has been unused for linger,
-// or the hub ends it.
+// extend keeps kp until then, unless it has ended.
+func (kp *keeper) extend(until time.Time) bool {
+	kp.mu.Lock()
+	defer kp.mu.Unlock()
+	kp.until = until
+	return !kp.ended
+}
+
+// run takes the keeper's frames as they come until it has been unused
+// for linger, or the hub ends it.
 func (k *keepers) run(subj string, kp *keeper) {
 	defer func() {
+		kp.mu.Lock()
+		kp.ended, kp.ring = true, nil
+		kp.mu.Unlock()
 		kp.client.Detach()
 		k.mu.Lock()
 		if k.m[subj] == kp {
@@ -81,14 +101,12 @@ func (k *keepers) run(subj string, kp *keeper) {
 	}()
 	timer := time.NewTimer(k.linger)
 	defer timer.Stop()
-	var buf []upstream.Frame
 	for {
 		select {
 		case <-kp.client.Ready():
-			for more := true; more; {
-				buf, more = kp.client.Take(buf[:0], keepQueue)
-				clear(buf)
-			}
+			kp.mu.Lock()
+			kp.takeLocked()
+			kp.mu.Unlock()
 		case <-kp.client.Done():
 			return
 		case <-timer.C:
@@ -101,4 +119,64 @@ func (k *keepers) run(subj string, kp *keeper) {
 			timer.Reset(rest)
 		}
 	}
+}
+
+// takeLocked moves the queued frames into the ring, forgetting the
+// oldest beyond keepRing.
+func (kp *keeper) takeLocked() {
+	for more := true; more; {
+		kp.buf, more = kp.client.Take(kp.buf[:0], keepQueue)
+		kp.ring = append(kp.ring, kp.buf...)
+		clear(kp.buf)
+	}
+	if over := len(kp.ring) - keepRing; over > 0 {
+		kp.from = kp.ring[over-1].Seq
+		kp.ring = slices.Delete(kp.ring, 0, over)
+	}
+}
+
+// between returns the frames of the keeper's channel in (after, through],
+// and whether it knows them all. Called after the poll attached at
+// through: the hub offered every frame up to it to the keeper already,
+// so taking the keeper's queue now completes its knowledge.
+func (kp *keeper) between(after, through uint64) ([]upstream.Frame, bool) {
+	if kp == nil {
+		return nil, false
+	}
+	kp.mu.Lock()
+	defer kp.mu.Unlock()
+	kp.takeLocked()
+	select {
+	case <-kp.client.Done():
+		// Ended, or cut as slow: its ring may lack a frame.
+		return nil, false
+	default:
+	}
+	if kp.ended || after < kp.from {
+		return nil, false
+	}
+	var out []upstream.Frame
+	for _, f := range kp.ring {
+		if f.Seq > after && f.Seq <= through {
+			out = append(out, f)
+		}
+	}
+	return out, true
+}
+
+// recent gathers the frames of every channel in (after, through] from
+// the keepers, in stream order, and whether they knew them all.
+func recent(keeps []*keeper, channels []string, after, through uint64) ([]frame, bool) {
+	var out []frame
+	for i, kp := range keeps {
+		fs, ok := kp.between(after, through)
+		if !ok {
+			return nil, false
+		}
+		for _, f := range fs {
+			out = append(out, frame{Frame: f, channel: channels[i]})
+		}
+	}
+	slices.SortFunc(out, func(a, b frame) int { return cmpSeq(a.Seq, b.Seq) })
+	return out, true
 }

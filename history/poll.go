@@ -65,7 +65,7 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 			return a, err
 		}
 	}
-	s.keep.hold(ctx, hub, req.Subjects)
+	keeps := s.keep.hold(ctx, hub, req.Subjects)
 	wt, err := attach(ctx, hub, req)
 	if err != nil {
 		return Answer{}, err
@@ -78,19 +78,18 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 	if p.hasAfter {
 		floor = id.Seq
 	}
-	switch {
-	case p.hasAfter && id.Seq < pos:
-		// Events may exist between the client's position and the live
-		// feed's start: the stream has them.
-		a, reached, err := s.page(ctx, src, req, p)
-		if err != nil || len(a.Events) > 0 || a.Reset != nil {
+	epoch := src.Epoch()
+	if p.hasAfter && id.Seq < pos {
+		// The hub moved on since the client's position: its channels'
+		// keepers know whether they spoke meanwhile, else the stream.
+		a, reached, done, err := s.behind(ctx, src, req, p, keeps, id.Seq, pos, epoch)
+		if done || err != nil {
 			return a, err
 		}
-		pos = max(pos, reached)
-	case p.hasAfter:
+		pos = reached
+	} else if p.hasAfter {
 		pos = id.Seq
 	}
-	epoch := src.Epoch()
 	if !wt.endReplay(pos) {
 		// Live frames overflowed while the stream was read; they come
 		// from the stream on the next poll.
@@ -101,6 +100,40 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 	s.waiting(1)
 	defer s.waiting(-1)
 	return s.waitLive(ctx, wt, p, pos, floor, epoch), nil
+}
+
+// behind answers a poll whose position after lies behind the hub's
+// position at its attach, pos, when events came meanwhile; done is false
+// when none did, and the poll waits live from reached.
+func (s *Server) behind(ctx context.Context, src Source, req Request, p params, keeps []*keeper, after, pos uint64, epoch string) (a Answer, reached uint64, done bool, err error) {
+	if frames, ok := recent(keeps, req.Channels, after, pos); ok {
+		_, _, maxBytes := s.history.limits()
+		c := newCollector(nil, nil, p.limit, maxBytes, p.filter)
+		c.floor = after
+		addFrames(c, frames)
+		if len(c.events) > 0 {
+			return c.answer(epoch, pos), 0, true, nil
+		}
+		return Answer{}, pos, false, nil
+	}
+	a, reached, err = s.page(ctx, src, req, p)
+	if err != nil || len(a.Events) > 0 || a.Reset != nil {
+		return a, 0, true, err
+	}
+	return Answer{}, max(pos, reached), false, nil
+}
+
+// addFrames adds live frames to c until it is full.
+func addFrames(c *collector, frames []frame) {
+	for _, f := range frames {
+		var stored time.Time
+		if f.Stored != 0 {
+			stored = time.Unix(0, f.Stored)
+		}
+		if !c.addFrame(f.channel, f.Seq, f.Data, stored) {
+			return
+		}
+	}
 }
 
 // waitLive waits for frames after pos and answers with them.
@@ -123,16 +156,10 @@ func (s *Server) waitLive(ctx context.Context, wt *waiter, p params, pos, floor 
 			return c.answer(epoch, pos)
 		}
 		reached := pos
-		for _, f := range frames {
-			var stored time.Time
-			if f.Stored != 0 {
-				stored = time.Unix(0, f.Stored)
-			}
-			if !c.addFrame(f.channel, f.Seq, f.Data, stored) {
-				break
-			}
-			reached = f.Seq
+		if len(frames) > 0 {
+			reached = frames[len(frames)-1].Seq
 		}
+		addFrames(c, frames)
 		// Frames the filter dropped all, keep waiting; unless frames past
 		// the last complete one were let go, which the next poll reads.
 		if len(c.events) == 0 && complete && time.Now().Before(deadline) && ctx.Err() == nil {
