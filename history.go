@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/browser"
 	"github.com/ssegate/ssegate/history"
 )
@@ -42,14 +41,8 @@ func (h *Handler) historyBackend(ctx context.Context) (history.Source, history.H
 // serveHistory checks a history or poll request as a stream is checked
 // (method, channels, credential) and hands it to serve.
 func (h *Handler) serveHistory(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, *http.Request, history.Request)) error {
-	if r.Method == http.MethodOptions {
-		h.gate.Preflight(w, r)
+	if !h.gets(w, r, "history and poll are read with GET") {
 		return nil
-	}
-	h.gate.ApplyCORS(w, r)
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		return h.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "history and poll are read with GET")
 	}
 	adm, subjects, ok := h.admit(w, r)
 	if !ok {

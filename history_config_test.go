@@ -40,10 +40,10 @@ func TestHistoryCaddyfileErrors(t *testing.T) {
 		{"history without path", handler("history"), "after 'history'", 3},
 		{"history with two paths", handler("history /a /b"), "after '/b'", 3},
 		{"history unknown option", handler("history /h {", "\tdepth 3", "}"), `unknown history option "depth"`, 4},
-		{"history limit zero", handler("history /h {", "\tlimit 0", "}"), `limit "0"`, 4},
+		{"history limit zero", handler("history /h {", "\tlimit 0", "}"), `got "0"`, 4},
 		{"history max_bytes not a size", handler("history /h {", "\tmax_bytes lots", "}"), `max_bytes "lots"`, 4},
 		{"poll without path", handler("poll"), "after 'poll'", 3},
-		{"poll max_wait negative", handler("poll /p {", "\tmax_wait -1s", "}"), `max_wait "-1s"`, 4},
+		{"poll max_wait negative", handler("poll /p {", "\tmax_wait -1s", "}"), `max_wait: want a positive duration, got "-1s"`, 4},
 		{"poll unknown option", handler("poll /p {", "\twait 3s", "}"), `unknown poll option "wait"`, 4},
 	}
 	for _, tt := range tests {

@@ -248,14 +248,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if ok, err := h.serveFeature(w, r); ok {
 		return err
 	}
-	if r.Method == http.MethodOptions {
-		h.gate.Preflight(w, r)
+	if !h.gets(w, r, "event streams are opened with GET") {
 		return nil
-	}
-	h.gate.ApplyCORS(w, r)
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		return h.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "event streams are opened with GET")
 	}
 	filter, ferr := eventfilter.Parse(r.URL.Query())
 	if ferr != nil {
@@ -269,6 +263,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	h.serveSession(w, r, subjects, lastEventID(r), adm,
 		session.OnlyEvents(filter), session.ResumingSince(r.URL.Query().Get("since")))
 	return nil
+}
+
+// gets answers a CORS preflight, applies CORS, and refuses any method but
+// GET, saying why; it reports whether the request goes on.
+func (h *Handler) gets(w http.ResponseWriter, r *http.Request, why string) bool {
+	if r.Method == http.MethodOptions {
+		h.gate.Preflight(w, r)
+		return false
+	}
+	h.gate.ApplyCORS(w, r)
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		_ = h.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, why)
+		return false
+	}
+	return true
 }
 
 // admit checks a request's channels and credential, or answers it with

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -177,6 +178,6 @@ func recent(keeps []*keeper, channels []string, after, through uint64) ([]frame,
 			out = append(out, frame{Frame: f, channel: channels[i]})
 		}
 	}
-	slices.SortFunc(out, func(a, b frame) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b frame) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, true
 }

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"reflect"
 	"slices"
@@ -142,17 +143,7 @@ func (w *waiter) take() ([]frame, bool) {
 			cut = seenBefore
 		}
 	}
-	slices.SortFunc(got, func(a, b frame) int { return cmpSeq(a.Seq, b.Seq) })
-	i, _ := slices.BinarySearchFunc(got, cut+1, func(f frame, seq uint64) int { return cmpSeq(f.Seq, seq) })
+	slices.SortFunc(got, func(a, b frame) int { return cmp.Compare(a.Seq, b.Seq) })
+	i, _ := slices.BinarySearchFunc(got, cut+1, func(f frame, seq uint64) int { return cmp.Compare(f.Seq, seq) })
 	return got[:i], i == len(got)
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
