@@ -26,7 +26,7 @@ func (h *Handler) provisionHistory() {
 		opts = append(opts, history.WithPoll(*h.Poll))
 	}
 	h.past = history.NewServer(h.historyBackend,
-		append(opts, history.WithLogger(h.log), history.RefusingWith(h.refusal), history.CappingWaitAt(h.writeTimeout()),
+		append(opts, history.WithLogger(h.log), history.RefusingWith(h.refusal.Named("history")), history.CappingWaitAt(h.writeTimeout()),
 			history.CountingWaitsIn(h.app.metrics.pollsWaiting.Add))...)
 }
 
