@@ -12,6 +12,8 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/control"
+	"github.com/ssegate/ssegate/presence"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -46,6 +48,10 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    publish <path> { ... } (see parsePublish)
 //	    health  <path>
 //	    console <path>
+//	    presence <path> { ... } (see package presence)
+//	    presence_channels <pattern...>
+//	    presence_events   <pattern...>
+//	    control <path> { ... }  (see package control)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -83,6 +89,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneString(d, &h.HealthPath)
 		case "console":
 			err = oneString(d, &h.ConsolePath)
+		case "presence", "presence_channels", "presence_events":
+			err = presence.UnmarshalCaddyfile(d, &h.Presence)
+		case "control":
+			if h.Control != nil {
+				return d.Err("control is given more than once")
+			}
+			h.Control = new(control.Config)
+			err = h.Control.UnmarshalCaddyfile(d)
 		case "auth":
 			if h.Auth != nil {
 				return d.Err("auth is given more than once")

@@ -15,6 +15,12 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 	switch {
 	case h.Publish != nil && p == h.Publish.Path:
 		return true, h.servePublish(w, r)
+	case h.presence != nil && p == h.presence.Path():
+		h.presence.ServeHTTP(w, r)
+		return true, nil
+	case h.control != nil && h.control.Matches(p):
+		h.control.ServeHTTP(w, r)
+		return true, nil
 	case h.HealthPath != "" && p == h.HealthPath:
 		return true, h.serveHealth(w, r)
 	case h.ConsolePath != "" && p != h.ConsolePath+consoleStream &&
@@ -53,5 +59,13 @@ func (h *Handler) validateFeatures() error {
 		}
 		pub = h.Publish.Path
 	}
-	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath))
+	var pres, ctrl string
+	if h.Presence != nil {
+		pres = h.Presence.Path
+	}
+	if h.Control != nil {
+		ctrl = h.Control.Path
+	}
+	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath),
+		check("presence", pres), check("control", ctrl))
 }

@@ -80,6 +80,10 @@ type health struct {
 	Status    string `json:"status"`
 	NATS      string `json:"nats"`
 	JetStream string `json:"jetstream"`
+	// Presence and Revocations are the state of their KV buckets, when
+	// configured. Streams do not depend on them, so they leave Status be.
+	Presence    string `json:"presence,omitempty"`
+	Revocations string `json:"revocations,omitempty"`
 }
 
 // current is the running state without waiting for Start: a probe during
@@ -126,6 +130,7 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) error {
 		return h.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "use GET or HEAD")
 	}
 	hl, _ := h.readiness(time.Now())
+	h.watcherHealth(&hl)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")

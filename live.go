@@ -50,6 +50,9 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 		case <-s.client.Done():
 			s.hubEnded()
 			return
+		case <-s.kicked:
+			s.end("disconnected", s.resumeID())
+			return
 		case <-expiry:
 			// Reconnecting picks up the browser's refreshed cookie.
 			s.end("expired", s.resumeID())

@@ -17,7 +17,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/control"
 	"github.com/ssegate/ssegate/internal/ratelog"
+	"github.com/ssegate/ssegate/internal/streams"
+	"github.com/ssegate/ssegate/presence"
 	"github.com/ssegate/ssegate/replay"
 )
 
@@ -60,6 +63,10 @@ type Handler struct {
 	HealthPath string `json:"health_path,omitempty"`
 	// ConsolePath serves the live console page and its figures.
 	ConsolePath string `json:"console_path,omitempty"`
+	// Presence serves who is connected, across gateways (package presence).
+	Presence *presence.Config `json:"presence,omitempty"`
+	// Control ends streams and revokes credentials (package control).
+	Control *control.Config `json:"control,omitempty"`
 
 	// Heartbeat is the idle interval between comment lines. Default 15s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
@@ -89,6 +96,11 @@ type Handler struct {
 	publishers *auth.Publishers
 	probe      *jsProbe
 	buffers    *bufferPool
+
+	// watchers are told of every stream (presence, control).
+	watchers []streams.Watcher
+	presence *presence.Registry
+	control  *control.Service
 }
 
 // Defaults.
@@ -135,7 +147,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg = *h.Auth
 	}
 	cfg.Public = append(slices.Clone(h.Public), cfg.Public...)
-	h.gate, err = auth.NewGate(cfg,
+	if err := h.provisionControl(); err != nil {
+		return err
+	}
+	h.gate, err = auth.NewGate(cfg, h.revocations(),
 		auth.WithMaxChannels(h.maxChannels()),
 		auth.WithLogger(h.log),
 		auth.WithJetStream(func(ctx context.Context) (jetstream.JetStream, error) {
@@ -149,11 +164,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.provisionFeatures()
+	if err := h.provisionFeatures(); err != nil {
+		return err
+	}
+	return h.startWatchers()
 }
 
 // Cleanup stops the handler's background work (JWKS refreshes).
 func (h *Handler) Cleanup() error {
+	h.stopWatchers()
 	if h.gate != nil {
 		return h.gate.Close()
 	}

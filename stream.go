@@ -6,11 +6,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/streams"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/sse"
 	"github.com/ssegate/ssegate/upstream"
@@ -48,6 +50,12 @@ type session struct {
 	armedAt       time.Time
 	// lastWrite is when live delivery last wrote, for the heartbeat.
 	lastWrite time.Time
+	// conn names the stream; kicked is closed when a watcher (control)
+	// ends it, and nil when no watcher could; unwatch reports the close.
+	conn     string
+	kicked   chan struct{}
+	kickOnce sync.Once
+	unwatch  func()
 }
 
 // hubClient is what a session needs of its attachment to the hub.
@@ -110,6 +118,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 		return
 	}
 	s.client, s.history = client, run.history
+	s.watch(adm)
 	if conn := s.takeOver(r); conn != nil {
 		// The request's context ends when ServeHTTP returns, and nothing
 		// of the request is kept: it holds what the takeover lets go.
@@ -131,7 +140,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 
 // newSession writes a stream through w; a takeover redirects it later.
 func (h *Handler) newSession(w http.ResponseWriter, subjects []string) *session {
-	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects}
+	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, conn: streams.NewID()}
 	s.out, s.flushOut, s.setDeadline = w, s.rc.Flush, s.rc.SetWriteDeadline
 	return s
 }
@@ -143,7 +152,11 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 	proto, remote := r.Proto, r.RemoteAddr
 	return func() {
 		adm.Release()
+		if s.unwatch != nil {
+			s.unwatch()
+		}
 		s.h.log.Info("stream closed",
+			zap.String("connection", s.conn),
 			zap.String("sub", adm.Subject),
 			zap.Strings("channels", adm.Channels),
 			zap.String("proto", proto),
@@ -319,3 +332,17 @@ func (s *session) jitteredRetry() time.Duration {
 	r := s.h.retry()
 	return r + rand.N(r)
 }
+
+// watch tells the handler's watchers (presence, control) that the stream
+// is open; a watcher may end it with kick.
+func (s *session) watch(adm *auth.Admission) {
+	if len(s.h.watchers) == 0 {
+		return
+	}
+	s.kicked = make(chan struct{})
+	s.unwatch = streams.Open(s.h.watchers, &streams.Info{
+		ID: s.conn, Sub: adm.Subject, JTI: adm.JTI, IssuedAt: adm.IssuedAt, Channels: adm.Channels,
+	}, s.kick)
+}
+
+func (s *session) kick() { s.kickOnce.Do(func() { close(s.kicked) }) }

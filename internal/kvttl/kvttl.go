@@ -1,0 +1,63 @@
+// Package kvttl holds the two NATS KV operations that presence and
+// control share: a bucket whose keys may carry their own TTL, and a put
+// with a TTL, which the KV API offers only for a key's creation.
+package kvttl
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// markerTTL is how long a removed key's marker stays: long enough for
+// every watcher to see it.
+const markerTTL = time.Minute
+
+// Ensure opens bucket, creating it with per-key TTLs allowed, or enabling
+// them on an existing one while keeping an operator's other settings.
+func Ensure(ctx context.Context, js jetstream.JetStream, bucket, description string) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:         bucket,
+			Description:    description,
+			History:        1,
+			LimitMarkerTTL: markerTTL,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, bucket)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.LimitMarkerTTL() > 0 {
+		return kv, nil
+	}
+	cfg := st.Config()
+	cfg.LimitMarkerTTL = markerTTL
+	return js.UpdateKeyValue(ctx, cfg)
+}
+
+// Put stores value under key with a TTL: a plain publish to the key's
+// subject with the Nats-TTL header, which is what a KV create does.
+func Put(ctx context.Context, js jetstream.JetStream, bucket, key string, value []byte, ttl time.Duration) (uint64, error) {
+	ttl = max(ttl, time.Second).Round(time.Second)
+	ack, err := js.Publish(ctx, "$KV."+bucket+"."+key, value, jetstream.WithMsgTTL(ttl))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// Missing reports whether err says the bucket does not exist.
+func Missing(err error) bool {
+	return errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse)
+}
