@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 const testControlKey = "control-key-for-tests-0123456789abcdef"
@@ -23,7 +24,11 @@ func watchGateway(t *testing.T, ns *server.Server, logFile string) *gateway {
 	if ns == nil {
 		ns = natsServer(t)
 	}
-	return startGateway(t, ns, gatewayConfig{noTLS: true, logFile: logFile, handler: map[string]any{
+	return startGateway(t, ns, watchConfig(logFile))
+}
+
+func watchConfig(logFile string) gatewayConfig {
+	return gatewayConfig{noTLS: true, logFile: logFile, handler: map[string]any{
 		"public":      []string{"demo"},
 		"health_path": "/events/health",
 		"auth": map[string]any{
@@ -36,7 +41,7 @@ func watchGateway(t *testing.T, ns *server.Server, logFile string) *gateway {
 		},
 		"presence": map[string]any{"path": "/events/presence", "channels": []string{"open.*"}},
 		"control":  map[string]any{"path": "/events/control", "keys": []string{testControlKey}},
-	}})
+	}}
 }
 
 type presenceReply struct {
@@ -202,4 +207,54 @@ func readLogLines(t *testing.T, path string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// checkPresenceAndControl runs presence and control through a NATS
+// server's permissions: a controller user hears the join, sees the user
+// through the endpoint, disconnects them over NATS; a revocation is
+// stored; health finds both buckets.
+func checkPresenceAndControl(t *testing.T, g *gateway, controller *nats.Conn) {
+	t.Helper()
+	joins := make(chan *nats.Msg, 16)
+	if _, err := controller.ChanSubscribe("ssegate.presence.>", joins); err != nil {
+		t.Fatal(err)
+	}
+	if err := controller.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	alice := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"demo"}})
+	lines, _ := openRaw(t, g, []string{"demo"}, bearerHeader(alice))
+	select {
+	case m := <-joins:
+		if !strings.Contains(string(m.Data), `"type":"join"`) || !strings.Contains(string(m.Data), `"sub":"alice"`) {
+			t.Fatalf("announcement %s", m.Data)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no join announced")
+	}
+	eventually(t, 5*time.Second, "join event in the stream", func() bool {
+		for {
+			select {
+			case l := <-lines:
+				if l == "event: join" {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+	if got := getPresence(t, g, "?channel=demo", testControlKey, nil); got.status != 200 || len(got.Users) != 1 {
+		t.Fatalf("presence: %+v", got)
+	}
+	if err := controller.Publish("ssegate.control.disconnect", []byte(`{"sub":"alice"}`)); err != nil {
+		t.Fatal(err)
+	}
+	endsDisconnected(t, lines, 2*time.Second)
+	if r := postControl(t, g, "revoke", testControlKey, `{"jti":"some-jti"}`); r.status != 202 {
+		t.Fatalf("revoke: %+v", r)
+	}
+	if h := getHealth(t, g.httpURL); h.body.Presence != "ok" || h.body.Revocations != "ok" {
+		t.Fatalf("health: %+v", h.body)
+	}
 }

@@ -32,7 +32,7 @@ type Service struct {
 	streams map[string]*tracked
 
 	revoked *revocations
-	health  atomic.Value // string
+	probe   kvttl.Probe
 	nc      atomic.Pointer[natsConn]
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -48,14 +48,6 @@ type natsConn struct {
 	js jetstream.JetStream
 }
 
-// Health states of the revocation bucket.
-const (
-	StatusStarting      = "starting"
-	StatusOK            = "ok"
-	StatusBucketMissing = "bucket_missing"
-	StatusUnavailable   = "unavailable"
-)
-
 // New checks cfg; it does not dial NATS.
 func New(cfg Config, connect Connect, log *zap.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
@@ -63,7 +55,6 @@ func New(cfg Config, connect Connect, log *zap.Logger) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: log, connect: connect, streams: map[string]*tracked{},
 		revoked: newRevocations(), done: make(chan struct{})}
-	s.health.Store(StatusStarting)
 	return s, nil
 }
 
@@ -76,7 +67,7 @@ func (s *Service) Revoked(sub, jti string, iat time.Time) bool {
 }
 
 // Health says whether the revocation bucket can be read.
-func (s *Service) Health() string { return s.health.Load().(string) }
+func (s *Service) Health() string { return s.probe.State(s.cfg.bucket()) }
 
 // Path is the endpoint's prefix.
 func (s *Service) Path() string { return s.cfg.Path }
@@ -140,6 +131,7 @@ func (s *Service) run(ctx context.Context) {
 		}
 	}
 	s.nc.Store(c)
+	s.probe.Use(c.js)
 	subs, err := s.subscribe(c.nc)
 	if err != nil {
 		s.log.Error("control: cannot subscribe to the control subjects", zap.String("subjects", s.cfg.prefix()+".control.>"), zap.Error(err))
@@ -160,7 +152,7 @@ func (s *Service) run(ctx context.Context) {
 			}
 			return
 		}
-		if stop != nil && s.bucketGone(ctx, c.js) {
+		if stop != nil && s.bucketGone() {
 			stop()
 			stop = nil
 		}
@@ -182,7 +174,6 @@ func (s *Service) openWatch(ctx context.Context, js jetstream.JetStream) context
 	kv, err := kvttl.Ensure(octx, js, s.cfg.bucket(), "ssegate revocations")
 	cancel()
 	if err != nil {
-		s.setHealth(err)
 		s.log.Warn("control: revocation bucket unavailable", zap.String("bucket", s.cfg.bucket()), zap.Error(err))
 		return nil
 	}
@@ -190,32 +181,16 @@ func (s *Service) openWatch(ctx context.Context, js jetstream.JetStream) context
 	w, err := kv.WatchAll(wctx)
 	if err != nil {
 		stop()
-		s.setHealth(err)
 		return nil
 	}
-	s.health.Store(StatusOK)
 	go s.revoked.watch(w)
 	return stop
 }
 
-// bucketGone checks the bucket for the health endpoint.
-func (s *Service) bucketGone(ctx context.Context, js jetstream.JetStream) bool {
-	octx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	if _, err := js.KeyValue(octx, s.cfg.bucket()); err != nil {
-		s.setHealth(err)
-		return kvttl.Missing(err)
-	}
-	s.health.Store(StatusOK)
-	return false
-}
-
-func (s *Service) setHealth(err error) {
-	if kvttl.Missing(err) {
-		s.health.Store(StatusBucketMissing)
-	} else {
-		s.health.Store(StatusUnavailable)
-	}
+// bucketGone reports a deleted bucket, whose watch must be opened again
+// on a new one.
+func (s *Service) bucketGone() bool {
+	return s.probe.State(s.cfg.bucket()) == kvttl.StateBucketMissing
 }
 
 // opTimeout bounds one NATS request.

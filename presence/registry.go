@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/kvttl"
 	"github.com/ssegate/ssegate/internal/streams"
 )
 
@@ -41,7 +41,7 @@ type Registry struct {
 	lost   []*seen
 
 	wake   chan struct{}
-	health atomic.Value // string
+	probe  kvttl.Probe
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -66,7 +66,6 @@ func New(cfg Config, connect Connect, opts ...Option) (*Registry, error) {
 	}
 	r := &Registry{cfg: cfg, id: nuid.Next(), log: zap.NewNop(), connect: connect,
 		loc: newLocal(), view: newView(), wake: make(chan struct{}, 1), done: make(chan struct{})}
-	r.health.Store(StatusStarting)
 	var err error
 	if r.events, err = auth.CompilePatterns(cfg.Events); err != nil {
 		return nil, err
@@ -80,17 +79,9 @@ func New(cfg Config, connect Connect, opts ...Option) (*Registry, error) {
 	return r, nil
 }
 
-// Health states.
-const (
-	StatusStarting      = "starting"
-	StatusOK            = "ok"
-	StatusBucketMissing = "bucket_missing"
-	StatusUnavailable   = "unavailable"
-)
-
-// Health says whether presence can reach its bucket. Streams do not
-// depend on it.
-func (r *Registry) Health() string { return r.health.Load().(string) }
+// Health says whether presence can reach its bucket (kvttl.State...).
+// Streams do not depend on it.
+func (r *Registry) Health() string { return r.probe.State(r.cfg.bucket()) }
 
 // Gateway is this gateway's id in entries and messages.
 func (r *Registry) Gateway() string { return r.id }

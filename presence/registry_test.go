@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate/internal/kvttl"
 	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/internal/streams"
 )
@@ -32,7 +33,7 @@ func startRegistry(t *testing.T, ns *server.Server, cfg Config) *Registry {
 	}
 	r.Start()
 	t.Cleanup(r.Stop)
-	waitFor(t, 5*time.Second, "registry ready", func() bool { return r.Health() == StatusOK })
+	waitFor(t, 5*time.Second, "registry ready", func() bool { return r.Health() == kvttl.StateOK })
 	return r
 }
 

@@ -65,6 +65,7 @@ func (r *Registry) dial(ctx context.Context) *conn {
 		nc, js, err := r.connect(ctx)
 		if err == nil {
 			c := &conn{nc: nc, js: js}
+			r.probe.Use(js)
 			r.open(ctx, c)
 			return c
 		}
@@ -82,7 +83,6 @@ func (r *Registry) open(ctx context.Context, c *conn) {
 	kv, err := kvttl.Ensure(octx, c.js, r.cfg.bucket(), "ssegate presence: entries per gateway and channel, and members")
 	cancel()
 	if err != nil {
-		r.setHealth(err)
 		r.log.Warn("presence: bucket unavailable", zap.String("bucket", r.cfg.bucket()), zap.Error(err))
 		return
 	}
@@ -90,26 +90,15 @@ func (r *Registry) open(ctx context.Context, c *conn) {
 	w, err := kv.Watch(wctx, entryPrefix+">")
 	if err != nil {
 		stop()
-		r.setHealth(err)
 		return
 	}
 	c.kv, c.stopWatch = kv, stop
-	r.health.Store(StatusOK)
 	go r.watch(w)
-}
-
-func (r *Registry) setHealth(err error) {
-	if kvttl.Missing(err) {
-		r.health.Store(StatusBucketMissing)
-	} else {
-		r.health.Store(StatusUnavailable)
-	}
 }
 
 // lose drops the bucket after a failure that says it is gone; the next
 // refresh opens it again.
 func (r *Registry) lose(c *conn, err error) {
-	r.setHealth(err)
 	if kvttl.Missing(err) && c.stopWatch != nil {
 		c.stopWatch()
 		c.kv, c.stopWatch = nil, nil
@@ -182,9 +171,6 @@ func (r *Registry) write(ctx context.Context, c *conn, es []*entry) error {
 			return ctx.Err()
 		}
 	}
-	if first == nil {
-		r.health.Store(StatusOK)
-	}
 	return first
 }
 
@@ -196,23 +182,16 @@ func cmpErr(a, b error) error {
 }
 
 // sweep treats entries not refreshed within the TTL as gone (their
-// expiry may not be announced to a watcher that joined late), and checks
-// the bucket.
+// expiry may not be announced to a watcher that joined late), and drops
+// a bucket that was deleted, to open it afresh at the next refresh.
 func (r *Registry) sweep(ctx context.Context, c *conn) {
 	cutoff := time.Now().Add(-r.cfg.ttl() - sweepEvery)
 	if gone := r.view.stale(r.id, cutoff); len(gone) > 0 {
 		r.addLost(gone...)
 	}
 	r.releaseLost(ctx, c)
-	if c.kv != nil {
-		sctx, cancel := context.WithTimeout(ctx, opTimeout)
-		_, err := c.js.KeyValue(sctx, r.cfg.bucket())
-		cancel()
-		if err != nil {
-			r.lose(c, err)
-		} else {
-			r.health.Store(StatusOK)
-		}
+	if c.kv != nil && r.probe.State(r.cfg.bucket()) == kvttl.StateBucketMissing {
+		r.lose(c, jetstream.ErrBucketNotFound)
 	}
 }
 

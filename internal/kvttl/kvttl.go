@@ -6,6 +6,7 @@ package kvttl
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,4 +61,54 @@ func Put(ctx context.Context, js jetstream.JetStream, bucket, key string, value 
 func Missing(err error) bool {
 	return errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// Bucket states for health endpoints.
+const (
+	StateStarting      = "starting"
+	StateOK            = "ok"
+	StateBucketMissing = "bucket_missing"
+	StateUnavailable   = "unavailable"
+)
+
+// Probe checks a bucket for health endpoints, at most once a second and
+// apart from the work that uses the bucket, so a slow write never delays
+// the answer.
+type Probe struct {
+	mu    sync.Mutex
+	js    jetstream.JetStream
+	at    time.Time
+	state string
+}
+
+// probeTimeout bounds one check.
+const probeTimeout = 2 * time.Second
+
+// Use sets the JetStream handle to check with, once connected.
+func (p *Probe) Use(js jetstream.JetStream) {
+	p.mu.Lock()
+	p.js = js
+	p.mu.Unlock()
+}
+
+// State is the bucket's state, checked at most once a second.
+func (p *Probe) State(bucket string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.js == nil {
+		return StateStarting
+	}
+	if now := time.Now(); p.state == "" || now.Sub(p.at) >= time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		_, err := p.js.KeyValue(ctx, bucket)
+		cancel()
+		p.at, p.state = now, StateOK
+		if err != nil {
+			p.state = StateUnavailable
+			if Missing(err) {
+				p.state = StateBucketMissing
+			}
+		}
+	}
+	return p.state
 }
