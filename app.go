@@ -99,7 +99,7 @@ func (a *App) Start() error {
 	}
 	timeout := time.Duration(a.StartTimeout)
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = DefaultStartTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -154,7 +154,7 @@ func (a *App) history(conn *upstream.Conn, stream replay.Stream) (*replay.Histor
 	if err != nil {
 		return nil, nil, err
 	}
-	h := replay.NewHistory(rc.JS, stream, orInt(a.ReplayConcurrency, DefaultReplayConcurrency),
+	h := replay.NewHistory(rc.JS, stream, cmp.Or(a.ReplayConcurrency, DefaultReplayConcurrency),
 		replay.WithPullBytes(pullBytes),
 		replay.WithBudget(cmp.Or(a.ReplayBudget, replay.DefaultBudget)),
 		replay.WithWaiting(a.metrics.replaysWaitingGauge()),
@@ -182,18 +182,34 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
-// DefaultReplayConcurrency is the default of App.ReplayConcurrency.
-const DefaultReplayConcurrency = 64
-
-// endStreams ends every stream, each with a retry hint; it is safe to call
+// endSessions ends every session (open event stream), each with a retry hint; it is safe to call
 // more than once and before Stop.
-func (a *App) endStreams() {
+func (a *App) endSessions() {
 	if r := a.state.Load(); r != nil {
 		r.hub.Close()
 	}
 }
 
 var errNotReady = errors.New("ssegate app is not running")
+
+// current is the running state without waiting for Start: a health check
+// during startup answers at once that the gateway is not ready.
+func (a *App) current() *running {
+	select {
+	case <-a.started:
+		return a.state.Load()
+	default:
+		return nil
+	}
+}
+
+// channels counts the channels with a live subscription.
+func (a *App) channels() int {
+	if run := a.current(); run != nil {
+		return run.hub.Channels()
+	}
+	return 0
+}
 
 // running returns the started app's state, waiting for Start to finish
 // if it is under way.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ssegate/ssegate/console"
 )
 
 func consoleGateway(t *testing.T) *gateway {
@@ -54,11 +56,11 @@ func TestConsoleServesItsPage(t *testing.T) {
 		}
 	}
 	resp, body := get(t, base+"/config.json", nil)
-	var cfg consoleConfig
+	var cfg console.Settings
 	if err := json.Unmarshal([]byte(body), &cfg); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("config.json: %d %q", resp.StatusCode, body)
 	}
-	if cfg != (consoleConfig{Stream: "/events/console/stream", ChannelParam: "channel", Publish: "/events/publish", Ticket: "/events/ticket"}) {
+	if cfg != (console.Settings{Stream: "/events/console/stream", ChannelParam: "channel", Publish: "/events/publish", Ticket: "/events/ticket"}) {
 		t.Fatalf("config.json: %+v", cfg)
 	}
 	// Bad requests under the console path: short JSON errors.
@@ -98,7 +100,7 @@ func TestConsoleStatsAreAggregatesForSignedInUsers(t *testing.T) {
 	open(t, g.h1Client(), eventsURL(g.httpURL, []string{"orders.secretcustomer"}, nil), nil)
 	open(t, g.h1Client(), eventsURL(g.httpURL, []string{"orders.secretcustomer", "demo"}, nil), nil)
 
-	var st stats
+	var st console.Stats
 	var body string
 	eventually(t, 10*time.Second, "figures with events per second", func() bool {
 		post(t, g.httpURL, "channel=demo", "tick", bearer(testPublishKey))

@@ -8,12 +8,14 @@ import (
 
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/control"
+	"github.com/ssegate/ssegate/internal/health"
+	"github.com/ssegate/ssegate/internal/streams"
 	"github.com/ssegate/ssegate/presence"
 )
 
-// natsConn is how presence and control reach NATS: the app's connection,
-// once the app has started.
-func (h *Handler) natsConn(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+// natsRunning is how presence and control reach NATS: the app's
+// connection, once the app has started.
+func (h *Handler) natsRunning(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
 	run, err := h.app.running(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -21,14 +23,29 @@ func (h *Handler) natsConn(ctx context.Context) (*nats.Conn, jetstream.JetStream
 	return run.conn.NC, run.conn.JS, nil
 }
 
-// provisionControl comes before the gate, which checks its revocations.
-func (h *Handler) provisionControl() error {
-	if h.Control == nil {
-		return nil
+// provisionWatchers sets up control and presence, which watch every
+// stream. They come before the gate, which checks control's revocations;
+// who may use their endpoints is set once the gate is built
+// (startWatchers).
+func (h *Handler) provisionWatchers() ([]streams.Watcher, error) {
+	var ws []streams.Watcher
+	if h.Control != nil {
+		var err error
+		if h.control, err = control.New(*h.Control, h.natsRunning, h.log); err != nil {
+			return nil, err
+		}
+		ws = append(ws, h.control)
 	}
-	var err error
-	h.control, err = control.New(*h.Control, h.natsConn, h.log)
-	return err
+	if h.Presence != nil {
+		var err error
+		h.presence, err = presence.New(*h.Presence, h.natsRunning,
+			presence.WithLogger(h.log), presence.WithStreamSubject(h.subject))
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, h.presence)
+	}
+	return ws, nil
 }
 
 func (h *Handler) revocations() auth.Option {
@@ -38,8 +55,7 @@ func (h *Handler) revocations() auth.Option {
 	return auth.WithRevocations(h.control.Revoked)
 }
 
-// startWatchers sets up presence and starts both, after the gate and the
-// publishers that authorize their endpoints.
+// startWatchers authorizes their endpoints and starts them.
 func (h *Handler) startWatchers() error {
 	var ctrl *auth.Controllers
 	if h.control != nil {
@@ -48,23 +64,21 @@ func (h *Handler) startWatchers() error {
 			return err
 		}
 		h.control.Authorize(ctrl)
-		h.watchers = append(h.watchers, h.control)
-	}
-	if h.Presence != nil {
-		var err error
-		h.presence, err = presence.New(*h.Presence, h.natsConn,
-			presence.WithLogger(h.log),
-			presence.WithStreamSubject(h.subject),
-			presence.WithAccess(presence.Access{Gate: h.gate, Publishers: h.publishers, Controllers: ctrl}))
-		if err != nil {
-			return err
-		}
-		h.watchers = append(h.watchers, h.presence)
-		h.presence.Start()
-	}
-	if h.control != nil {
 		h.control.Start()
 	}
+	if h.presence != nil {
+		access := presence.Access{Gate: h.gate, Controllers: ctrl}
+		if h.Publish != nil {
+			// Publish credentials may read presence too.
+			var err error
+			if access.Publishers, err = h.gate.Publishers(h.Publish.Keys); err != nil {
+				return err
+			}
+		}
+		h.presence.Authorize(access)
+		h.presence.Start()
+	}
+	h.health.Report(h.watcherHealth)
 	return nil
 }
 
@@ -78,7 +92,7 @@ func (h *Handler) stopWatchers() {
 }
 
 // watcherHealth adds the buckets' state to the health answer.
-func (h *Handler) watcherHealth(hl *health) {
+func (h *Handler) watcherHealth(hl *health.Report) {
 	if h.presence != nil {
 		hl.Presence = h.presence.Health()
 	}

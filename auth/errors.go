@@ -40,6 +40,15 @@ const (
 	CodeMethodNotAllowed       = "method_not_allowed"
 	CodeTooManyConnections     = "too_many_connections"
 	CodeTooManyChannels        = "too_many_channels"
+	CodeNotFound               = "not_found"
+
+	// The publish endpoint's own.
+	CodeBodyTooLarge          = "body_too_large"
+	CodeEmptyData             = "empty_data"
+	CodeInvalidData           = "invalid_data"
+	CodeInvalidEvent          = "invalid_event"
+	CodeInvalidIdempotencyKey = "invalid_idempotency_key"
+	CodeUnavailable           = "unavailable"
 )
 
 // challenge is the RFC 6750 WWW-Authenticate value of a 401. A request

@@ -56,8 +56,8 @@ func WithLogger(l *zap.Logger) Option { return func(r *Registry) { r.log = l } }
 // leave events go for the channels of Config.Events.
 func WithStreamSubject(f func(ch string) string) Option { return func(r *Registry) { r.subject = f } }
 
-// WithAccess sets who may read the endpoint.
-func WithAccess(a Access) Option { return func(r *Registry) { r.access = a } }
+// Authorize sets who may read the endpoint; before it, nobody may.
+func (r *Registry) Authorize(a Access) { r.access = a }
 
 // New checks cfg. It does not dial NATS: Start does, in the background.
 func New(cfg Config, connect Connect, opts ...Option) (*Registry, error) {

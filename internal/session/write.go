@@ -1,4 +1,4 @@
-package ssegate
+package session
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ import (
 // sets deadlines itself.
 func (s *session) boundWrites(r *http.Request) (restore func()) {
 	if _, w := caddyhttp.IdleTimeoutsFromContext(r.Context()); w != nil {
-		return w.Override(s.h.writeTimeout(), 0, 0)
+		return w.Override(s.sv.cfg.WriteTimeout, 0, 0)
 	}
 	s.ownDeadline = true
 	// On HTTP/2 a pending deadline resets the stream when it passes, even
@@ -29,19 +29,23 @@ func (s *session) boundWrites(r *http.Request) (restore func()) {
 }
 
 // write writes b, under the write timeout. A timed-out client counts as
-// slow, like one whose queue overflowed.
+// slow, like one whose queue overflowed. After a failed write, nothing
+// more is written.
 func (s *session) write(b []byte) error {
+	if s.broken {
+		return errBroken
+	}
 	if s.ownDeadline {
 		// Armed afresh at most every quarter of the timeout: every write
 		// is bounded by at least three quarters of it, and a busy stream
 		// does not update a timer for each batch.
-		if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.h.writeTimeout()/4 {
-			_ = s.setDeadline(now.Add(s.h.writeTimeout()))
+		if now := time.Now(); s.armedAt.IsZero() || now.Sub(s.armedAt) > s.sv.cfg.WriteTimeout/4 {
+			_ = s.setDeadline(now.Add(s.sv.cfg.WriteTimeout))
 			s.armedAt = now
 		}
 	}
 	n, err := s.out.Write(b)
-	s.h.app.metrics.bytes.Add(float64(n))
+	s.sv.m.Written(n)
 	return s.failed(err)
 }
 
@@ -56,37 +60,34 @@ func (s *session) flush() error {
 	return nil
 }
 
-// failed records a write that timed out: the client stopped reading, so
-// it is slow, not gone.
+// failed marks the stream broken after a failed write or flush. A write
+// that timed out ends it as slow: the client stopped reading, so it is
+// slow, not gone.
 func (s *session) failed(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) && s.ended == "" {
-		s.ended = "slow"
-		s.h.app.metrics.slow.Inc()
-		s.h.app.metrics.ended.WithLabelValues("slow").Inc()
+	if err == nil {
+		return nil
+	}
+	s.broken = true
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.end(endSlow)
 	}
 	return err
 }
 
 // bufferPool lends sessions the buffer a batch of frames is gathered in,
 // for the length of one write: an idle stream then holds none, and the
-// buffers in use are about as many as the writes under way. A nil pool
-// (a Handler that was not provisioned) lends fresh buffers.
+// buffers in use are about as many as the writes under way.
 type bufferPool struct{ pool sync.Pool }
 
 func (p *bufferPool) get() *[]byte {
-	if p != nil {
-		if b, ok := p.pool.Get().(*[]byte); ok {
-			return b
-		}
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return b
 	}
 	b := make([]byte, 0, maxBuffered)
 	return &b
 }
 
 func (p *bufferPool) put(b *[]byte) {
-	if p == nil {
-		return
-	}
 	*b = (*b)[:0]
 	p.pool.Put(b)
 }

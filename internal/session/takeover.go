@@ -1,4 +1,4 @@
-package ssegate
+package session
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ import (
 // It returns the connection, or nil when the stream is not taken over;
 // once taken over, the response writer must not be used.
 func (s *session) takeOver(r *http.Request) net.Conn {
-	if !s.h.HTTP1Takeover || r.ProtoMajor != 1 {
+	if !s.sv.cfg.HTTP1Takeover || r.ProtoMajor != 1 {
 		return nil
 	}
 	conn, _, err := s.rc.Hijack()
@@ -43,7 +43,7 @@ func (s *session) takeOver(r *http.Request) net.Conn {
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = hdr.Write(&head)
 	head.WriteString("\r\n")
-	head.Write(sse.AppendRetry(sse.AppendComment(nil, "ssegate"), s.h.retry()))
+	head.Write(sse.AppendRetry(sse.AppendComment(nil, "ssegate"), s.sv.cfg.Retry))
 
 	s.out, s.setDeadline = conn, conn.SetWriteDeadline
 	s.flushOut = func() error { return nil } // every write goes out at once

@@ -1,25 +1,25 @@
-package ssegate
+// Package console serves the live console: a page beside this file, its
+// settings, and the live figures it shows.
+package console
 
 import (
 	"embed"
 	"encoding/json"
 	"math"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/health"
+	"github.com/ssegate/ssegate/internal/refusal"
 )
 
 // consoleFiles is the console page. It holds no secret and no data: what
 // it shows comes from the stream, publish and stats endpoints, each with
 // the credential its user pasted.
 //
-//go:embed console
+//go:embed index.html console.js console.css
 var consoleFiles embed.FS
 
 // consoleAsset gives the content type of a file served under the console
@@ -40,21 +40,60 @@ func consoleAsset(name string) (string, bool) {
 // script and be framed by nobody.
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// consoleStream is the console's stream path under the console path. The
+// StreamPath is the console's stream path under the console path. The
 // request is served as any other stream, with the same checks.
-const consoleStream = "/stream"
+const StreamPath = "/stream"
 
-func (h *Handler) serveConsole(w http.ResponseWriter, r *http.Request) error {
+// Console serves the console under its path.
+type Console struct {
+	path   string
+	config Settings
+	src    Sources
+	refuse refusal.Refuser
+}
+
+// Sources are where the console's figures come from.
+type Sources struct {
+	// Authenticated admits a caller of the figures.
+	Authenticated func(*http.Request) *auth.Error
+	// Health is the gateway's readiness check.
+	Health *health.Checker
+	// Clients and Channels count the open streams and the channels with
+	// a live subscription.
+	Clients, Channels func() int
+}
+
+// Paths are where the gateway's other endpoints are, for the page.
+type Paths struct {
+	// ChannelParam is the stream's channel query parameter.
+	ChannelParam string
+	// Publish and Ticket are the publish and ticket paths, "" if off.
+	Publish, Ticket string
+}
+
+// New returns the console served at path.
+func New(path string, paths Paths, src Sources, refuse refusal.Refuser) *Console {
+	return &Console{
+		path: path,
+		config: Settings{Stream: path + StreamPath, ChannelParam: paths.ChannelParam,
+			Publish: paths.Publish, Ticket: paths.Ticket},
+		src:    src,
+		refuse: refuse,
+	}
+}
+
+// ServeHTTP serves the page, its files, its settings and its figures.
+func (h *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return h.refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET")
+		return h.refuse.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET")
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	// Tickets and tokens never leave in a Referer.
 	hdr.Set("Referrer-Policy", "no-referrer")
-	rest := strings.TrimPrefix(r.URL.Path, h.ConsolePath)
+	rest := strings.TrimPrefix(r.URL.Path, h.path)
 	switch rest {
 	case "":
 		// Relative links on the page resolve under the console path.
@@ -65,16 +104,16 @@ func (h *Handler) serveConsole(w http.ResponseWriter, r *http.Request) error {
 	case "/":
 		rest = "/index.html"
 	case "/config.json":
-		return writeJSON(w, h.consoleConfig())
+		return writeJSON(w, h.config)
 	case "/stats":
 		return h.serveStats(w, r)
 	}
 	name := strings.TrimPrefix(rest, "/")
 	ctype, ok := consoleAsset(name)
 	if !ok {
-		return h.refuse(w, r, http.StatusNotFound, "not_found", "no such console file")
+		return h.refuse.Refuse(w, r, http.StatusNotFound, auth.CodeNotFound, "no such console file")
 	}
-	b, err := consoleFiles.ReadFile(path.Join("console", name))
+	b, err := consoleFiles.ReadFile(name)
 	if err != nil {
 		return err
 	}
@@ -85,29 +124,18 @@ func (h *Handler) serveConsole(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// consoleConfig tells the page where the other endpoints are; paths are
+// Settings tells the page where the other endpoints are; paths are
 // public knowledge, so it needs no credential.
-type consoleConfig struct {
+type Settings struct {
 	Stream       string `json:"stream"`
 	ChannelParam string `json:"channel_param"`
 	Publish      string `json:"publish,omitempty"`
 	Ticket       string `json:"ticket,omitempty"`
 }
 
-func (h *Handler) consoleConfig() consoleConfig {
-	c := consoleConfig{Stream: h.ConsolePath + consoleStream, ChannelParam: h.channelParam()}
-	if h.Publish != nil {
-		c.Publish = h.Publish.Path
-	}
-	if h.Auth != nil {
-		c.Ticket = h.Auth.TicketPath
-	}
-	return c
-}
-
-// stats are the console's live figures: aggregates only, never a channel
+// Stats are the console's live figures: aggregates only, never a channel
 // name or a subject, and only for a caller with a valid credential.
-type stats struct {
+type Stats struct {
 	Clients         int     `json:"clients"`
 	Channels        int     `json:"channels"`
 	EventsPerSecond float64 `json:"events_per_second"`
@@ -115,32 +143,21 @@ type stats struct {
 	JetStream       string  `json:"jetstream"`
 }
 
-func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
-	if _, e := h.gate.Authenticated(r); e != nil {
+func (h *Console) serveStats(w http.ResponseWriter, r *http.Request) error {
+	if e := h.src.Authenticated(r); e != nil {
 		e.Write(w)
 		return nil
 	}
-	hl, res := h.readiness(time.Now())
-	s := stats{
-		Clients:         int(gaugeValue(h.app.metrics.clients)),
-		EventsPerSecond: math.Round(res.rate*10) / 10,
+	hl, rate := h.src.Health.Check(time.Now())
+	s := Stats{
+		Clients:         h.src.Clients(),
+		Channels:        h.src.Channels(),
+		EventsPerSecond: math.Round(rate*10) / 10,
 		NATS:            hl.NATS,
 		JetStream:       hl.JetStream,
 	}
-	if run := h.app.current(); run != nil {
-		s.Channels = run.hub.Channels()
-	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, s)
-}
-
-// gaugeValue reads a gauge that the app already keeps for /metrics.
-func gaugeValue(g prometheus.Gauge) float64 {
-	var m dto.Metric
-	if g.Write(&m) != nil {
-		return 0
-	}
-	return m.GetGauge().GetValue()
 }
 
 func writeJSON(w http.ResponseWriter, v any) error {

@@ -1,12 +1,11 @@
-package ssegate
+package session
 
 import (
 	"context"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap"
+	"time"
 
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
@@ -39,19 +38,22 @@ func (c *behindClient) Done() <-chan struct{}   { return nil }
 func (c *behindClient) Reason() upstream.Reason { return upstream.ReasonNone }
 func (c *behindClient) Epoch() string           { return "abcd" }
 func (c *behindClient) EndReplay(uint64) bool   { c.handovers++; return false }
+func (c *behindClient) Start() uint64           { return 0 }
+func (c *behindClient) Detach()                 {}
 
 // TestCatchUpEndsAfterBoundedPasses: a replay that never catches up with a
 // busy channel ends after a bounded number of reads, as slow, so that the
 // client resumes from the last event it got, instead of holding a replay
 // slot and creating consumers for ever.
 func TestCatchUpEndsAfterBoundedPasses(t *testing.T) {
-	h := &Handler{app: &App{metrics: newMetrics()}, log: zap.NewNop()}
+	sv := New(Config{Retry: time.Second, ReplayLimit: 100}, Metrics{}, nil)
 	rec := httptest.NewRecorder()
 	history, client := &busyChannelHistory{}, &behindClient{}
-	s := h.newSession(rec, []string{"events.busy"})
-	s.client, s.history, s.known = client, history, true
-	if err := s.catchUp(context.Background(), "10-abcd"); err != errEnded {
-		t.Fatalf("catch-up returned %v, want the stream ended", err)
+	s := sv.newSession(rec, []string{"events.busy"})
+	s.client, s.history = client, history
+	s.run(context.Background(), "HTTP/1.1", "10-abcd", time.Time{})
+	if s.ended != endSlow {
+		t.Fatalf("stream ended as %q, want slow", s.ended)
 	}
 	if history.reads != maxCatchUpPasses || client.handovers != maxCatchUpPasses {
 		t.Fatalf("%d reads and %d handovers, want %d of each", history.reads, client.handovers, maxCatchUpPasses)

@@ -1,4 +1,4 @@
-package ssegate
+package session
 
 import (
 	"bytes"
@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -53,6 +50,8 @@ func (c *feedClient) Done() <-chan struct{}   { return c.done }
 func (c *feedClient) Reason() upstream.Reason { return upstream.ReasonNone }
 func (c *feedClient) Epoch() string           { return "abcd" }
 func (c *feedClient) EndReplay(uint64) bool   { return true }
+func (c *feedClient) Start() uint64           { return 0 }
+func (c *feedClient) Detach()                 {}
 
 // timedWriter records when each write came, and what it wrote.
 type timedWriter struct {
@@ -83,9 +82,9 @@ func (w *timedWriter) snapshot() []timedWrite {
 }
 
 func testSession(heartbeat time.Duration) (*session, *feedClient, *timedWriter) {
-	h := &Handler{app: &App{metrics: newMetrics()}, log: zap.NewNop(), Heartbeat: caddy.Duration(heartbeat), buffers: new(bufferPool)}
+	sv := New(Config{Heartbeat: heartbeat, Retry: time.Second, WriteTimeout: time.Second}, Metrics{}, nil)
 	w := &timedWriter{header: http.Header{}}
-	s := h.newSession(w, []string{"events.a"})
+	s := sv.newSession(w, []string{"events.a"})
 	c := newFeedClient()
 	s.client = c
 	return s, c, w
@@ -200,9 +199,9 @@ func (w *flushCounter) Flush() {
 func BenchmarkLiveDelivery(b *testing.B) {
 	for _, burst := range []int{1, 64} {
 		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) {
-			h := &Handler{app: &App{metrics: newMetrics()}, log: zap.NewNop(), Heartbeat: caddy.Duration(time.Hour), buffers: new(bufferPool)}
+			sv := New(Config{Heartbeat: time.Hour, Retry: time.Second, WriteTimeout: time.Second}, benchMetrics(), nil)
 			w := &flushCounter{header: http.Header{}, flushed: make(chan struct{}, 1)}
-			s := h.newSession(w, []string{"events.a"})
+			s := sv.newSession(w, []string{"events.a"})
 			c := newFeedClient()
 			s.client = c
 			ctx, cancel := context.WithCancel(context.Background())

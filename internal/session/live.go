@@ -1,4 +1,4 @@
-package ssegate
+package session
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 )
 
 // live streams queued events and heartbeats until the client leaves, the
-// hub ends the stream, or the credential expires.
-func (s *session) live(ctx context.Context, expires time.Time) {
+// hub ends the stream, or the credential expires, and returns why it ends.
+func (s *session) live(ctx context.Context, expires time.Time) string {
 	// An idle stream holds no buffer of its own: a batch borrows one.
 	s.buf = nil
 	// The heartbeat is a comment after an interval of silence. Its timer is
 	// not moved on every write, which would be a runtime timer update per
 	// batch: when it fires early, it is set again for what remains.
-	interval := s.h.heartbeat()
+	interval := s.sv.cfg.Heartbeat
 	heartbeat := time.NewTimer(interval)
 	defer heartbeat.Stop()
 	s.lastWrite = time.Now()
@@ -32,7 +32,7 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 		case <-s.client.Ready():
 			var err error
 			if batch, err = s.drain(batch); err != nil {
-				return
+				return endStopped
 			}
 		case <-heartbeat.C:
 			// Now, not when the timer fired: a long batch may have
@@ -43,22 +43,19 @@ func (s *session) live(ctx context.Context, expires time.Time) {
 				continue
 			}
 			if s.write(sse.AppendComment(nil, "")) != nil || s.flush() != nil {
-				return
+				return endStopped
 			}
 			s.lastWrite = now
 			heartbeat.Reset(interval)
 		case <-s.client.Done():
-			s.hubEnded()
-			return
+			return s.hubEnding()
 		case <-s.kicked:
-			s.end("disconnected", s.resumeID())
-			return
+			return endDisconnected
 		case <-expiry:
 			// Reconnecting picks up the browser's refreshed cookie.
-			s.end("expired", s.resumeID())
-			return
+			return endExpired
 		case <-ctx.Done():
-			return
+			return endStopped
 		}
 	}
 }
@@ -104,10 +101,10 @@ func (s *session) sendBatch(batch []upstream.Frame) error {
 		return err
 	}
 	s.lastWrite = time.Now()
-	s.h.app.metrics.delivered.Add(float64(len(batch)))
+	s.sv.m.Delivered(len(batch))
 	if first.Stored != 0 {
 		// The batch's oldest event stands for the batch.
-		s.h.app.metrics.latency.Observe(s.lastWrite.Sub(time.Unix(0, first.Stored)).Seconds())
+		s.sv.m.Latency(s.lastWrite.Sub(time.Unix(0, first.Stored)).Seconds())
 	}
 	return nil
 }
@@ -116,8 +113,8 @@ func (s *session) sendBatch(batch []upstream.Frame) error {
 // the next frame would take it past maxBuffered. A frame too large to be
 // gathered is written as it is.
 func (s *session) writeFrames(batch []upstream.Frame) error {
-	lent := s.h.buffers.get()
-	defer s.h.buffers.put(lent)
+	lent := s.sv.buffers.get()
+	defer s.sv.buffers.put(lent)
 	b := (*lent)[:0]
 	for _, f := range batch {
 		if len(b) > 0 && len(b)+len(f.Data) > maxBuffered {

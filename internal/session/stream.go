@@ -1,6 +1,7 @@
-package ssegate
+package session
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -20,11 +21,11 @@ import (
 
 // session is one open event stream.
 type session struct {
-	h        *Handler
+	sv       *Server
 	w        http.ResponseWriter
 	rc       *http.ResponseController
-	client   hubClient
-	history  replaySource
+	client   Client
+	history  History
 	subjects []string
 	buf      []byte
 
@@ -35,8 +36,11 @@ type session struct {
 	// it sent it, or was sent an event with it.
 	known bool
 
-	sent  int
-	ended string
+	sent int
+	// ended is why the stream ended, once it has (see end), and broken
+	// is set once a write failed: nothing more is written then.
+	ended  string
+	broken bool
 	// The stream's bytes go to out, through Caddy's writers or, after a
 	// takeover, straight to the connection.
 	out         io.Writer
@@ -58,25 +62,29 @@ type session struct {
 	unwatch  func()
 }
 
-// hubClient is what a session needs of its attachment to the hub.
-type hubClient interface {
-	Ready() <-chan struct{}
-	Take(dst []upstream.Frame, max int) ([]upstream.Frame, bool)
-	Done() <-chan struct{}
-	Reason() upstream.Reason
-	Epoch() string
-	EndReplay(pos uint64) bool
+// Why a stream ends: the reasons its log line and the ended count carry,
+// besides the hub's (upstream.Reason).
+const (
+	endSlow        = "slow"
+	endUnavailable = "unavailable"
+	endExpired     = "expired"
+	// endDisconnected is a stream that control ended (package control).
+	endDisconnected = "disconnected"
+	// endStopped is a stream that stopped without a last frame: its
+	// client left, or can no longer be written to. Its log line says
+	// endClientLeft.
+	endStopped    = ""
+	endClientLeft = "client_left"
+)
+
+// Endings are the reasons a stream ends, for the ended count's labels.
+func Endings() []string {
+	return []string{endSlow, upstream.ReasonShutdown.String(), endExpired, upstream.ReasonResync.String(),
+		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft, endDisconnected}
 }
 
-// replaySource is what a session needs of the stream's history.
-type replaySource interface {
-	Resolve(ctx context.Context, raw string, subjects []string) (replay.Resolution, error)
-	Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(replay.Msg) error) error
-	Epoch() string
-}
-
-// errEnded is returned by session steps that ended the stream cleanly.
-var errEnded = errors.New("stream ended")
+// errBroken is what a write returns once one has failed.
+var errBroken = errors.New("stream broken by an earlier write")
 
 // maxBatch bounds how many queued frames are written before one flush, so
 // a busy channel still flushes regularly.
@@ -91,33 +99,29 @@ const maxBuffered = 16 << 10
 // would otherwise keep it replaying for ever.
 const maxCatchUpPasses = 4
 
-// serveStream attaches the client and runs its stream to the end. It owns
-// adm and releases it when the stream ends, which with a takeover is after
-// ServeHTTP has returned.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) {
-	s := h.newSession(w, subjects)
+// Serve is a stream's life, top to bottom: it attaches the client and runs
+// its stream to the end. It owns adm and releases it when the stream ends,
+// which with a takeover is after Serve has returned.
+func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, attach Attach) {
+	s := sv.newSession(w, subjects)
 	end := s.closer(r, adm, time.Now())
 
 	// Attach before the headers go out: a client whose EventSource is open
 	// is subscribed, so an event published after onopen reaches it.
-	run, err := h.app.running(r.Context())
-	var client *upstream.Client
-	if err == nil {
-		client, err = run.hub.Attach(r.Context(), subjects, h.queueSize(), position != "")
-	}
+	client, history, err := attach(r.Context(), subjects, position != "")
 	if err != nil {
 		defer end()
 		s.open()
 		// An EventSource gives up for good on a non-200 status, so a
 		// gateway that cannot reach NATS answers 200 and asks it to retry.
 		// While NATS is away every client comes back every few seconds.
-		if ok, n := h.unavailable.Allow(); ok {
-			h.log.Warn("stream unavailable", zap.Error(err), zap.Int64("suppressed_before", n))
+		if ok, n := sv.unavailable.Allow(); ok {
+			sv.log.Warn("stream unavailable", zap.Error(err), zap.Int64("suppressed_before", n))
 		}
-		s.end("unavailable", "")
+		s.end(endUnavailable)
 		return
 	}
-	s.client, s.history = client, run.history
+	s.client, s.history = client, history
 	s.watch(adm)
 	if conn := s.takeOver(r); conn != nil {
 		// The request's context ends when ServeHTTP returns, and nothing
@@ -128,19 +132,19 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 			defer end()
 			defer conn.Close()
 			defer cancel()
-			s.run(ctx, client, proto, position, expires)
+			s.run(ctx, proto, position, expires)
 		}()
 		return
 	}
 	defer end()
 	defer s.boundWrites(r)()
 	s.open()
-	s.run(r.Context(), client, r.Proto, position, adm.Expires)
+	s.run(r.Context(), r.Proto, position, adm.Expires)
 }
 
 // newSession writes a stream through w; a takeover redirects it later.
-func (h *Handler) newSession(w http.ResponseWriter, subjects []string) *session {
-	s := &session{h: h, w: w, rc: http.NewResponseController(w), subjects: subjects, conn: streams.NewID()}
+func (sv *Server) newSession(w http.ResponseWriter, subjects []string) *session {
+	s := &session{sv: sv, w: w, rc: http.NewResponseController(w), subjects: subjects, conn: streams.NewID()}
 	s.out, s.flushOut, s.setDeadline = w, s.rc.Flush, s.rc.SetWriteDeadline
 	return s
 }
@@ -155,7 +159,7 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 		if s.unwatch != nil {
 			s.unwatch()
 		}
-		s.h.log.Info("stream closed",
+		s.sv.log.Info("stream closed",
 			zap.String("connection", s.conn),
 			zap.String("sub", adm.Subject),
 			zap.Strings("channels", adm.Channels),
@@ -163,28 +167,27 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 			zap.String("remote", remote),
 			zap.Duration("duration", time.Since(start)),
 			zap.Int("events", s.sent),
-			zap.String("end", or(s.ended, "client_left")))
+			zap.String("end", cmp.Or(s.ended, endClientLeft)))
 	}
 }
 
 // run replays what the client missed, if it has a position, then streams
-// live until the end.
-func (s *session) run(ctx context.Context, client *upstream.Client, proto, position string, expires time.Time) {
-	defer client.Detach()
-	m := s.h.app.metrics
-	m.clients.Inc()
-	defer m.clients.Dec()
-	m.connections.WithLabelValues(proto).Inc()
-	defer m.connections.WithLabelValues(proto).Dec()
+// live until the end, and ends the stream with the reason it stopped.
+func (s *session) run(ctx context.Context, proto, position string, expires time.Time) {
+	defer s.client.Detach()
+	s.sv.m.Opened(proto)
+	defer s.sv.m.Closed(proto)
+	why, live := endStopped, true
 	if position == "" {
-		s.lastSent = client.Start()
+		s.lastSent = s.client.Start()
 	} else {
 		s.known = true
-		if s.catchUp(ctx, position) != nil {
-			return
-		}
+		why, live = s.catchUp(ctx, position)
 	}
-	s.live(ctx, expires)
+	if live {
+		why = s.live(ctx, expires)
+	}
+	s.end(why)
 }
 
 // open sends the headers and a first comment at once: Caddy's encode
@@ -193,7 +196,7 @@ func (s *session) open() {
 	streamHeaders(s.w.Header())
 	s.w.WriteHeader(http.StatusOK)
 	s.buf = sse.AppendComment(s.buf[:0], "ssegate")
-	s.buf = sse.AppendRetry(s.buf, s.h.retry())
+	s.buf = sse.AppendRetry(s.buf, s.sv.cfg.Retry)
 	_ = s.write(s.buf)
 	_ = s.flush()
 }
@@ -207,13 +210,13 @@ func streamHeaders(hdr http.Header) {
 
 // catchUp replays what the client missed, then hands it over to live
 // delivery, which held its events meanwhile. When live delivery may have
-// lost one in the meantime, it reads again from where it stopped.
-func (s *session) catchUp(ctx context.Context, position string) error {
+// lost one in the meantime, it reads again from where it stopped. It
+// reports whether the stream goes live, and if not, why it ends.
+func (s *session) catchUp(ctx context.Context, position string) (why string, live bool) {
 	res, err := s.history.Resolve(ctx, position, s.subjects)
 	if err != nil {
-		s.h.log.Warn("cannot read stream state for replay", zap.Error(err))
-		s.end("unavailable", "")
-		return errEnded
+		s.sv.log.Warn("cannot read stream state for replay", zap.Error(err))
+		return endUnavailable, false
 	}
 	s.lastSent = res.After
 	if res.Reset != "" {
@@ -221,31 +224,29 @@ func (s *session) catchUp(ctx context.Context, position string) error {
 		s.lastSent = res.Current.Seq
 	}
 	for pass := 1; ; pass++ {
-		err := s.history.Read(ctx, s.subjects, s.lastSent, s.h.replayLimit(), s.replayOne)
+		err := s.history.Read(ctx, s.subjects, s.lastSent, s.sv.cfg.ReplayLimit, s.replayOne)
 		switch {
 		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
 			s.reset(replay.ResetTooFarBehind, res.Current)
 			s.lastSent = max(s.lastSent, res.Current.Seq)
 		case errors.Is(err, replay.ErrTooFarBehind):
 			// It fell behind again while replaying: a slow client.
-			s.slow()
-			return errEnded
+			return endSlow, false
+		case err != nil && (ctx.Err() != nil || s.broken):
+			// The client left, or a write to it failed, which ended it.
+			return endStopped, false
 		case err != nil:
-			if ctx.Err() == nil {
-				s.h.log.Warn("replay failed", zap.Error(err))
-				s.end("unavailable", s.resumeID())
-			}
-			return errEnded
+			s.sv.log.Warn("replay failed", zap.Error(err))
+			return endUnavailable, false
 		}
-		if err := s.flush(); err != nil {
-			return err
+		if s.flush() != nil {
+			return endStopped, false
 		}
 		if s.client.EndReplay(s.lastSent) {
-			return nil
+			return endStopped, true
 		}
 		if pass == maxCatchUpPasses {
-			s.slow()
-			return errEnded
+			return endSlow, false
 		}
 	}
 }
@@ -257,15 +258,15 @@ func (s *session) replayOne(m replay.Msg) error {
 	}
 	s.lastSent = m.Seq
 	s.sent++
-	s.h.app.metrics.replayed.Inc()
-	s.h.app.metrics.delivered.Inc()
+	s.sv.m.Replayed()
+	s.sv.m.Delivered(1)
 	return nil
 }
 
 // reset tells the client its position could not be honoured. The event's
 // id is the position it continues from, so a reconnect does not repeat it.
 func (s *session) reset(reason string, current replay.ID) {
-	s.h.app.metrics.resets.WithLabelValues(reason).Inc()
+	s.sv.m.Reset(reason)
 	s.buf = sse.AppendEvent(s.buf[:0], sse.Event{
 		ID:   current.String(),
 		Name: "reset",
@@ -275,52 +276,51 @@ func (s *session) reset(reason string, current replay.ID) {
 	_ = s.write(s.buf)
 }
 
-// hubEnded ends a stream the hub gave up on. The client has every event up
-// to what was written, so it resumes from there; what was queued but not
-// written comes again from the stream.
-func (s *session) hubEnded() {
+// hubEnding is why a stream the hub gave up on ends. The client has every
+// event up to what was written, so it resumes from there; what was queued
+// but not written comes again from the stream.
+func (s *session) hubEnding() string {
 	reason := s.client.Reason()
-	switch reason {
-	case upstream.ReasonRecreated:
+	if reason == upstream.ReasonRecreated {
 		// The old position means nothing in the new stream: start it
 		// from its beginning, after telling the client to reload.
 		s.reset(replay.ResetStreamRecreated, replay.ID{Epoch: s.client.Epoch()})
-		s.end(reason.String(), "")
-	case upstream.ReasonSlow:
-		s.slow()
-	default:
-		s.end(reason.String(), s.resumeID())
 	}
-}
-
-// slow ends a stream whose client could not keep up.
-func (s *session) slow() {
-	s.h.app.metrics.slow.Inc()
-	s.end("slow", s.resumeID())
+	return reason.String()
 }
 
 // resumeID is the id a client must resume from, when it does not hold it
 // already: a client that attached without a position and got no event yet
 // would otherwise come back with none and miss what was published
-// meanwhile.
+// meanwhile. A stream that never attached has none to give.
 func (s *session) resumeID() string {
-	if s.known {
+	if s.known || s.client == nil {
 		return ""
 	}
 	return replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String()
 }
 
-// end writes the last frame: why, where to resume from, and when to come
-// back. The delay is jittered, so that streams ended together do not all
-// come back together. The handler then returns, which ends the response.
-func (s *session) end(why, resumeID string) {
-	if s.ended == "" {
-		s.ended = why
+// end is the one place a stream's end is recorded and counted, once: a
+// write that timed out ends it as slow (see failed), and whatever ends it
+// afterwards is not counted again. It writes the last frame (why, where
+// to resume from, and when to come back) unless a write failed: a client
+// that stopped reading is not written to again. The delay is jittered, so
+// that streams ended together do not all come back together.
+func (s *session) end(why string) {
+	if why == endStopped || s.ended != "" {
+		return
 	}
-	s.h.app.metrics.ended.WithLabelValues(s.ended).Inc()
-	s.buf = sse.AppendComment(s.buf[:0], "end: "+s.ended)
-	if resumeID != "" {
-		s.buf = sse.AppendID(s.buf, resumeID)
+	s.ended = why
+	if why == endSlow {
+		s.sv.m.Slow()
+	}
+	s.sv.m.Ended(why)
+	if s.broken {
+		return
+	}
+	s.buf = sse.AppendComment(s.buf[:0], "end: "+why)
+	if id := s.resumeID(); id != "" {
+		s.buf = sse.AppendID(s.buf, id)
 	}
 	s.buf = sse.AppendRetry(s.buf, s.jitteredRetry())
 	_ = s.write(s.buf)
@@ -329,18 +329,18 @@ func (s *session) end(why, resumeID string) {
 
 // jitteredRetry is the retry delay scaled by a random factor in [1, 2).
 func (s *session) jitteredRetry() time.Duration {
-	r := s.h.retry()
+	r := s.sv.cfg.Retry
 	return r + rand.N(r)
 }
 
-// watch tells the handler's watchers (presence, control) that the stream
-// is open; a watcher may end it with kick.
+// watch tells the watchers (presence, control) that the stream is open;
+// a watcher may end it with kick.
 func (s *session) watch(adm *auth.Admission) {
-	if len(s.h.watchers) == 0 {
+	if len(s.sv.cfg.Watchers) == 0 {
 		return
 	}
 	s.kicked = make(chan struct{})
-	s.unwatch = streams.Open(s.h.watchers, &streams.Info{
+	s.unwatch = streams.Open(s.sv.cfg.Watchers, &streams.Info{
 		ID: s.conn, Sub: adm.Subject, JTI: adm.JTI, IssuedAt: adm.IssuedAt, Channels: adm.Channels,
 	}, s.kick)
 }
