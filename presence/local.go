@@ -2,6 +2,7 @@ package presence
 
 import (
 	"sync"
+	"time"
 
 	"github.com/ssegate/ssegate/internal/streams"
 )
@@ -35,6 +36,8 @@ type local struct {
 type localChannel struct {
 	conns int
 	users map[string]map[string]struct{}
+	// written is when the channel's entry was last taken to be written.
+	written time.Time
 }
 
 func newLocal() *local {
@@ -114,7 +117,9 @@ type batch struct {
 
 // take returns what changed and forgets it. Channels left empty are
 // written once, empty, and then dropped, so they are no longer refreshed.
-func (l *local) take(gateway string, all bool) batch {
+// A refresh (staleBefore set) adds the entries written before it: one
+// that changed since the last refresh needs none.
+func (l *local) take(gateway string, staleBefore time.Time) batch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b batch
@@ -126,17 +131,19 @@ func (l *local) take(gateway string, all bool) batch {
 		}
 	}
 	clear(l.pending)
-	if all {
-		for ch := range l.chans {
+	for ch, c := range l.chans {
+		if c.written.Before(staleBefore) {
 			l.dirty[ch] = true
 		}
 	}
+	now := time.Now()
 	for ch := range l.dirty {
 		c := l.chans[ch]
 		if c == nil {
 			continue
 		}
 		b.entries = append(b.entries, c.entry(gateway, ch))
+		c.written = now
 		if c.conns == 0 {
 			delete(l.chans, ch)
 		}

@@ -46,12 +46,15 @@ func (r *Registry) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
-			r.flush(ctx, c, false)
+			r.flush(ctx, c, time.Time{})
 		case <-refresh.C:
 			if c.kv == nil {
 				r.open(ctx, c)
 			}
-			r.flush(ctx, c, true)
+			// An entry written within the last fifth of the TTL is at
+			// most 8/15 of it old at the next refresh, and lasts through
+			// one missed refresh.
+			r.flush(ctx, c, time.Now().Add(-r.cfg.ttl()/5))
 		case <-sweep.C:
 			r.sweep(ctx, c)
 		}
@@ -110,11 +113,11 @@ func (r *Registry) lose(c *conn, err error) {
 // member, then its claim). A gateway that dies between the two steps
 // thus leaves an entry that names more users than its claims, which the
 // cleanup of its entries handles, and never a claim that no entry names.
-func (r *Registry) flush(ctx context.Context, c *conn, all bool) {
+func (r *Registry) flush(ctx context.Context, c *conn, staleBefore time.Time) {
 	if c.kv == nil {
 		return
 	}
-	b := r.loc.take(r.id, all)
+	b := r.loc.take(r.id, staleBefore)
 	var failed []member
 	for _, m := range b.leaves {
 		last, err := leave(ctx, c.kv, m, r.id)
