@@ -68,6 +68,12 @@ func (h *Handler) provisionFeatures() error {
 		if h.Auth != nil {
 			paths.Ticket = h.Auth.TicketPath
 		}
+		if h.Presence != nil {
+			paths.Presence = h.Presence.Path
+		}
+		if h.Control != nil {
+			paths.Control = h.Control.Path
+		}
 		h.console = console.New(h.ConsolePath, paths, console.Sources{
 			Authenticated: func(r *http.Request) *auth.Error {
 				_, e := h.gate.Authenticated(r)

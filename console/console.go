@@ -19,7 +19,7 @@ import (
 // it shows comes from the stream, publish and stats endpoints, each with
 // the credential its user pasted.
 //
-//go:embed index.html console.js console.css
+//go:embed index.html console.js console.css presence.js
 var consoleFiles embed.FS
 
 // consoleAsset gives the content type of a file served under the console
@@ -32,6 +32,8 @@ func consoleAsset(name string) (string, bool) {
 		return "text/javascript; charset=utf-8", true
 	case "console.css":
 		return "text/css; charset=utf-8", true
+	case "presence.js":
+		return "text/javascript; charset=utf-8", true
 	}
 	return "", false
 }
@@ -69,6 +71,8 @@ type Paths struct {
 	ChannelParam string
 	// Publish and Ticket are the publish and ticket paths, "" if off.
 	Publish, Ticket string
+	// Presence and Control are the presence and control paths, "" if off.
+	Presence, Control string
 }
 
 // New returns the console served at path.
@@ -76,7 +80,7 @@ func New(path string, paths Paths, src Sources, refuse refusal.Refuser) *Console
 	return &Console{
 		path: path,
 		config: Settings{Stream: path + StreamPath, ChannelParam: paths.ChannelParam,
-			Publish: paths.Publish, Ticket: paths.Ticket},
+			Publish: paths.Publish, Ticket: paths.Ticket, Presence: paths.Presence, Control: paths.Control},
 		src:    src,
 		refuse: refuse,
 	}
@@ -131,6 +135,8 @@ type Settings struct {
 	ChannelParam string `json:"channel_param"`
 	Publish      string `json:"publish,omitempty"`
 	Ticket       string `json:"ticket,omitempty"`
+	Presence     string `json:"presence,omitempty"`
+	Control      string `json:"control,omitempty"`
 }
 
 // Stats are the console's live figures: aggregates only, never a channel

@@ -11,6 +11,8 @@
 // the last event id when it does. Each channel has its own stream, so that
 // every event shows which channel it came from.
 
+import { initPresence } from "./presence.js";
+
 const $ = (id) => document.getElementById(id);
 const tokenKey = "ssegate-console:token";
 const positionKey = (ch) => "ssegate-console:last-id:" + ch;
@@ -324,6 +326,7 @@ async function main() {
     $("events").tBodies[0].replaceChildren();
   });
   $("publish").addEventListener("submit", publish);
+  initPresence(state.config, authHeaders, describe);
   if (channelsFromInput().length > 0) subscribe();
   pollStats();
 }

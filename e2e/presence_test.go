@@ -54,6 +54,7 @@ http://127.0.0.1:%[3]d {
 			ticket_path /events/ticket
 		}
 		health /events/health
+		console /events/console
 		presence /events/presence {
 			ttl %[5]s
 		}
@@ -393,6 +394,20 @@ func TestPresenceEventsInBrowser(t *testing.T) {
 	runScript(t, tl, "presence.mjs", []string{
 		"SSEGATE_URL=" + g.url,
 		"SSEGATE_TOKEN=" + presenceToken(t, jwt.MapClaims{"sub": "alice", "channels": []string{"demo"}}),
+		"CHROMIUM_PATH=" + tl.chromium,
+	})
+}
+
+// TestConsolePresenceInBrowser: with a control key, the console shows a
+// channel's presence and disconnects a user (console_presence.mjs).
+func TestConsolePresenceInBrowser(t *testing.T) {
+	tl := findTools(t)
+	ns := natstest.Server(t)
+	g := startPresenceGateway(t, tl.bin, "gateway", ns.ClientURL(), 0)
+	runScript(t, tl, "console_presence.mjs", []string{
+		"SSEGATE_URL=" + g.url,
+		"SSEGATE_TOKEN=" + presenceToken(t, jwt.MapClaims{"sub": "alice", "channels": []string{"demo"}}),
+		"SSEGATE_CONTROL_KEY=" + presenceKey,
 		"CHROMIUM_PATH=" + tl.chromium,
 	})
 }
