@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/ssegate/ssegate/internal/version"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -120,17 +121,21 @@ func (a *App) Start() error {
 		_ = errors.Join(replayConn.Release(), conn.Release())
 		return fmt.Errorf("replay connection: %w", err)
 	}
-	hub := upstream.NewHub(conn, a.Stream, history,
+	hub, err := upstream.NewHub(conn, a.Stream, history,
 		upstream.WithLogger(a.log),
 		upstream.WithMetrics(a.metrics.hub()),
 	)
+	if err != nil {
+		_ = errors.Join(replayConn.Release(), conn.Release())
+		return err
+	}
 	unwatch := conn.Watch(a.metrics.natsWatcher())
 	if conn.NC.IsConnected() {
 		a.metrics.natsConnected.Set(1)
 	}
 	a.state.Store(&running{conn: conn, hub: hub, history: history, replay: replayConn, unwatch: unwatch})
 	concurrency, pullBytes, budget := history.Limits()
-	a.log.Info("ssegate ready", zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch),
+	a.log.Info("ssegate ready", zap.String("version", version.String()), zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch),
 		zap.Int("replay_concurrency", concurrency), zap.Int("replay_pull_bytes", pullBytes), zap.Int64("replay_budget", budget))
 	return nil
 }

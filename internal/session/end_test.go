@@ -86,7 +86,7 @@ func (longHistory) Resolve(context.Context, string, []string) (replay.Resolution
 	return replay.Resolution{After: 10, Current: replay.ID{Seq: 13, Epoch: "abcd"}}, nil
 }
 
-func (longHistory) Read(_ context.Context, _ []string, after uint64, _ int, fn func(replay.Msg) error) error {
+func (longHistory) Read(_ context.Context, _ []string, after, _ uint64, _ int, fn func(replay.Msg) error) error {
 	for seq := after + 1; seq <= 13; seq++ {
 		if err := fn(replay.Msg{Seq: seq, Subject: "events.a", Data: []byte("x")}); err != nil {
 			return err

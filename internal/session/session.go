@@ -103,7 +103,7 @@ type Client interface {
 // (replay.History).
 type History interface {
 	Resolve(ctx context.Context, raw string, subjects []string) (replay.Resolution, error)
-	Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(replay.Msg) error) error
+	Read(ctx context.Context, subjects []string, after, through uint64, limit int, fn func(replay.Msg) error) error
 	Epoch() string
 }
 

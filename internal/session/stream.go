@@ -180,6 +180,7 @@ func (s *session) run(ctx context.Context, proto, position string, expires time.
 	why, live := endStopped, true
 	if position == "" {
 		s.lastSent = s.client.Start()
+		s.announce()
 	} else {
 		s.known = true
 		why, live = s.catchUp(ctx, position)
@@ -224,7 +225,9 @@ func (s *session) catchUp(ctx context.Context, position string) (why string, liv
 		s.lastSent = res.Current.Seq
 	}
 	for pass := 1; ; pass++ {
-		err := s.history.Read(ctx, s.subjects, s.lastSent, s.sv.cfg.ReplayLimit, s.replayOne)
+		// The read must pass the hub's position at attach (or at the
+		// last overflow of the hold): the hub queues what comes after.
+		err := s.history.Read(ctx, s.subjects, s.lastSent, s.client.Start(), s.sv.cfg.ReplayLimit, s.replayOne)
 		switch {
 		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
 			s.reset(replay.ResetTooFarBehind, res.Current)
@@ -261,6 +264,19 @@ func (s *session) replayOne(m replay.Msg) error {
 	s.sv.m.Replayed()
 	s.sv.m.Delivered(1)
 	return nil
+}
+
+// announce tells a client that came without a position where its stream
+// starts, before any event: an id line with no data sets an EventSource's
+// last event id and dispatches nothing. A client whose gateway dies before
+// the first event then comes back with a position, and misses nothing
+// published meanwhile.
+func (s *session) announce() {
+	s.buf = sse.AppendID(s.buf[:0], replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String())
+	s.known = true
+	if s.write(s.buf) == nil {
+		_ = s.flush()
+	}
 }
 
 // reset tells the client its position could not be honoured. The event's

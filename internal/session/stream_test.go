@@ -19,7 +19,7 @@ func (h *busyChannelHistory) Resolve(context.Context, string, []string) (replay.
 	return replay.Resolution{After: 10, Current: replay.ID{Seq: 10, Epoch: "abcd"}}, nil
 }
 
-func (h *busyChannelHistory) Read(_ context.Context, _ []string, after uint64, _ int, fn func(replay.Msg) error) error {
+func (h *busyChannelHistory) Read(_ context.Context, _ []string, after, _ uint64, _ int, fn func(replay.Msg) error) error {
 	h.reads++
 	return fn(replay.Msg{Seq: after + 1, Subject: "events.busy", Data: []byte("x")})
 }
