@@ -3,6 +3,8 @@ package control
 import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/ssegate/ssegate/internal/caddyargs"
 )
 
 // UnmarshalCaddyfile reads the handler's control sub-directive at the
@@ -15,35 +17,23 @@ import (
 //	    max_credential_life <duration>
 //	}
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if !d.NextArg() {
-		return d.ArgErr()
+	if err := caddyargs.String(d, &c.Path); err != nil {
+		return err
 	}
-	c.Path = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	fields := caddyargs.Fields{
+		String:   map[string]*string{"subject_prefix": &c.SubjectPrefix, "bucket": &c.Bucket},
+		Duration: map[string]*caddy.Duration{"max_credential_life": &c.MaxCredentialLife},
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		key := d.Val()
-		args := d.RemainingArgs()
-		if len(args) != 1 {
-			return d.ArgErr()
+	return caddyargs.Lines(d, func(key string) error {
+		if key == "key" {
+			var k string
+			err := caddyargs.String(d, &k)
+			c.Keys = append(c.Keys, k)
+			return err
 		}
-		switch key {
-		case "key":
-			c.Keys = append(c.Keys, args[0])
-		case "subject_prefix":
-			c.SubjectPrefix = args[0]
-		case "bucket":
-			c.Bucket = args[0]
-		case "max_credential_life":
-			dur, err := caddy.ParseDuration(args[0])
-			if err != nil || dur <= 0 {
-				return d.Errf("max_credential_life: want a positive duration, got %q", args[0])
-			}
-			c.MaxCredentialLife = caddy.Duration(dur)
-		default:
-			return d.Errf("unknown control option %q", key)
+		if ok, err := fields.Read(d, key); ok {
+			return err
 		}
-	}
-	return nil
+		return d.Errf("unknown control option %q", key)
+	})
 }

@@ -7,12 +7,11 @@ package control
 
 import (
 	"errors"
-	"fmt"
-	"path"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ssegate/ssegate/internal/kvttl"
 )
 
 // Config is the handler's control settings.
@@ -64,20 +63,9 @@ func (c *Config) maxLife() time.Duration {
 // Validate checks the settings.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Path == "" || !strings.HasPrefix(c.Path, "/") || c.Path != path.Clean(c.Path) || strings.ContainsAny(c.Path, "*?# \t") {
-		errs = append(errs, fmt.Errorf("control path %q: want a clean absolute path without wildcards", c.Path))
-	}
+	errs = append(errs, kvttl.CheckPath("control", c.Path), kvttl.CheckNames("control", c.bucket(), c.prefix()))
 	if c.MaxCredentialLife < 0 {
 		errs = append(errs, errors.New("control max_credential_life cannot be negative"))
-	}
-	for _, t := range strings.Split(c.prefix(), ".") {
-		if t == "" || strings.ContainsAny(t, "*> \t\r\n") {
-			errs = append(errs, fmt.Errorf("control subject_prefix %q: want NATS subject tokens without wildcards", c.SubjectPrefix))
-			break
-		}
-	}
-	if strings.Trim(c.bucket(), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
-		errs = append(errs, fmt.Errorf("control bucket %q: want letters, digits, '-' and '_'", c.Bucket))
 	}
 	return errors.Join(errs...)
 }

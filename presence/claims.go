@@ -27,6 +27,8 @@ var errContended = errors.New("presence: member key changed too often to update"
 
 // join adds gw to m's holders; it reports whether m was absent before.
 func join(ctx context.Context, kv jetstream.KeyValue, m member, gw string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	key := memberKey(m)
 	for range casAttempts {
 		e, err := kv.Get(ctx, key)
@@ -60,6 +62,8 @@ func join(ctx context.Context, kv jetstream.KeyValue, m member, gw string) (bool
 
 // leave removes gw from m's holders; it reports whether gw was the last.
 func leave(ctx context.Context, kv jetstream.KeyValue, m member, gw string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	key := memberKey(m)
 	for range casAttempts {
 		e, err := kv.Get(ctx, key)

@@ -7,11 +7,11 @@ package presence
 import (
 	"errors"
 	"fmt"
-	"path"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ssegate/ssegate/internal/kvttl"
 )
 
 // Config is the handler's presence settings.
@@ -68,37 +68,9 @@ func (c *Config) ttl() time.Duration {
 // Validate checks the settings; patterns are checked when compiled.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Path == "" || !strings.HasPrefix(c.Path, "/") || c.Path != path.Clean(c.Path) || strings.ContainsAny(c.Path, "*?# \t") {
-		errs = append(errs, fmt.Errorf("presence path %q: want a clean absolute path without wildcards", c.Path))
-	}
+	errs = append(errs, kvttl.CheckPath("presence", c.Path), kvttl.CheckNames("presence", c.bucket(), c.prefix()))
 	if c.TTL != 0 && time.Duration(c.TTL) < minTTL {
 		errs = append(errs, fmt.Errorf("presence ttl %v: at least %v", time.Duration(c.TTL), minTTL))
 	}
-	if !validToken(c.prefix()) {
-		errs = append(errs, fmt.Errorf("presence subject_prefix %q: want NATS subject tokens without wildcards", c.SubjectPrefix))
-	}
-	if !validBucket(c.bucket()) {
-		errs = append(errs, fmt.Errorf("presence bucket %q: want letters, digits, '-' and '_'", c.Bucket))
-	}
 	return errors.Join(errs...)
-}
-
-// validToken reports whether s is dot-separated NATS tokens without
-// wildcards or spaces.
-func validToken(s string) bool {
-	for _, t := range strings.Split(s, ".") {
-		if t == "" || strings.ContainsAny(t, "*> \t\r\n") {
-			return false
-		}
-	}
-	return true
-}
-
-func validBucket(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return s != ""
 }

@@ -149,6 +149,9 @@ func TestPresenceDeadGatewayLeavesOnce(t *testing.T) {
 	open(dead, "bob", "room.1")
 	open(live1, "carol", "room.1")
 	waitFor(t, time.Second, "all visible", func() bool { return answer(t, live2, "room.1").Connections == 3 })
+	waitFor(t, time.Second, "all joined", func() bool {
+		return heard.count("join", "room.1", "alice")+heard.count("join", "room.2", "alice")+heard.count("join", "room.1", "bob")+heard.count("join", "room.1", "carol") == 4
+	})
 	// Stop without a word, as SIGKILL would: the entries stay behind.
 	dead.Stop()
 	killed := time.Now()

@@ -41,12 +41,15 @@ func (r *Registry) run(ctx context.Context) {
 	defer refresh.Stop()
 	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
+	// A flush under way when Stop comes runs to its end (each step is
+	// bounded by opTimeout): a claim made must have its announcement.
+	work := context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
-			r.flush(ctx, c, time.Time{})
+			r.flush(work, c, time.Time{})
 		case <-refresh.C:
 			if c.kv == nil {
 				r.open(ctx, c)
@@ -54,9 +57,9 @@ func (r *Registry) run(ctx context.Context) {
 			// An entry written within the last fifth of the TTL is at
 			// most 8/15 of it old at the next refresh, and lasts through
 			// one missed refresh.
-			r.flush(ctx, c, time.Now().Add(-r.cfg.ttl()/5))
+			r.flush(work, c, time.Now().Add(-r.cfg.ttl()/5))
 		case <-sweep.C:
-			r.sweep(ctx, c)
+			r.sweep(work, c)
 		}
 	}
 }

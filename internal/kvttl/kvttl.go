@@ -6,6 +6,9 @@ package kvttl
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,4 +114,31 @@ func (p *Probe) State(bucket string) string {
 		}
 	}
 	return p.state
+}
+
+// CheckNames checks a bucket name and a subject prefix from a config:
+// what is set, once defaults are applied. what names the config.
+func CheckNames(what, bucket, prefix string) error {
+	var errs []error
+	for _, r := range bucket {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			errs = append(errs, fmt.Errorf("%s bucket %q: want letters, digits, '-' and '_'", what, bucket))
+			break
+		}
+	}
+	for _, t := range strings.Split(prefix, ".") {
+		if t == "" || strings.ContainsAny(t, "*> \t\r\n") {
+			errs = append(errs, fmt.Errorf("%s subject_prefix %q: want NATS subject tokens without wildcards", what, prefix))
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckPath checks an endpoint's path: clean, absolute, no wildcards.
+func CheckPath(what, p string) error {
+	if p == "" || !strings.HasPrefix(p, "/") || p != path.Clean(p) || strings.ContainsAny(p, "*?# \t") {
+		return fmt.Errorf("%s path %q: want a clean absolute path without wildcards", what, p)
+	}
+	return nil
 }
