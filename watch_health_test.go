@@ -127,3 +127,45 @@ func publishAs(t *testing.T, ns *server.Server, user, pass, subject, data string
 	}
 	publish(t, js, subject, "", data)
 }
+
+// TestEmbeddedControlNeedsPermission: on the embedded server, an anonymous
+// local client (a backend's default rights) can neither control streams
+// nor hear presence; a user given ssegate.control.> and
+// ssegate.presence.> can do both.
+func TestEmbeddedControlNeedsPermission(t *testing.T) {
+	addr := freePort(t)
+	cfg := watchConfig("")
+	cfg.nats = map[string]any{"embedded": map[string]any{
+		"listen": addr, "store_dir": t.TempDir(), "anonymous": true,
+		"users": []any{map[string]any{"user": "ops", "password": "ops-password-0123456789",
+			"publish": []string{"ssegate.control.>"}, "subscribe": []string{"ssegate.presence.>"}}},
+	}}
+	g := startGateway(t, nil, cfg)
+	alice := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"room.1"}})
+	lines, _ := openRaw(t, g, []string{"room.1"}, bearerHeader(alice))
+
+	denied := make(violations, 16)
+	anon, err := nats.Connect("nats://"+addr, denied.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := anon.SubscribeSync("ssegate.presence.>"); err != nil {
+		t.Fatal(err)
+	}
+	denied.expect(t, "anonymous presence subscription", "ssegate.presence.>")
+	if err := anon.Publish("ssegate.control.disconnect", []byte(`{"sub":"alice"}`)); err != nil {
+		t.Fatal(err)
+	}
+	denied.expect(t, "anonymous disconnect", "ssegate.control.disconnect")
+
+	ops, err := nats.Connect("nats://"+addr, nats.UserInfo("ops", "ops-password-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ops.Close()
+	if err := ops.Publish("ssegate.control.disconnect", []byte(`{"sub":"alice"}`)); err != nil {
+		t.Fatal(err)
+	}
+	endsDisconnected(t, lines, 2*time.Second)
+}
