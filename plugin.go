@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -23,6 +24,7 @@ import (
 	"github.com/ssegate/ssegate/internal/health"
 	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/internal/session"
+	"github.com/ssegate/ssegate/internal/versioncmd"
 	"github.com/ssegate/ssegate/presence"
 	publishing "github.com/ssegate/ssegate/publish"
 	"github.com/ssegate/ssegate/replay"
@@ -31,6 +33,7 @@ import (
 func init() {
 	caddy.RegisterModule(new(App))
 	caddy.RegisterModule(new(Handler))
+	caddycmd.RegisterCommand(versioncmd.Command())
 }
 
 // Handler serves event streams: `GET` with one or more channels opens a
