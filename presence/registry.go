@@ -3,7 +3,6 @@ package presence
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 	"time"
 
@@ -164,5 +163,3 @@ func (c *conn) announce(ctx context.Context, r *Registry, kind string, m member,
 
 // opTimeout bounds one NATS request.
 const opTimeout = 3 * time.Second
-
-var errStopped = errors.New("presence: stopped")
