@@ -10,8 +10,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/control"
 	"github.com/ssegate/ssegate/history"
 	"github.com/ssegate/ssegate/internal/caddyargs"
+	"github.com/ssegate/ssegate/presence"
 	publishing "github.com/ssegate/ssegate/publish"
 )
 
@@ -49,6 +51,10 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    history <path> { ... } (see package history)
 //	    poll    <path> { ... } (see package history)
 //	    client  <path> (the browser client, client.js)
+//	    presence <path> { ... } (see package presence)
+//	    presence_channels <pattern...>
+//	    presence_events   <pattern...>
+//	    control <path> { ... }  (see package control)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -86,6 +92,14 @@ func (h *Handler) unmarshalBlock(d *caddyfile.Dispenser) error {
 		}
 		h.Publish = new(publishing.Config)
 		return h.Publish.UnmarshalCaddyfile(d)
+	case "presence", "presence_channels", "presence_events":
+		return presence.UnmarshalCaddyfile(d, &h.Presence)
+	case "control":
+		if h.Control != nil {
+			return d.Err("control is given more than once")
+		}
+		h.Control = new(control.Config)
+		return h.Control.UnmarshalCaddyfile(d)
 	case "auth":
 		if h.Auth != nil {
 			return d.Err("auth is given more than once")

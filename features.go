@@ -31,6 +31,12 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 	case h.script != nil && p == h.ClientPath:
 		h.script.ServeHTTP(w, r)
 		return true, nil
+	case h.presence != nil && p == h.presence.Path():
+		h.presence.ServeHTTP(w, r)
+		return true, nil
+	case h.control != nil && h.control.Matches(p):
+		h.control.ServeHTTP(w, r)
+		return true, nil
 	case h.HealthPath != "" && p == h.HealthPath:
 		return true, h.health.ServeHTTP(w, r)
 	case h.console != nil && p != h.ConsolePath+console.StreamPath &&
@@ -69,6 +75,12 @@ func (h *Handler) provisionFeatures() error {
 		}
 		if h.Auth != nil {
 			paths.Ticket = h.Auth.TicketPath
+		}
+		if h.Presence != nil {
+			paths.Presence = h.Presence.Path
+		}
+		if h.Control != nil {
+			paths.Control = h.Control.Path
 		}
 		h.console = console.New(h.ConsolePath, paths, console.Sources{
 			Authenticated: func(r *http.Request) *auth.Error {
@@ -145,6 +157,14 @@ func (h *Handler) validateFeatures() error {
 			return err
 		}
 	}
+	var pres, ctrl string
+	if h.Presence != nil {
+		pres = h.Presence.Path
+	}
+	if h.Control != nil {
+		ctrl = h.Control.Path
+	}
 	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath),
-		check("history", past), check("poll", poll), check("client", h.ClientPath))
+		check("history", past), check("poll", poll), check("client", h.ClientPath),
+		check("presence", pres), check("control", ctrl))
 }

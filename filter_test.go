@@ -46,7 +46,7 @@ func TestEventFilterOnStreams(t *testing.T) {
 	want := publishNamed(t, js, "o", 40, names, []string{"order.paid", ""})
 	filter := url.Values{"event": {"order.paid", "message"}, "last_event_id": {"0"}}
 
-	body := openRaw(t, g, eventsURL(g.httpURL, []string{"o"}, filter))
+	body := openRawBody(t, g, eventsURL(g.httpURL, []string{"o"}, filter))
 	lines := rawLines(body)
 	var got []uint64
 	var lastID string
@@ -77,7 +77,7 @@ func TestEventFilterOnStreams(t *testing.T) {
 	// events come, matching and not.
 	want = append(want, publishNamed(t, js, "o", 40, names, []string{"order.paid", ""})...)
 	filter.Set("last_event_id", lastID)
-	body = openRaw(t, g, eventsURL(g.httpURL, []string{"o"}, filter))
+	body = openRawBody(t, g, eventsURL(g.httpURL, []string{"o"}, filter))
 	lines = rawLines(body)
 	readUntil(len(want) - 2)
 	want = append(want, publishNamed(t, js, "o", 8, names, []string{"order.paid", ""})...)
@@ -110,7 +110,7 @@ func TestEventFilterOnStreams(t *testing.T) {
 }
 
 // openRaw opens a stream for reading its lines as they are.
-func openRaw(t *testing.T, g *gateway, u string) io.ReadCloser {
+func openRawBody(t *testing.T, g *gateway, u string) io.ReadCloser {
 	t.Helper()
 	resp, err := g.h1Client().Get(u)
 	if err != nil || resp.StatusCode != 200 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -20,11 +21,14 @@ import (
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/browser"
 	"github.com/ssegate/ssegate/console"
+	"github.com/ssegate/ssegate/control"
 	"github.com/ssegate/ssegate/history"
 	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/internal/health"
 	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/internal/session"
+	"github.com/ssegate/ssegate/internal/versioncmd"
+	"github.com/ssegate/ssegate/presence"
 	publishing "github.com/ssegate/ssegate/publish"
 	"github.com/ssegate/ssegate/replay"
 )
@@ -32,6 +36,7 @@ import (
 func init() {
 	caddy.RegisterModule(new(App))
 	caddy.RegisterModule(new(Handler))
+	caddycmd.RegisterCommand(versioncmd.Command())
 }
 
 // Handler serves event streams: `GET` with one or more channels opens a
@@ -74,6 +79,10 @@ type Handler struct {
 	Poll *history.PollConfig `json:"poll,omitempty"`
 	// ClientPath serves the browser client, an ES module.
 	ClientPath string `json:"client_path,omitempty"`
+	// Presence serves who is connected, across gateways (package presence).
+	Presence *presence.Config `json:"presence,omitempty"`
+	// Control ends streams and revokes credentials (package control).
+	Control *control.Config `json:"control,omitempty"`
 
 	// Heartbeat is the idle interval between comment lines. Default 15s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
@@ -102,11 +111,13 @@ type Handler struct {
 	refusal   refusal.Refuser
 
 	// The optional endpoints; nil when off.
-	publish *publishing.Endpoint
-	health  *health.Checker
-	console *console.Console
-	past    *history.Server
-	script  *browser.Script
+	publish  *publishing.Endpoint
+	health   *health.Checker
+	console  *console.Console
+	past     *history.Server
+	script   *browser.Script
+	presence *presence.Registry
+	control  *control.Service
 }
 
 // Defaults of the handler's and the app's settings, all in one place.
@@ -148,7 +159,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.refusal = refusal.New(h.log, h.app.metrics.refused)
+	watchers, err := h.provisionWatchers()
+	if err != nil {
+		return err
+	}
 	h.sessions = session.New(session.Config{
+		Watchers:      watchers,
 		Heartbeat:     h.heartbeat(),
 		Retry:         h.retry(),
 		WriteTimeout:  h.writeTimeout(),
@@ -171,7 +187,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg = *h.Auth
 	}
 	cfg.Public = append(slices.Clone(h.Public), cfg.Public...)
-	h.gate, err = auth.NewGate(cfg,
+	h.gate, err = auth.NewGate(cfg, h.revocations(),
 		auth.WithMaxChannels(h.maxChannels()),
 		auth.WithLogger(h.log),
 		auth.WithJetStream(func(ctx context.Context) (jetstream.JetStream, error) {
@@ -185,11 +201,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.provisionFeatures()
+	if err := h.provisionFeatures(); err != nil {
+		return err
+	}
+	return h.startWatchers()
 }
 
 // Cleanup stops the handler's background work (JWKS refreshes).
 func (h *Handler) Cleanup() error {
+	h.stopWatchers()
 	if h.gate != nil {
 		return h.gate.Close()
 	}

@@ -49,6 +49,8 @@ func (s *session) live(ctx context.Context, expires time.Time) string {
 			heartbeat.Reset(interval)
 		case <-s.client.Done():
 			return s.hubEnding()
+		case <-s.kicked:
+			return endDisconnected
 		case <-expiry:
 			// Reconnecting picks up the browser's refreshed cookie.
 			return endExpired

@@ -7,12 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/eventfilter"
+	"github.com/ssegate/ssegate/internal/streams"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/sse"
 	"github.com/ssegate/ssegate/upstream"
@@ -63,6 +65,12 @@ type session struct {
 	armedAt       time.Time
 	// lastWrite is when live delivery last wrote, for the heartbeat.
 	lastWrite time.Time
+	// conn names the stream; kicked is closed when a watcher (control)
+	// ends it, and nil when no watcher could; unwatch reports the close.
+	conn     string
+	kicked   chan struct{}
+	kickOnce sync.Once
+	unwatch  func()
 }
 
 // Why a stream ends: the reasons its log line and the ended count carry,
@@ -71,6 +79,8 @@ const (
 	endSlow        = "slow"
 	endUnavailable = "unavailable"
 	endExpired     = "expired"
+	// endDisconnected is a stream that control ended (package control).
+	endDisconnected = "disconnected"
 	// endStopped is a stream that stopped without a last frame: its
 	// client left, or can no longer be written to. Its log line says
 	// endClientLeft.
@@ -81,7 +91,7 @@ const (
 // Endings are the reasons a stream ends, for the ended count's labels.
 func Endings() []string {
 	return []string{endSlow, upstream.ReasonShutdown.String(), endExpired, upstream.ReasonResync.String(),
-		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft}
+		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft, endDisconnected}
 }
 
 // errBroken is what a write returns once one has failed.
@@ -126,6 +136,7 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 		return
 	}
 	s.client, s.history = client, history
+	s.watch(adm)
 	if conn := s.takeOver(r); conn != nil {
 		// The request's context ends when ServeHTTP returns, and nothing
 		// of the request is kept: it holds what the takeover lets go.
@@ -147,7 +158,7 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 
 // newSession writes a stream through w; a takeover redirects it later.
 func (sv *Server) newSession(w http.ResponseWriter, subjects []string) *session {
-	s := &session{sv: sv, w: w, rc: http.NewResponseController(w), subjects: subjects}
+	s := &session{sv: sv, w: w, rc: http.NewResponseController(w), subjects: subjects, conn: streams.NewID()}
 	s.out, s.flushOut, s.setDeadline = w, s.rc.Flush, s.rc.SetWriteDeadline
 	return s
 }
@@ -159,7 +170,11 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 	proto, remote := r.Proto, r.RemoteAddr
 	return func() {
 		adm.Release()
+		if s.unwatch != nil {
+			s.unwatch()
+		}
 		s.sv.log.Info("stream closed",
+			zap.String("connection", s.conn),
 			zap.String("sub", adm.Subject),
 			zap.Strings("channels", adm.Channels),
 			zap.String("proto", proto),
@@ -358,3 +373,17 @@ func (s *session) jitteredRetry() time.Duration {
 	r := s.sv.cfg.Retry
 	return r + rand.N(r)
 }
+
+// watch tells the watchers (presence, control) that the stream is open;
+// a watcher may end it with kick.
+func (s *session) watch(adm *auth.Admission) {
+	if len(s.sv.cfg.Watchers) == 0 {
+		return
+	}
+	s.kicked = make(chan struct{})
+	s.unwatch = streams.Open(s.sv.cfg.Watchers, &streams.Info{
+		ID: s.conn, Sub: adm.Subject, JTI: adm.JTI, IssuedAt: adm.IssuedAt, Channels: adm.Channels,
+	}, s.kick)
+}
+
+func (s *session) kick() { s.kickOnce.Do(func() { close(s.kicked) }) }
