@@ -37,10 +37,14 @@ type keeper struct {
 	buf   []upstream.Frame
 }
 
-// Keeper sizes: a keeper's queue, and the frames it remembers.
+// Keeper sizes: a keeper's queue, the frames it remembers, and the most
+// keepers at once. Past that many polled channels, polls of the others
+// read the stream when they are behind, as they would without keepers:
+// clients polling ever new channels must not hold unbounded memory.
 const (
-	keepQueue = 1024
-	keepRing  = 256
+	keepQueue  = 1024
+	keepRing   = 256
+	maxKeepers = 10_000
 )
 
 // hold returns a keeper for each subject on hub, attaching those that
@@ -55,6 +59,12 @@ func (k *keepers) hold(ctx context.Context, hub Hub, subjects []string) []*keepe
 		k.mu.Unlock()
 		if kp != nil && kp.hub == hub && kp.extend(until) {
 			out[i] = kp
+			continue
+		}
+		k.mu.Lock()
+		full := len(k.m) >= maxKeepers
+		k.mu.Unlock()
+		if full {
 			continue
 		}
 		c, err := hub.Attach(ctx, []string{subj}, keepQueue, false)
