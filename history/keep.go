@@ -44,6 +44,7 @@ type keeper struct {
 const (
 	keepQueue  = 1024
 	keepRing   = 256
+	keepBytes  = 256 << 10
 	maxKeepers = 10_000
 )
 
@@ -133,14 +134,22 @@ func (k *keepers) run(subj string, kp *keeper) {
 }
 
 // takeLocked moves the queued frames into the ring, forgetting the
-// oldest beyond keepRing.
+// oldest beyond keepRing frames or keepBytes of data.
 func (kp *keeper) takeLocked() {
 	for more := true; more; {
 		kp.buf, more = kp.client.Take(kp.buf[:0], keepQueue)
 		kp.ring = append(kp.ring, kp.buf...)
 		clear(kp.buf)
 	}
-	if over := len(kp.ring) - keepRing; over > 0 {
+	size := 0
+	for _, f := range kp.ring {
+		size += len(f.Data)
+	}
+	over := max(len(kp.ring)-keepRing, 0)
+	for ; over < len(kp.ring) && size > keepBytes; over++ {
+		size -= len(kp.ring[over].Data)
+	}
+	if over > 0 {
 		kp.from = kp.ring[over-1].Seq
 		kp.ring = slices.Delete(kp.ring, 0, over)
 	}
