@@ -141,11 +141,11 @@ func (kp *keeper) takeLocked() {
 		kp.ring = append(kp.ring, kp.buf...)
 		clear(kp.buf)
 	}
+	over := max(len(kp.ring)-keepRing, 0)
 	size := 0
-	for _, f := range kp.ring {
+	for _, f := range kp.ring[over:] {
 		size += len(f.Data)
 	}
-	over := max(len(kp.ring)-keepRing, 0)
 	for ; over < len(kp.ring) && size > keepBytes; over++ {
 		size -= len(kp.ring[over].Data)
 	}
