@@ -37,10 +37,15 @@ type keeper struct {
 	buf   []upstream.Frame
 }
 
-// Keeper sizes: a keeper's queue, and the frames it remembers.
+// Keeper sizes: a keeper's queue, the frames it remembers, and the most
+// keepers at once. Past that many polled channels, polls of the others
+// read the stream when they are behind, as they would without keepers:
+// clients polling ever new channels must not hold unbounded memory.
 const (
-	keepQueue = 1024
-	keepRing  = 256
+	keepQueue  = 1024
+	keepRing   = 256
+	keepBytes  = 256 << 10
+	maxKeepers = 10_000
 )
 
 // hold returns a keeper for each subject on hub, attaching those that
@@ -55,6 +60,12 @@ func (k *keepers) hold(ctx context.Context, hub Hub, subjects []string) []*keepe
 		k.mu.Unlock()
 		if kp != nil && kp.hub == hub && kp.extend(until) {
 			out[i] = kp
+			continue
+		}
+		k.mu.Lock()
+		full := len(k.m) >= maxKeepers
+		k.mu.Unlock()
+		if full {
 			continue
 		}
 		c, err := hub.Attach(ctx, []string{subj}, keepQueue, false)
@@ -123,14 +134,22 @@ func (k *keepers) run(subj string, kp *keeper) {
 }
 
 // takeLocked moves the queued frames into the ring, forgetting the
-// oldest beyond keepRing.
+// oldest beyond keepRing frames or keepBytes of data.
 func (kp *keeper) takeLocked() {
 	for more := true; more; {
 		kp.buf, more = kp.client.Take(kp.buf[:0], keepQueue)
 		kp.ring = append(kp.ring, kp.buf...)
 		clear(kp.buf)
 	}
-	if over := len(kp.ring) - keepRing; over > 0 {
+	over := max(len(kp.ring)-keepRing, 0)
+	size := 0
+	for _, f := range kp.ring[over:] {
+		size += len(f.Data)
+	}
+	for ; over < len(kp.ring) && size > keepBytes; over++ {
+		size -= len(kp.ring[over].Data)
+	}
+	if over > 0 {
 		kp.from = kp.ring[over-1].Seq
 		kp.ring = slices.Delete(kp.ring, 0, over)
 	}
