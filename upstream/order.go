@@ -42,9 +42,10 @@ type order struct {
 	// and nothing waits, the read stops.
 	reading, gen, target uint64
 	waiting              []pending
-	// lastSeen is when a message last came, live or read; headAsked is
-	// when the head was last asked, and asking is set while it is.
-	lastSeen, headAsked time.Time
+	// lastSeen is when a message last came, live or read, and lastLive
+	// when one came live; headAsked is when the head was last asked, and
+	// asking is set while it is.
+	lastSeen, lastLive, headAsked time.Time
 	asking              bool
 }
 
@@ -94,7 +95,7 @@ func (o *order) waitGauge() float64 {
 // liveLocked takes one live message, already checked (see positions).
 func (h *Hub) liveLocked(p pending, now time.Time) {
 	o := &h.order
-	o.lastSeen = now
+	o.lastSeen, o.lastLive = now, now
 	switch {
 	case o.based && p.seq <= o.pos:
 		// Dispatched already; or the stream was recreated and its
@@ -178,13 +179,8 @@ func (h *Hub) catchUpLocked() {
 	}
 	clear(o.waiting[:n])
 	o.waiting = append(o.waiting[:0], o.waiting[n:]...)
-	switch {
-	case len(o.waiting) > 0 && o.reading == 0:
+	if len(o.waiting) > 0 && o.reading == 0 {
 		h.startReadLocked()
-	case len(o.waiting) == 0 && o.pos >= o.target:
-		// Caught up with all the stream was known to hold: live
-		// delivery goes on, and a later loss shows as before.
-		h.stopReadLocked()
 	}
 }
 
@@ -268,6 +264,14 @@ func (h *Hub) headLocked(head replay.Head, err error, now time.Time) {
 // when no message came for idleCheck.
 func (h *Hub) tickLocked(now time.Time, force bool) {
 	o := &h.order
+	if o.reading != 0 && len(o.waiting) == 0 && o.pos >= o.target && now.Sub(o.lastLive) >= idleCheck {
+		// The read has passed all the stream was known to hold, and no
+		// live message came for a while to take over from it: it stops,
+		// and a later loss shows as before. Under a steady flow, live
+		// delivery takes over long before; stopping a read as soon as it
+		// is level would only start another at the next drop.
+		h.stopReadLocked()
+	}
 	if o.asking || o.reading != 0 {
 		return
 	}
