@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/ssegate/ssegate/internal/version"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -134,7 +135,7 @@ func (a *App) Start() error {
 	}
 	a.state.Store(&running{conn: conn, hub: hub, history: history, replay: replayConn, unwatch: unwatch})
 	concurrency, pullBytes, budget := history.Limits()
-	a.log.Info("ssegate ready", zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch),
+	a.log.Info("ssegate ready", zap.String("version", version.String()), zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch),
 		zap.Int("replay_concurrency", concurrency), zap.Int("replay_pull_bytes", pullBytes), zap.Int64("replay_budget", budget))
 	return nil
 }

@@ -43,7 +43,7 @@ func TestConsoleServesItsPage(t *testing.T) {
 	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != "/events/console/?channel=demo" {
 		t.Fatalf("bare console path: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	for path, want := range map[string]string{"/": "text/html", "/console.js": "text/javascript", "/console.css": "text/css"} {
+	for path, want := range map[string]string{"/": "text/html", "/console.js": "text/javascript", "/console.css": "text/css", "/chart.js": "text/javascript"} {
 		resp, body := get(t, base+path, nil)
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || len(body) < 500 {
 			t.Errorf("%s: %d %q, %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))

@@ -36,7 +36,7 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 // provisionFeatures sets up the optional endpoints, each with what it
 // needs of the handler and the app.
 func (h *Handler) provisionFeatures() error {
-	h.health = health.New(h.natsConn, h.app.Stream.Name, h.refusal)
+	h.health = health.New(h.natsConn, h.app.Stream.Name, h.refusal.Named("health"))
 	if h.Publish != nil {
 		verifiesJWTs := h.Auth != nil && len(h.Auth.HMACKeys)+len(h.Auth.PublicKeys)+len(h.Auth.JWKS) > 0
 		if err := h.Publish.Validate(verifiesJWTs); err != nil {
@@ -51,7 +51,7 @@ func (h *Handler) provisionFeatures() error {
 			Store:      h.store,
 			Publishers: publishers,
 			Log:        h.log,
-			Refuse:     h.refusal,
+			Refuse:     h.refusal.Named("publish"),
 		})
 	}
 	if h.ConsolePath != "" {
@@ -70,7 +70,8 @@ func (h *Handler) provisionFeatures() error {
 			Health:   h.health,
 			Clients:  h.app.metrics.openStreams,
 			Channels: h.app.channels,
-		}, h.refusal)
+			Delivery: h.app.metrics.latency,
+		}, h.refusal.Named("console"))
 	}
 	return nil
 }

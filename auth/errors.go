@@ -1,8 +1,9 @@
 package auth
 
 import (
-	"encoding/json"
 	"net/http"
+
+	"github.com/ssegate/ssegate/internal/jsonout"
 )
 
 // Error is a refusal that the handler sends before any stream byte. Its
@@ -86,7 +87,7 @@ func (e *Error) Write(w http.ResponseWriter) {
 		h.Set("WWW-Authenticate", c)
 	}
 	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(struct {
+	_ = jsonout.Encode(w, struct {
 		Error  string `json:"error"`
 		Detail string `json:"detail,omitempty"`
 	}{e.Code, e.Detail})

@@ -4,14 +4,17 @@ package console
 
 import (
 	"embed"
-	"encoding/json"
 	"math"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/health"
+	"github.com/ssegate/ssegate/internal/jsonout"
 	"github.com/ssegate/ssegate/internal/refusal"
 )
 
@@ -19,7 +22,7 @@ import (
 // it shows comes from the stream, publish and stats endpoints, each with
 // the credential its user pasted.
 //
-//go:embed index.html console.js console.css
+//go:embed index.html console.js console.css chart.js
 var consoleFiles embed.FS
 
 // consoleAsset gives the content type of a file served under the console
@@ -28,7 +31,7 @@ func consoleAsset(name string) (string, bool) {
 	switch name {
 	case "index.html":
 		return "text/html; charset=utf-8", true
-	case "console.js":
+	case "console.js", "chart.js":
 		return "text/javascript; charset=utf-8", true
 	case "console.css":
 		return "text/css; charset=utf-8", true
@@ -59,9 +62,14 @@ type Sources struct {
 	// Health is the gateway's readiness check.
 	Health *health.Checker
 	// Clients and Channels count the open streams and the channels with
-	// a live subscription.
+	// local clients.
 	Clients, Channels func() int
+	// Delivery is the delivery latency histogram of /metrics; nil for
+	// none.
+	Delivery prometheus.Histogram
 }
+
+func (s Sources) latency() Latency { return ReadHistogram(s.Delivery) }
 
 // Paths are where the gateway's other endpoints are, for the page.
 type Paths struct {
@@ -141,6 +149,18 @@ type Stats struct {
 	EventsPerSecond float64 `json:"events_per_second"`
 	NATS            string  `json:"nats"`
 	JetStream       string  `json:"jetstream"`
+	// Latency is the delivery latency histogram of /metrics, for the
+	// page's chart: it takes p50 and p99 of the deliveries between two
+	// reads from the difference of the counts.
+	Latency Latency `json:"latency"`
+}
+
+// Latency is a cumulative histogram: Counts[i] deliveries took at most
+// LE[i] seconds; Count is all of them, the last bucket being +Inf.
+type Latency struct {
+	LE     []float64 `json:"le"`
+	Counts []uint64  `json:"counts"`
+	Count  uint64    `json:"count"`
 }
 
 func (h *Console) serveStats(w http.ResponseWriter, r *http.Request) error {
@@ -155,12 +175,29 @@ func (h *Console) serveStats(w http.ResponseWriter, r *http.Request) error {
 		EventsPerSecond: math.Round(rate*10) / 10,
 		NATS:            hl.NATS,
 		JetStream:       hl.JetStream,
+		Latency:         h.src.latency(),
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, s)
 }
 
+// ReadHistogram reads a histogram that the app already keeps for
+// /metrics, for the chart.
+func ReadHistogram(h prometheus.Histogram) Latency {
+	var m dto.Metric
+	out := Latency{LE: []float64{}, Counts: []uint64{}}
+	if h == nil || h.Write(&m) != nil {
+		return out
+	}
+	for _, b := range m.GetHistogram().GetBucket() {
+		out.LE = append(out.LE, b.GetUpperBound())
+		out.Counts = append(out.Counts, b.GetCumulativeCount())
+	}
+	out.Count = m.GetHistogram().GetSampleCount()
+	return out
+}
+
 func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(v)
+	return jsonout.Encode(w, v)
 }

@@ -172,14 +172,8 @@ func newCore(stream replay.StreamConfig, history reader, epoch string, opts ...H
 // reaches the client. A replaying client is held until its session calls
 // EndReplay; Start is then the position its read must pass.
 func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, replaying bool) (*Client, error) {
-	select {
-	case <-h.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-h.ctx.Done():
-		return nil, ErrClosed
-	case <-time.After(requestTimeout):
-		return nil, ErrNotReady
+	if err := h.waitReady(ctx); err != nil {
+		return nil, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -209,6 +203,29 @@ func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, repl
 		c.topics = append(c.topics, t)
 	}
 	return c, nil
+}
+
+// waitReady waits, for a moment at most, until the hub knows its
+// position: a client told at once that the gateway is unavailable comes
+// back in a few seconds, which beats a request left hanging.
+func (h *Hub) waitReady(ctx context.Context) error {
+	select {
+	case <-h.ready:
+		return nil
+	default:
+	}
+	wait := time.NewTimer(requestTimeout)
+	defer wait.Stop()
+	select {
+	case <-h.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.ctx.Done():
+		return ErrClosed
+	case <-wait.C:
+		return ErrNotReady
+	}
 }
 
 func (h *Hub) detach(c *Client) {

@@ -5,6 +5,7 @@
 package refusal
 
 import (
+	"cmp"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -17,12 +18,21 @@ import (
 type Refuser struct {
 	log   *zap.Logger
 	count func(code string)
+	// endpoint names the endpoint in log lines: "stream refused",
+	// "publish refused".
+	endpoint string
 }
 
 // New returns a Refuser that logs to log and counts each refusal's code
 // with count; either may be nil.
 func New(log *zap.Logger, count func(code string)) Refuser {
-	return Refuser{log: log, count: count}
+	return Refuser{log: log, count: count, endpoint: "stream"}
+}
+
+// Named returns a Refuser whose log lines name endpoint.
+func (f Refuser) Named(endpoint string) Refuser {
+	f.endpoint = endpoint
+	return f
 }
 
 // Refuse answers r with status and a JSON body of code and detail. It
@@ -30,9 +40,10 @@ func New(log *zap.Logger, count func(code string)) Refuser {
 // answered.
 func (f Refuser) Refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
 	if f.log != nil {
-		f.log.Info("stream refused",
+		// The code's key is "code", as in package auth's lines.
+		f.log.Info(cmp.Or(f.endpoint, "stream")+" refused",
 			zap.Int("status", status),
-			zap.String("error", code),
+			zap.String("code", code),
 			zap.String("detail", detail),
 			zap.String("path", r.URL.Path),
 			zap.String("remote", r.RemoteAddr))
