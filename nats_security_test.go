@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate/internal/testkit"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -202,6 +203,8 @@ func TestProductionNATSPermissions(t *testing.T) {
 	gatewayPass, backendPass := "gateway-"+rand.Text(), "backend-"+rand.Text()
 	t.Setenv("SSEGATE_NATS_PASSWORD", gatewayPass)
 	t.Setenv("BACKEND_NATS_PASSWORD", backendPass)
+	controllerPass := "controller-" + rand.Text()
+	t.Setenv("CONTROLLER_NATS_PASSWORD", controllerPass)
 	opts, err := server.ProcessConfigFile(conf)
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +223,11 @@ func TestProductionNATSPermissions(t *testing.T) {
 		t.Fatal("nats-server did not start")
 	}
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: withTickets(), logFile: logFile, nats: map[string]any{
+	handler := withTickets()
+	handler["health_path"] = "/events/health"
+	handler["presence"] = map[string]any{"path": "/events/presence", "events": []string{"demo"}}
+	handler["control"] = map[string]any{"path": "/events/control", "keys": []string{testControlKey}}
+	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: handler, logFile: logFile, nats: map[string]any{
 		"urls": []string{ns.ClientURL()}, "user": "ssegate", "password": "{env.SSEGATE_NATS_PASSWORD}",
 		"reconnect_wait": int64(50 * time.Millisecond),
 	}})
@@ -243,6 +250,12 @@ func TestProductionNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPublishOnly(t, g, nc, denied, admin)
+	controller, err := nats.Connect(ns.ClientURL(), nats.UserInfo("controller", controllerPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer controller.Close()
+	checkPresenceAndControl(t, g, controller)
 
 	// Everything the gateway did was allowed: it reports no violation.
 	logs, err := os.ReadFile(logFile)
@@ -277,7 +290,7 @@ func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 // TestEmbeddedOpenListenRefused: an embedded server reachable from other
 // hosts needs users; the error names the fix, and nothing starts.
 func TestEmbeddedOpenListenRefused(t *testing.T) {
-	for _, listen := range []string{"0.0.0.0:" + strconv.Itoa(portOf(t, freePort(t))), ":" + strconv.Itoa(portOf(t, freePort(t)))} {
+	for _, listen := range []string{"0.0.0.0:" + strconv.Itoa(testkit.FreePorts(t, 1)[0]), ":" + strconv.Itoa(testkit.FreePorts(t, 1)[0])} {
 		cfg := `{"admin": {"disabled": true, "config": {"persist": false}},
 			"apps": {"ssegate": {"nats": {"embedded": {"listen": "` + listen + `", "store_dir": "` + t.TempDir() + `"}}}}}`
 		err := caddy.Load([]byte(cfg), true)

@@ -111,16 +111,7 @@ func (cl *natsCluster) clientURLs() []string {
 // forever, quickly.
 func (cl *natsCluster) connect(t *testing.T, name string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(strings.Join(cl.clientURLs(), ","),
-		nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectURL(t, strings.Join(cl.clientURLs(), ","), nats.Name(name), natstest.Reconnecting())
 	return js
 }
 
