@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ type compareOptions struct {
 	servers      string
 	scenario     string
 	rate         float64
+	channels     int
 	hold         time.Duration
 	settle       time.Duration
 	drain        time.Duration
@@ -48,6 +50,9 @@ func (c *compareOptions) check(o *options) error {
 	if c.scenario != "idle" && (c.rate <= 0 || c.rate > 1e6) {
 		return errors.New("-rate must be positive and at most 1e6")
 	}
+	if c.channels < 0 || c.channels > 1e6 || (c.channels > 0 && c.scenario != "users") {
+		return errors.New("-channels is for -scenario users, at most 1e6")
+	}
 	if c.scenario == "churn" && o.proto != "h1" {
 		return errors.New("churn opens and closes connections: use -proto h1")
 	}
@@ -76,6 +81,8 @@ type figures struct {
 	dups       int64
 	lat        hist
 	serverCPU  time.Duration
+	windowCPU  time.Duration // the server's CPU while publishing
+	stored     int64         // messages in the stream after the drain
 	natsCPU    time.Duration
 	clientCPU  time.Duration
 	errs       map[string]int64
@@ -194,7 +201,7 @@ func runLoad(o options, t *target) (*figures, error) {
 	defer cancel()
 	channels := []string{"bench"}
 	if c.scenario == "users" {
-		channels = make([]string, o.n)
+		channels = make([]string, cmp.Or(c.channels, o.n))
 		for i := range channels {
 			channels[i] = fmt.Sprintf("user%d", i)
 		}
@@ -269,6 +276,8 @@ func publishAndDrain(ctx context.Context, o options, t *target, set *streamSet, 
 	}
 	f.window = time.Since(start)
 	f.inWindow = set.delivered()
+	srvw, _ := cpuTime(t.srv.pid())
+	f.windowCPU = srvw - srv0
 	f.published = pub.total
 	for _, s := range set.streams {
 		if s != nil && s.open {
@@ -284,5 +293,11 @@ func publishAndDrain(ctx context.Context, o options, t *target, set *streamSet, 
 	srv1, _ := cpuTime(t.srv.pid())
 	nats1, _ := cpuTime(t.nats.pid())
 	f.serverCPU, f.natsCPU, f.clientCPU = srv1-srv0, nats1-nats0, selfCPU()-self0
+	// Publishes are not acked: what nats-server could not store is lost
+	// before any server sees it, and shows here.
+	var err error
+	if f.stored, err = t.storedMsgs(ctx); err != nil {
+		return err
+	}
 	return <-profiled
 }

@@ -12,8 +12,10 @@
 //
 // Scenarios: broadcast (every stream on one channel, -rate events/s),
 // users (stream i on channel user<i>, -rate events/s round-robin over
-// them), idle (RSS per idle stream only), churn (-rate connects/s, each
-// stream held for -hold on a channel of its own).
+// them, or over -channels channels: -n 10 -channels 1000 is a gateway
+// whose clients want 1% of the stream), idle (RSS per idle stream only),
+// churn (-rate connects/s, each stream held for -hold on a channel of its
+// own).
 //
 // With -ts, each event's data must hold its publish time in Unix
 // nanoseconds, alone or as a JSON field "ts", and the report includes
@@ -79,6 +81,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.cmp.servers, "servers", "raw,ssegate", "-compare: servers to run, in order; ssegate=<dir> runs <dir>/caddy, for before and after figures in one run; floor=<dir> runs a caddy built from bench/caddyfloor (idle only), for what Caddy itself costs per stream")
 	fs.StringVar(&o.cmp.scenario, "scenario", "broadcast", "-compare: broadcast, users, idle or churn")
 	fs.Float64Var(&o.cmp.rate, "rate", 100, "-compare: events/s published (broadcast, users) or connects/s (churn)")
+	fs.IntVar(&o.cmp.channels, "channels", 0, "-compare users: channels published round-robin (default -n); stream i is on channel user<i mod channels>, so -n 10 -channels 1000 is a gateway whose clients want 1% of the stream")
 	fs.DurationVar(&o.cmp.hold, "hold", time.Second, "-compare churn: how long each stream stays open")
 	fs.DurationVar(&o.cmp.settle, "settle", 3*time.Second, "-compare: wait after opening the streams before reading RSS and publishing")
 	fs.DurationVar(&o.cmp.drain, "drain", 15*time.Second, "-compare: longest wait for queued events after publishing stops")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -58,5 +59,33 @@ func TestReadEventsTakesLinesLongerThanItsBuffer(t *testing.T) {
 	}
 	if len(ids) != 2 || ids[1] != "2" || datas[0] != "a" || datas[1] != long {
 		t.Fatalf("got ids %q and %d data, want 2 events with the long one intact", ids, len(datas))
+	}
+}
+
+func TestChannelsFlagOnlyForUsers(t *testing.T) {
+	for _, tc := range []struct {
+		args string
+		ok   bool
+	}{
+		{"-scenario users -n 10 -channels 1000", true},
+		{"-scenario users -n 10", true},
+		{"-scenario users -n 10 -channels -1", false},
+		{"-scenario users -n 10 -channels 2000000", false},
+		{"-scenario broadcast -n 10 -channels 1000", false},
+	} {
+		o := options{n: 10, proto: "h1", conns: 1, duration: time.Second, ramp: 1}
+		o.cmp = compareOptions{servers: "raw", rate: 100, hold: time.Second}
+		f := strings.Fields(tc.args)
+		for i := 0; i+1 < len(f); i += 2 {
+			switch f[i] {
+			case "-scenario":
+				o.cmp.scenario = f[i+1]
+			case "-channels":
+				_, _ = fmt.Sscan(f[i+1], &o.cmp.channels)
+			}
+		}
+		if err := o.cmp.check(&o); (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok %v", tc.args, err, tc.ok)
+		}
 	}
 }

@@ -49,6 +49,10 @@ func printFigures(out io.Writer, o options, f *figures) {
 			ms(f.lat.quantile(0.5)), ms(f.lat.quantile(0.9)), ms(f.lat.quantile(0.99)), ms(f.lat.quantile(1)), f.lat.count())
 		fmt.Fprintf(out, "cpu         server %.2f s (%.2f µs per delivery), nats-server %.2f s, load tool %.2f s\n",
 			f.serverCPU.Seconds(), float64(f.cpuPer())/1e3, f.natsCPU.Seconds(), f.clientCPU.Seconds())
+		// What the stream's rate costs a server, whether or not its clients
+		// want the events: the figure for a gateway that receives it all.
+		fmt.Fprintf(out, "stream      %d of %d published events stored; server %.2f µs per stored event, %.1f%% of one core while publishing\n",
+			f.stored, f.published, float64(f.serverCPU)/1e3/float64(max(f.stored, 1)), 100*f.windowCPU.Seconds()/f.window.Seconds())
 	}
 	printErrors(out, f.errs)
 }

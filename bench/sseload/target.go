@@ -170,3 +170,20 @@ func (t *target) stop() {
 	t.srv.stop()
 	t.nats.stop()
 }
+
+// storedMsgs is how many messages the stream holds.
+func (t *target) storedMsgs(ctx context.Context) (int64, error) {
+	js, err := jetstream.New(t.pub)
+	if err != nil {
+		return 0, err
+	}
+	s, err := js.Stream(ctx, replay.DefaultStreamName)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int64(info.State.Msgs), nil
+}
