@@ -29,6 +29,10 @@ const (
 	// the pull budget.
 	pullMessages = 1024
 	maxRestarts  = 3
+	// maxPlacements bounds the consumers a read creates to find one on
+	// the stream leader (see passed): each lands on any of the stream's
+	// peers, so with three peers 8 miss it about once in 25.
+	maxPlacements = 8
 	// maxLagging is how many empty pulls in a row, lagWait each, a read
 	// accepts from a consumer that has nothing pending but has not yet
 	// looked at the read's through position: its server is still
@@ -43,9 +47,10 @@ const (
 )
 
 var (
-	errGap     = errors.New("messages lost in flight")
-	errStalled = errors.New("consumer stopped delivering with messages pending")
-	errLagging = errors.New("consumer's server has not reached the position the read must pass")
+	errGap        = errors.New("messages lost in flight")
+	errStalled    = errors.New("consumer stopped delivering with messages pending")
+	errLagging    = errors.New("consumer's server has not reached the position the read must pass")
+	errOnFollower = errors.New("replay consumer is on a follower of the stream, which may still be catching up")
 )
 
 // reader is one read in progress: the consumer it pulls from and how far
@@ -64,9 +69,10 @@ type reader struct {
 	// through is the position the read must have passed before it may
 	// end (see Read).
 	through uint64
-	// restarts counts restarts since the last message fn took, and
-	// lagging the empty pulls from a consumer short of through.
-	restarts, lagging int
+	// restarts counts restarts since the last message fn took, lagging
+	// the empty pulls from a consumer short of through, and placements
+	// the consumers created until one landed on the stream leader.
+	restarts, lagging, placements int
 	// batch is the pull in progress, and got what it brought so far.
 	batch jetstream.MessageBatch
 	got   int
@@ -231,6 +237,11 @@ func (r *reader) settle(ctx context.Context) (done bool, err error) {
 	}
 	reached, err := r.passed(ctx, info)
 	switch {
+	case errors.Is(err, errOnFollower) && r.placements < maxPlacements:
+		// A new placement is no failure of the read's own.
+		r.placements++
+		r.restarts = 0
+		return false, r.restart(ctx, err)
 	case err != nil:
 		return false, r.restart(ctx, err)
 	case reached:
@@ -266,12 +277,12 @@ func (r *reader) passed(ctx context.Context, info *jetstream.ConsumerInfo) (bool
 	if info.Cluster == nil || si.Cluster == nil || info.Cluster.Leader == si.Cluster.Leader {
 		return true, nil
 	}
-	for _, p := range si.Cluster.Replicas {
-		if p.Name == info.Cluster.Leader {
-			return p.Current && p.Lag == 0, nil
-		}
-	}
-	return false, nil
+	// The consumer lives on a follower. A follower that restarted can
+	// count as current in Raft while its store still catches up on
+	// messages, and its consumer then says nothing is pending: only the
+	// leader's word is taken, so the read moves to a new consumer, which
+	// the server places on any peer (see settle).
+	return false, errOnFollower
 }
 
 // follow passes on every message from r.last on, restarting the consumer

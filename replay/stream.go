@@ -154,7 +154,7 @@ type Stream struct {
 // checks that the existing stream is usable and explains what is missing.
 func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) (Stream, error) {
 	c = c.WithDefaults()
-	if _, err := js.AccountInfo(ctx); err != nil {
+	if err := accountInfo(ctx, js); err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			return Stream{}, errors.New("JetStream is not enabled on this NATS server or account; ssegate stores events in JetStream (run nats-server with -js)")
 		}
@@ -214,6 +214,32 @@ func (c StreamConfig) check(got jetstream.StreamConfig) []string {
 // createOrUpdate retries until ctx ends. When several gateways create the
 // same replicated stream at once on a fresh cluster, the server creates it
 // but may answer none of them; a later attempt then finds it at once.
+// accountInfo asks for the account's JetStream info, again and again with
+// a short wait each, until ctx ends: a request sent while the cluster has
+// no meta leader (a node was just killed) gets no answer at all, and a
+// new leader is elected seconds later.
+func accountInfo(ctx context.Context, js jetstream.JetStream) error {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		actx, cancel := context.WithTimeout(ctx, accountInfoTimeout)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		switch {
+		case err == nil, errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+			return err
+		case ctx.Err() != nil:
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// accountInfoTimeout bounds one attempt of accountInfo.
+const accountInfoTimeout = 2 * time.Second
+
 func createOrUpdate(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	const attemptTimeout = 5 * time.Second
 	backoff := 100 * time.Millisecond

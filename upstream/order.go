@@ -46,7 +46,7 @@ type order struct {
 	// when one came live; headAsked is when the head was last asked, and
 	// asking is set while it is.
 	lastSeen, lastLive, headAsked time.Time
-	asking              bool
+	asking                        bool
 }
 
 // pending is a live message waiting for the read to reach it.

@@ -308,6 +308,11 @@ func (s *session) replayOne(m replay.Msg) error {
 	s.sent++
 	s.sv.m.Replayed()
 	s.sv.m.Delivered(1)
+	if s.sent%maxBatch == 0 {
+		// A long replay reaches the client as it goes, not only when
+		// the read has caught up.
+		return s.flush()
+	}
 	return nil
 }
 
