@@ -68,7 +68,7 @@ func newMetrics() *metrics {
 	// Label values known in advance, so that every series exists from the
 	// start and a rate() over it has a zero to begin from.
 	var (
-		knownProtocols = []string{"HTTP/1.1", "HTTP/2.0", "HTTP/3.0"}
+		knownProtocols = []string{"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3.0", "other"}
 		knownEndings   = []string{"slow", "shutdown", "expired", "resync", "stream_recreated", "unavailable", "client_left"}
 		knownResets    = []string{"malformed", "stream_recreated", "unknown_position", "expired", "too_far_behind"}
 		knownRefusals  = []string{
@@ -77,6 +77,7 @@ func newMetrics() *metrics {
 			auth.CodeTicketUsed, auth.CodeTicketStoreUnavailable, auth.CodeAuthUnavailable, auth.CodeForbidden,
 			auth.CodeChannelForbidden, auth.CodeOriginForbidden, auth.CodeNoChannel, auth.CodeInvalidChannel,
 			auth.CodeBadRequest, auth.CodeMethodNotAllowed, auth.CodeTooManyConnections, auth.CodeTooManyChannels,
+			codeBodyTooLarge, codeEmptyData, codeInvalidData, codeInvalidEvent, codeInvalidIdemKey, codeUnavailable,
 		}
 	)
 	counter := func(name, help string) prometheus.Counter {
@@ -96,7 +97,7 @@ func newMetrics() *metrics {
 		clients: gauge("clients", "Open event streams."),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "streams",
 			Help: "Open event streams by HTTP protocol."}, []string{"proto"}),
-		refusals:       counterVec("refusals_total", "Requests refused before a stream opened, by error code.", "code", knownRefusals),
+		refusals:       counterVec("refusals_total", "Requests refused, by error code: streams before they opened, tickets and publishes.", "code", knownRefusals),
 		slow:           counter("slow_client_disconnects_total", "Streams ended because the client could not keep up; each resumes from its last id."),
 		backfilled:     counter("backfilled_events_total", "Live events that core NATS lost and the gateway recovered from JetStream."),
 		replayed:       counter("replayed_events_total", "Events sent from history to reconnecting clients."),

@@ -138,6 +138,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.gate, err = auth.NewGate(cfg,
 		auth.WithMaxChannels(h.maxChannels()),
 		auth.WithLogger(h.log),
+		auth.WithRefusals(func(code string) { h.app.metrics.refusals.WithLabelValues(code).Inc() }),
 		auth.WithJetStream(func(ctx context.Context) (jetstream.JetStream, error) {
 			run, err := h.app.running(ctx)
 			if err != nil {
@@ -226,7 +227,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	adm, aerr := h.gate.Admit(r, channels)
 	if aerr != nil {
-		h.app.metrics.refusals.WithLabelValues(aerr.Code).Inc()
 		aerr.Write(w)
 		return nil
 	}

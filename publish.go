@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -180,6 +181,11 @@ func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte,
 func checkEventName(name string) string {
 	if len(name) > maxEventName {
 		return fmt.Sprintf("the event name is limited to %d bytes", maxEventName)
+	}
+	if strings.Trim(name, " ") != name {
+		// NATS trims header values, so the name would be delivered
+		// otherwise than it was checked: " reset" arrives as "reset".
+		return "the event name must not begin or end with a space"
 	}
 	if name == resetEvent {
 		return "the event name reset is reserved for the gateway"

@@ -35,6 +35,8 @@ type session struct {
 
 	sent  int
 	ended string
+	// stuck is set when a write timed out; nothing more is written.
+	stuck bool
 	// The stream's bytes go to out, through Caddy's writers or, after a
 	// takeover, straight to the connection.
 	out         io.Writer
@@ -114,7 +116,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 		// The request's context ends when ServeHTTP returns, and nothing
 		// of the request is kept: it holds what the takeover lets go.
 		ctx, cancel := context.WithCancel(context.Background())
-		proto, expires := r.Proto, adm.Expires
+		proto, expires := protoLabel(r), adm.Expires
 		go func() {
 			defer end()
 			defer conn.Close()
@@ -126,7 +128,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 	defer end()
 	defer s.boundWrites(r)()
 	s.open()
-	s.run(r.Context(), client, r.Proto, position, adm.Expires)
+	s.run(r.Context(), client, protoLabel(r), position, adm.Expires)
 }
 
 // newSession writes a stream through w; a takeover redirects it later.
@@ -143,6 +145,10 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 	proto, remote := r.Proto, r.RemoteAddr
 	return func() {
 		adm.Release()
+		// Counted here, once per stream: a client that leaves is ended by
+		// nobody else, and a stream ended by a failed write must not be
+		// counted again by the step that noticed it.
+		s.h.app.metrics.ended.WithLabelValues(or(s.ended, "client_left")).Inc()
 		s.h.log.Info("stream closed",
 			zap.String("sub", adm.Subject),
 			zap.Strings("channels", adm.Channels),
@@ -185,6 +191,23 @@ func (s *session) open() {
 	_ = s.flush()
 }
 
+// protoLabel maps the request's protocol to the fixed set of the streams
+// gauge's label values: r.Proto is the request line as the client sent
+// it, and each new spelling would be a new series.
+func protoLabel(r *http.Request) string {
+	switch {
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		return "HTTP/1.0"
+	case r.ProtoMajor == 1:
+		return "HTTP/1.1"
+	case r.ProtoMajor == 2:
+		return "HTTP/2.0"
+	case r.ProtoMajor == 3:
+		return "HTTP/3.0"
+	}
+	return "other"
+}
+
 func streamHeaders(hdr http.Header) {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -218,7 +241,7 @@ func (s *session) catchUp(ctx context.Context, position string) error {
 			s.slow()
 			return errEnded
 		case err != nil:
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !s.stuck {
 				s.h.log.Warn("replay failed", zap.Error(err))
 				s.end("unavailable", s.resumeID())
 			}
@@ -282,7 +305,6 @@ func (s *session) hubEnded() {
 
 // slow ends a stream whose client could not keep up.
 func (s *session) slow() {
-	s.h.app.metrics.slow.Inc()
 	s.end("slow", s.resumeID())
 }
 
@@ -303,8 +325,15 @@ func (s *session) resumeID() string {
 func (s *session) end(why, resumeID string) {
 	if s.ended == "" {
 		s.ended = why
+		if why == "slow" {
+			s.h.app.metrics.slow.Inc()
+		}
 	}
-	s.h.app.metrics.ended.WithLabelValues(s.ended).Inc()
+	if s.stuck {
+		// A write timed out: another would wait as long again, for a
+		// client that is not reading.
+		return
+	}
 	s.buf = sse.AppendComment(s.buf[:0], "end: "+s.ended)
 	if resumeID != "" {
 		s.buf = sse.AppendID(s.buf, resumeID)

@@ -59,10 +59,9 @@ func (s *session) flush() error {
 // failed records a write that timed out: the client stopped reading, so
 // it is slow, not gone.
 func (s *session) failed(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) && s.ended == "" {
-		s.ended = "slow"
-		s.h.app.metrics.slow.Inc()
-		s.h.app.metrics.ended.WithLabelValues("slow").Inc()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.stuck = true
+		s.end("slow", "")
 	}
 	return err
 }

@@ -25,6 +25,7 @@ type Gate struct {
 	tickets  *ticketStore
 	callout  *callout
 	limits   *limiter
+	refusals func(code string) // nil: not counted
 	// maxChannels bounds the channels of one stream; 0: no bound.
 	maxChannels int
 	public      []pattern
@@ -53,6 +54,7 @@ type options struct {
 	js          func(context.Context) (jetstream.JetStream, error)
 	hc          *http.Client
 	now         func() time.Time
+	refusals    func(code string)
 }
 
 // WithMaxChannels refuses (400 too_many_channels) a stream of more than n
@@ -72,6 +74,10 @@ func WithJetStream(f func(context.Context) (jetstream.JetStream, error)) Option 
 // WithHTTPClient sets the client for JWKS fetches and auth_url callouts.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.hc = c } }
 
+// WithRefusals has every refusal the Gate answers counted by its code:
+// streams, tickets, publishing and the console alike.
+func WithRefusals(count func(code string)) Option { return func(o *options) { o.refusals = count } }
+
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -89,7 +95,8 @@ func NewGate(cfg Config, opts ...Option) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
+	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, refusals: o.refusals,
+		limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
 
 	var static []verifyKey
 	for i, k := range s.HMACKeys {
@@ -333,6 +340,9 @@ func (g *Gate) redeem(ctx context.Context, c *claims) *Error {
 // refused logs a refusal. Only fixed texts, codes and the subject are
 // logged, never credentials; the path is logged without its query.
 func (g *Gate) refused(r *http.Request, p *principal, e *Error) {
+	if g.refusals != nil {
+		g.refusals(e.Code)
+	}
 	via := viaAnonymous
 	if p != nil {
 		via = p.via
