@@ -469,6 +469,8 @@ func TestHandlerValidate(t *testing.T) {
 		{name: "fixed channel with a > wildcard", h: Handler{Channels: []string{">"}}, want: `channel ">" is not a valid channel name`},
 		{name: "fixed channel against channel_pattern", h: Handler{ChannelPattern: "^[a-z]+$", Channels: []string{"News"}}, want: `channel "News" is not a valid channel name`},
 		{name: "placeholder with fixed channels", h: Handler{ChannelPlaceholder: "{http.regexp.ch.1}", Channels: []string{"news"}}, want: "channel_placeholder and channels are exclusive"},
+		{name: "max_channels at the replay's bound", h: Handler{MaxChannels: 256}},
+		{name: "max_channels past the replay's bound", h: Handler{MaxChannels: 257}, want: "max_channels 257: at most 256"},
 		{name: "negative queue_size", h: Handler{QueueSize: -1}, want: "cannot be negative"},
 		{name: "negative heartbeat", h: Handler{Heartbeat: caddy.Duration(-time.Second)}, want: "cannot be negative"},
 		{name: "subject with an empty token", h: Handler{Subject: "events..{channel}"}, want: "subject"},

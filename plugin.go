@@ -179,6 +179,12 @@ func (h *Handler) Validate() error {
 	if h.ChannelPlaceholder != "" && len(h.Channels) > 0 {
 		return fmt.Errorf("channel_placeholder and channels are exclusive")
 	}
+	if h.MaxChannels > replay.MaxSubjects {
+		// A resume reads every channel of the stream in one read, which
+		// takes at most replay.MaxSubjects subjects: a larger stream would
+		// open, and every reconnect of it with a position would fail.
+		return fmt.Errorf("max_channels %d: at most %d, the channels one replay can read", h.MaxChannels, replay.MaxSubjects)
+	}
 	if h.MaxChannels < 0 || h.QueueSize < 0 || h.ReplayLimit < 0 || h.Heartbeat < 0 || h.Retry < 0 || h.WriteTimeout < 0 {
 		return fmt.Errorf("limits and durations cannot be negative")
 	}
