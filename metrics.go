@@ -77,7 +77,7 @@ func newMetrics() *metrics {
 			auth.CodeTicketUsed, auth.CodeTicketStoreUnavailable, auth.CodeAuthUnavailable, auth.CodeForbidden,
 			auth.CodeChannelForbidden, auth.CodeOriginForbidden, auth.CodeNoChannel, auth.CodeInvalidChannel,
 			auth.CodeBadRequest, auth.CodeMethodNotAllowed, auth.CodeTooManyConnections, auth.CodeTooManyChannels,
-			codeBodyTooLarge, codeEmptyData, codeInvalidData, codeInvalidEvent, codeInvalidIdemKey, codeUnavailable,
+			codeBodyTooLarge, codeEmptyData, codeInvalidData, codeInvalidEvent, codeInvalidIdemKey, codeIdemKeyReused, codeUnavailable,
 		}
 	)
 	counter := func(name, help string) prometheus.Counter {

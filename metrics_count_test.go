@@ -161,3 +161,7 @@ func TestMetricWriteTimeoutDuringReplayCountsOnce(t *testing.T) {
 		t.Errorf("also counted as unavailable")
 	}
 }
+
+func storedRefusals(g *gateway, code string) float64 {
+	return testutil.ToFloat64(g.app.metrics.refusals.WithLabelValues(code))
+}

@@ -3,8 +3,6 @@ package ssegate
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +58,7 @@ const (
 	codeInvalidEvent   = "invalid_event"
 	codeInvalidIdemKey = "invalid_idempotency_key"
 	codeUnavailable    = "unavailable"
+	codeIdemKeyReused  = "idempotency_key_reused"
 )
 
 // published is the answer to a stored event.
@@ -93,7 +92,7 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 	if !validIdempotencyKey(idem) {
 		return h.refuse(w, r, http.StatusBadRequest, codeInvalidIdemKey, fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey))
 	}
-	sub, aerr := h.publishers.Authorize(r, channel)
+	pub, aerr := h.publishers.Authorize(r, channel)
 	if aerr != nil {
 		if aerr.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ssegate publish"`)
@@ -105,23 +104,30 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 	if derr != nil {
 		return h.refuse(w, r, derr.Status, derr.Code, derr.Detail)
 	}
+	msg := h.eventMsg(channel, name, data, pub, idem)
 
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
 	run, err := h.app.running(ctx)
-	if err == nil && int64(len(data)) > run.conn.NC.MaxPayload() {
-		return h.refuse(w, r, http.StatusRequestEntityTooLarge, codeBodyTooLarge, "body is larger than NATS's max_payload")
+	if err == nil && msgSize(msg) > run.conn.NC.MaxPayload() {
+		return h.refuse(w, r, http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the event with its headers is larger than NATS's max_payload")
 	}
 	var ack *jetstream.PubAck
 	if err == nil {
-		ack, err = run.conn.JS.PublishMsg(ctx, h.eventMsg(channel, name, data), h.publishOpts(sub, idem)...)
+		ack, err = run.conn.JS.PublishMsg(ctx, msg)
+	}
+	if err == nil && ack.Duplicate {
+		err = checkRetry(ctx, run.conn.JS, h.app.Stream.Name, ack.Sequence, msg)
+	}
+	if errors.Is(err, errKeyReused) {
+		return h.refuse(w, r, http.StatusUnprocessableEntity, codeIdemKeyReused, "this Idempotency-Key was used for another event (channel, event name or data); use a new key")
 	}
 	if err != nil {
-		h.log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", sub), zap.Error(err))
+		h.log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", pub.Sub), zap.Error(err))
 		return h.refuse(w, r, http.StatusServiceUnavailable, codeUnavailable, "the event could not be stored; try again (with the same Idempotency-Key)")
 	}
 	out := published{ID: replay.ID{Seq: ack.Sequence, Epoch: run.history.Epoch()}.String(), Duplicate: ack.Duplicate}
-	h.log.Debug("published", zap.String("channel", channel), zap.String("sub", sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
+	h.log.Debug("published", zap.String("channel", channel), zap.String("sub", pub.Sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
@@ -134,29 +140,35 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 	return json.NewEncoder(w).Encode(out)
 }
 
-// eventMsg carries only what the gateway sets: the event name. Headers
-// from the request never reach NATS, so no publisher can forge Nats-*
-// position headers through this endpoint.
-func (h *Handler) eventMsg(channel, name string, data []byte) *nats.Msg {
+// eventMsg carries only what the gateway sets: the event name, and the
+// headers that make the ack prove the event is in the gateway's stream and
+// map an Idempotency-Key to a Nats-Msg-Id. Headers from the request never
+// reach NATS, so no publisher can forge Nats-* position headers through
+// this endpoint.
+func (h *Handler) eventMsg(channel, name string, data []byte, pub auth.Publisher, idem string) *nats.Msg {
 	msg := nats.NewMsg(h.subject(channel))
 	msg.Data = data
 	if name != "" {
 		msg.Header.Set(replay.EventHeader, name)
 	}
+	msg.Header.Set(jetstream.ExpectedStreamHeader, h.app.Stream.Name)
+	if idem != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, pub.MsgID(idem))
+		msg.Header.Set(digestHeader, eventDigest(channel, name, data))
+	}
 	return msg
 }
 
-// publishOpts makes the ack prove the event is in the gateway's stream, and
-// maps Idempotency-Key to Nats-Msg-Id, within the stream's duplicate
-// window. The key is scoped to the publisher, so one publisher cannot
-// suppress another's event by guessing its key.
-func (h *Handler) publishOpts(sub, idem string) []jetstream.PublishOpt {
-	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(h.app.Stream.Name)}
-	if idem != "" {
-		who := sha256.Sum256([]byte(sub))
-		opts = append(opts, jetstream.WithMsgID(hex.EncodeToString(who[:8])+":"+idem))
+// msgSize is what NATS's max_payload bounds: the headers as sent
+// ("NATS/1.0", each "Key: value", CRLFs) and the data.
+func msgSize(msg *nats.Msg) int64 {
+	n := len("NATS/1.0\r\n\r\n") + len(msg.Data)
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
 	}
-	return opts
+	return int64(n)
 }
 
 // readEventData reads the body: non-empty (an EventSource dispatches no

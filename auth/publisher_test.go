@@ -54,10 +54,10 @@ func TestPublishersAuthorize(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sub, e := p.Authorize(req(http.MethodPost, "/publish", tc.hdr...), tc.channel)
+			pub, e := p.Authorize(req(http.MethodPost, "/publish", tc.hdr...), tc.channel)
 			if tc.status == 0 {
-				if e != nil || sub != tc.sub {
-					t.Fatalf("got %q %v, want %q", sub, e, tc.sub)
+				if e != nil || pub.Sub != tc.sub {
+					t.Fatalf("got %q %v, want %q", pub.Sub, e, tc.sub)
 				}
 				return
 			}
