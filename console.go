@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -120,7 +119,7 @@ func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
 		e.Write(w)
 		return nil
 	}
-	hl, res := h.readiness(time.Now())
+	hl, res := h.readiness(r.Context())
 	s := stats{
 		Clients:         int(gaugeValue(h.app.metrics.clients)),
 		EventsPerSecond: math.Round(res.rate*10) / 10,

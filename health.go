@@ -24,14 +24,17 @@ const (
 
 // jsProbe checks the stream, at most once per probeTTL, for the health
 // endpoint and the console's figures. Its last two samples of the stream's
-// last sequence give the rate of events stored.
+// last sequence give the rate of events stored. One check at most is in
+// flight: callers that come meanwhile share its answer, or give up on
+// their own context, so a slow JetStream does not queue them up.
 type jsProbe struct {
-	mu      sync.Mutex
-	at      time.Time
-	err     error
-	lastSeq uint64
-	prevAt  time.Time
-	prevSeq uint64
+	mu       sync.Mutex
+	at       time.Time // when the last answer came
+	err      error
+	lastSeq  uint64
+	prevAt   time.Time
+	prevSeq  uint64
+	inflight chan struct{} // closed when the check under way has answered
 }
 
 // probeResult is one (possibly cached) answer of the probe.
@@ -40,25 +43,58 @@ type probeResult struct {
 	rate float64 // events stored per second, over the last two samples
 }
 
-func (p *jsProbe) check(js jetstream.JetStream, stream string, now time.Time) probeResult {
+// errProbeAbandoned is the answer to a caller that gave up waiting.
+var errProbeAbandoned = errors.New("health check abandoned by its caller")
+
+func (p *jsProbe) check(ctx context.Context, js jetstream.JetStream, stream string) probeResult {
+	p.mu.Lock()
+	if !p.at.IsZero() && time.Since(p.at) < probeTTL {
+		defer p.mu.Unlock()
+		return p.result()
+	}
+	done := p.inflight
+	if done == nil {
+		done = make(chan struct{})
+		p.inflight = done
+		go p.run(js, stream, done)
+	}
+	p.mu.Unlock()
+	select {
+	case <-done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.result()
+	case <-ctx.Done():
+		return probeResult{err: errProbeAbandoned}
+	}
+}
+
+// run makes one check. Not the request's context: a caller that gives up
+// must not leave a failure cached for the others.
+func (p *jsProbe) run(js jetstream.JetStream, stream string, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	info, err := streamInfo(ctx, js, stream)
+	cancel()
+	// Stamped when the answer came: an answer that took the whole timeout
+	// is fresh from now on, not already stale.
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.at.IsZero() || now.Sub(p.at) >= probeTTL {
-		// Not the request's context: a caller that gives up must not
-		// leave a failure cached for the next one.
-		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-		info, err := streamInfo(ctx, js, stream)
-		cancel()
-		if err == nil && p.err == nil && !p.at.IsZero() {
-			p.prevAt, p.prevSeq = p.at, p.lastSeq
-		} else {
-			p.prevAt = time.Time{}
-		}
-		if err == nil {
-			p.lastSeq = info.State.LastSeq
-		}
-		p.at, p.err = now, err
+	if err == nil && p.err == nil && !p.at.IsZero() {
+		p.prevAt, p.prevSeq = p.at, p.lastSeq
+	} else {
+		p.prevAt = time.Time{}
 	}
+	if err == nil {
+		p.lastSeq = info.State.LastSeq
+	}
+	p.at, p.err = now, err
+	p.inflight = nil
+	close(done)
+}
+
+// result is the last answer; p.mu must be held.
+func (p *jsProbe) result() probeResult {
 	res := probeResult{err: p.err}
 	if dt := p.at.Sub(p.prevAt).Seconds(); !p.prevAt.IsZero() && dt > 0 && p.lastSeq >= p.prevSeq {
 		res.rate = float64(p.lastSeq-p.prevSeq) / dt
@@ -95,7 +131,7 @@ func (a *App) current() *running {
 
 // readiness reports NATS's connection state and whether JetStream serves
 // the stream. Ready means a new stream gets live events and replays.
-func (h *Handler) readiness(now time.Time) (health, probeResult) {
+func (h *Handler) readiness(ctx context.Context) (health, probeResult) {
 	hl := health{Status: "unavailable", NATS: "unknown", JetStream: "unknown"}
 	run := h.app.current()
 	if run == nil {
@@ -107,7 +143,7 @@ func (h *Handler) readiness(now time.Time) (health, probeResult) {
 	if status != nats.CONNECTED {
 		return hl, probeResult{}
 	}
-	res := h.probe.check(run.conn.JS, h.app.Stream.Name, now)
+	res := h.probe.check(ctx, run.conn.JS, h.app.Stream.Name)
 	switch {
 	case res.err == nil:
 		hl.Status, hl.JetStream = "ok", "ok"
@@ -125,7 +161,7 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", "GET, HEAD")
 		return h.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "use GET or HEAD")
 	}
-	hl, _ := h.readiness(time.Now())
+	hl, _ := h.readiness(r.Context())
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
