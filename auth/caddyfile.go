@@ -82,6 +82,8 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = intArg(d, &c.MaxConnections)
 		case "max_connections_per_subject":
 			err = intArg(d, &c.MaxConnectionsPerSubject)
+		case "max_anonymous_connections_per_address":
+			err = intArg(d, &c.MaxAnonymousConnectionsPerAddress)
 		case "auth_url":
 			err = c.parseCallout(d)
 		default:

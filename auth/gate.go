@@ -96,7 +96,7 @@ func NewGate(cfg Config, opts ...Option) (*Gate, error) {
 		return nil, err
 	}
 	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, refusals: o.refusals,
-		limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
+		limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject, s.MaxAnonymousConnectionsPerAddress)}
 
 	var static []verifyKey
 	for i, k := range s.HMACKeys {
@@ -269,7 +269,7 @@ func (g *Gate) grant(r *http.Request, p *principal, channels []string) (*Admissi
 	if p != nil {
 		sub, via, expires = p.sub, p.via, p.streamEnd(g.s.leeway)
 	}
-	release, ok := g.limits.acquire(sub)
+	release, ok := g.limits.acquire(sub, clientAddress(r))
 	if !ok {
 		return nil, newError(http.StatusTooManyRequests, CodeTooManyConnections, "too many concurrent connections")
 	}
