@@ -2,6 +2,8 @@ package ssegate
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -21,17 +23,18 @@ import (
 // closed" line still has them), and the server's timeouts, which the
 // session replaces with its own write deadline. The body ends with the
 // connection, so no chunked framing is needed. A client that leaves is
-// noticed at the next write, a heartbeat at the latest.
+// noticed at once by a goroutine that reads the connection (see
+// watchClose), as net/http's background reader would.
 //
-// It returns the connection, or nil when the stream is not taken over;
-// once taken over, the response writer must not be used.
-func (s *session) takeOver(r *http.Request) net.Conn {
+// It returns the connection and what reads it, or nil when the stream is
+// not taken over; once taken over, the response writer must not be used.
+func (s *session) takeOver(r *http.Request) (net.Conn, io.Reader) {
 	if !s.h.HTTP1Takeover || r.ProtoMajor != 1 {
-		return nil
+		return nil, nil
 	}
-	conn, _, err := s.rc.Hijack()
+	conn, brw, err := s.rc.Hijack()
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	hdr := s.w.Header().Clone()
 	streamHeaders(hdr)
@@ -52,5 +55,25 @@ func (s *session) takeOver(r *http.Request) net.Conn {
 	s.w, s.rc = nil, nil
 	// A failed write ends the stream at its first step.
 	_ = s.write(head.Bytes())
-	return conn
+	return conn, brw.Reader
+}
+
+// maxIgnoredBytes is how much a client may send on a taken-over stream,
+// which reads nothing from it, before the stream is ended.
+const maxIgnoredBytes = 4 << 10
+
+// watchClose reads a taken-over connection until the client closes it,
+// or the stream does, and then calls gone: a client that left gives back
+// its admission at once, not at the next write, so that a reloaded page
+// that reconnects within the heartbeat is not refused by a limit.
+func watchClose(r io.Reader, gone context.CancelFunc) {
+	defer gone()
+	var buf [512]byte
+	for n := 0; n < maxIgnoredBytes; {
+		m, err := r.Read(buf[:])
+		if err != nil {
+			return
+		}
+		n += m
+	}
 }
