@@ -87,6 +87,7 @@ type Handler struct {
 	gate        *auth.Gate
 
 	publishers *auth.Publishers
+	publisher  *publishConn
 	probe      *jsProbe
 	buffers    *bufferPool
 }
@@ -155,6 +156,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // Cleanup stops the handler's background work (JWKS refreshes).
 func (h *Handler) Cleanup() error {
+	if h.publisher != nil {
+		h.publisher.close()
+	}
 	if h.gate != nil {
 		return h.gate.Close()
 	}

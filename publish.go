@@ -109,15 +109,22 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
 	run, err := h.app.running(ctx)
-	if err == nil && msgSize(msg) > run.conn.NC.MaxPayload() {
+	var (
+		nc  *nats.Conn
+		js  jetstream.JetStream
+		ack *jetstream.PubAck
+	)
+	if err == nil {
+		nc, js, err = h.publisher.get(run.conn)
+	}
+	if err == nil && msgSize(msg) > nc.MaxPayload() {
 		return h.refuse(w, r, http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the event with its headers is larger than NATS's max_payload")
 	}
-	var ack *jetstream.PubAck
 	if err == nil {
-		ack, err = run.conn.JS.PublishMsg(ctx, msg)
+		ack, err = js.PublishMsg(ctx, msg)
 	}
 	if err == nil && ack.Duplicate {
-		err = checkRetry(ctx, run.conn.JS, h.app.Stream.Name, ack.Sequence, msg)
+		err = checkRetry(ctx, js, h.app.Stream.Name, ack.Sequence, msg)
 	}
 	if errors.Is(err, errKeyReused) {
 		return h.refuse(w, r, http.StatusUnprocessableEntity, codeIdemKeyReused, "this Idempotency-Key was used for another event (channel, event name or data); use a new key")
@@ -236,6 +243,7 @@ func (h *Handler) provisionFeatures() error {
 	if h.Publish == nil {
 		return nil
 	}
+	h.publisher = new(publishConn)
 	p := h.Publish
 	if len(p.Keys) == 0 && (h.Auth == nil || len(h.Auth.HMACKeys)+len(h.Auth.PublicKeys)+len(h.Auth.JWKS) == 0) {
 		return errors.New("publish: no key, and no auth keys to verify publisher JWTs")
