@@ -108,6 +108,7 @@ func (a *App) Start() error {
 		_ = conn.Release()
 		return err
 	}
+	a.reportStreamConfig(stream)
 	history, replayConn, err := a.history(conn, stream)
 	if err != nil {
 		_ = conn.Release()

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/replay"
 )
 
 const (
@@ -32,6 +34,7 @@ type jsProbe struct {
 	at       time.Time // when the last answer came
 	err      error
 	lastSeq  uint64
+	differs  bool // the stream's config differs from the gateway's
 	prevAt   time.Time
 	prevSeq  uint64
 	inflight chan struct{} // closed when the check under way has answered
@@ -39,14 +42,15 @@ type jsProbe struct {
 
 // probeResult is one (possibly cached) answer of the probe.
 type probeResult struct {
-	err  error
-	rate float64 // events stored per second, over the last two samples
+	err     error
+	rate    float64 // events stored per second, over the last two samples
+	differs bool    // the stream's config differs from the gateway's
 }
 
 // errProbeAbandoned is the answer to a caller that gave up waiting.
 var errProbeAbandoned = errors.New("health check abandoned by its caller")
 
-func (p *jsProbe) check(ctx context.Context, js jetstream.JetStream, stream string) probeResult {
+func (p *jsProbe) check(ctx context.Context, js jetstream.JetStream, stream replay.StreamConfig) probeResult {
 	p.mu.Lock()
 	if !p.at.IsZero() && time.Since(p.at) < probeTTL {
 		defer p.mu.Unlock()
@@ -71,9 +75,9 @@ func (p *jsProbe) check(ctx context.Context, js jetstream.JetStream, stream stri
 
 // run makes one check. Not the request's context: a caller that gives up
 // must not leave a failure cached for the others.
-func (p *jsProbe) run(js jetstream.JetStream, stream string, done chan struct{}) {
+func (p *jsProbe) run(js jetstream.JetStream, stream replay.StreamConfig, done chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-	info, err := streamInfo(ctx, js, stream)
+	info, err := streamInfo(ctx, js, stream.Name)
 	cancel()
 	// Stamped when the answer came: an answer that took the whole timeout
 	// is fresh from now on, not already stale.
@@ -87,6 +91,9 @@ func (p *jsProbe) run(js jetstream.JetStream, stream string, done chan struct{})
 	}
 	if err == nil {
 		p.lastSeq = info.State.LastSeq
+		// Checked each time: once an operator has applied the change
+		// to the stream, the gateway says so.
+		p.differs = !stream.Unmanaged && len(stream.Differences(info.Config)) > 0
 	}
 	p.at, p.err = now, err
 	p.inflight = nil
@@ -95,7 +102,7 @@ func (p *jsProbe) run(js jetstream.JetStream, stream string, done chan struct{})
 
 // result is the last answer; p.mu must be held.
 func (p *jsProbe) result() probeResult {
-	res := probeResult{err: p.err}
+	res := probeResult{err: p.err, differs: p.differs}
 	if dt := p.at.Sub(p.prevAt).Seconds(); !p.prevAt.IsZero() && dt > 0 && p.lastSeq >= p.prevSeq {
 		res.rate = float64(p.lastSeq-p.prevSeq) / dt
 	}
@@ -116,6 +123,10 @@ type health struct {
 	Status    string `json:"status"`
 	NATS      string `json:"nats"`
 	JetStream string `json:"jetstream"`
+	// Stream is config_differs when the shared stream's config is not
+	// this gateway's (docs/operations-shared-stream.md); the gateway
+	// serves on with the stream's.
+	Stream string `json:"stream"`
 }
 
 // current is the running state without waiting for Start: a probe during
@@ -132,7 +143,7 @@ func (a *App) current() *running {
 // readiness reports NATS's connection state and whether JetStream serves
 // the stream. Ready means a new stream gets live events and replays.
 func (h *Handler) readiness(ctx context.Context) (health, probeResult) {
-	hl := health{Status: "unavailable", NATS: "unknown", JetStream: "unknown"}
+	hl := health{Status: "unavailable", NATS: "unknown", JetStream: "unknown", Stream: "unknown"}
 	run := h.app.current()
 	if run == nil {
 		hl.Status = "starting"
@@ -143,10 +154,14 @@ func (h *Handler) readiness(ctx context.Context) (health, probeResult) {
 	if status != nats.CONNECTED {
 		return hl, probeResult{}
 	}
-	res := h.probe.check(ctx, run.conn.JS, h.app.Stream.Name)
+	res := h.probe.check(ctx, run.conn.JS, h.app.Stream)
 	switch {
 	case res.err == nil:
-		hl.Status, hl.JetStream = "ok", "ok"
+		hl.Status, hl.JetStream, hl.Stream = "ok", "ok", "ok"
+		if res.differs {
+			hl.Stream = "config_differs"
+		}
+		h.app.metrics.setStreamDiffers(res.differs)
 	case errors.Is(res.err, jetstream.ErrStreamNotFound):
 		hl.JetStream = "stream_missing"
 	default:

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/replay"
 )
 
 // slowJS answers Stream only when the test releases it, and counts calls.
@@ -41,7 +43,7 @@ func TestHealthProbeSharesOneCheck(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			answers <- p.check(context.Background(), js, "S").err
+			answers <- p.check(context.Background(), js, replay.StreamConfig{Name: "S"}).err
 		}()
 	}
 	eventually(t, 5*time.Second, "the check under way", func() bool { return js.calls.Load() == 1 })
@@ -49,7 +51,7 @@ func TestHealthProbeSharesOneCheck(t *testing.T) {
 	// A caller with a deadline of its own gives up at it.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if res := p.check(ctx, js, "S"); !errors.Is(res.err, errProbeAbandoned) {
+	if res := p.check(ctx, js, replay.StreamConfig{Name: "S"}); !errors.Is(res.err, errProbeAbandoned) {
 		t.Fatalf("a caller that gave up got %v", res.err)
 	}
 	releasedAt := time.Now()
@@ -71,7 +73,7 @@ func TestHealthProbeSharesOneCheck(t *testing.T) {
 		t.Fatalf("the answer is stamped %v, before it came (%v)", at, releasedAt)
 	}
 	// Within probeTTL of the answer, callers get it without a new check.
-	p.check(context.Background(), js, "S")
+	p.check(context.Background(), js, replay.StreamConfig{Name: "S"})
 	if n := js.calls.Load(); n != 1 {
 		t.Fatalf("%d checks, want the cached answer", n)
 	}

@@ -38,6 +38,7 @@ type metrics struct {
 	channels       prometheus.Gauge
 	recovering     prometheus.Gauge
 	replaysWaiting prometheus.Gauge
+	streamDiffers  prometheus.Gauge
 }
 
 // Destruct implements caddy.Destructor; the collectors hold nothing.
@@ -110,6 +111,7 @@ func newMetrics() *metrics {
 		channels:       gauge("channel_subscriptions", "Channels with a live subscription on this instance."),
 		recovering:     gauge("channels_recovering", "Channels whose clients are held while missed events are read back."),
 		replaysWaiting: gauge("replays_waiting", "Replays waiting for a slot (replay_concurrency) or for their share of replay_budget."),
+		streamDiffers:  gauge("stream_config_differs", "1 while the shared stream's config differs from this gateway's, which keeps the stream's."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
 			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -122,7 +124,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.clients, m.connections, m.refusals, m.slow, m.backfilled, m.replayed,
-		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting}
+		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting, m.streamDiffers}
 }
 
 func (m *metrics) hub() upstream.Metrics {
@@ -151,4 +153,13 @@ func (m *metrics) natsWatcher() *upstream.Watcher {
 			m.reconnects.Inc()
 		},
 	}
+}
+
+// setStreamDiffers sets the stream_config_differs gauge.
+func (m *metrics) setStreamDiffers(differs bool) {
+	v := 0.0
+	if differs {
+		v = 1
+	}
+	m.streamDiffers.Set(v)
 }
