@@ -625,7 +625,8 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"negative replay_pull_bytes", &App{ReplayPullBytes: -1}, "cannot be negative"},
 		{"replay_budget below two pulls", &App{ReplayPullBytes: 4 << 20, ReplayBudget: 6 << 20}, "must hold two replays' pulls"},
 		{"replay_budget below two default pulls", &App{ReplayBudget: 3 << 20}, "replay_budget 3145728 must hold two replays' pulls (2 × replay_pull_bytes 2097152)"},
-		{"replay_pull_bytes beyond half the default budget", &App{ReplayPullBytes: 40 << 20}, "replay_budget 67108864 must hold"},
+		{"replay_pull_bytes beyond half the default budget", &App{ReplayPullBytes: 20 << 20}, "replay_budget 33554432 must hold"},
+		{"replay_budget at nats-server's max_pending", &App{ReplayBudget: 64 << 20}, "replay_budget 67108864: at most 50331648"},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {

@@ -127,6 +127,9 @@ type health struct {
 	// this gateway's (docs/operations-shared-stream.md); the gateway
 	// serves on with the stream's.
 	Stream string `json:"stream"`
+	// ReplayDrops counts the cuts of the replay connection since it was
+	// dialled (see upstream.ReplayConn.Drops); replays resume after one.
+	ReplayDrops uint64 `json:"replay_drops"`
 }
 
 // current is the running state without waiting for Start: a probe during
@@ -149,6 +152,7 @@ func (h *Handler) readiness(ctx context.Context) (health, probeResult) {
 		hl.Status = "starting"
 		return hl, probeResult{}
 	}
+	hl.ReplayDrops = run.replay.Drops()
 	status := run.conn.NC.Status()
 	hl.NATS = strings.ToLower(status.String())
 	if status != nats.CONNECTED {

@@ -39,6 +39,7 @@ type metrics struct {
 	recovering     prometheus.Gauge
 	replaysWaiting prometheus.Gauge
 	streamDiffers  prometheus.Gauge
+	replayDrops    prometheus.Counter
 }
 
 // Destruct implements caddy.Destructor; the collectors hold nothing.
@@ -111,6 +112,7 @@ func newMetrics() *metrics {
 		channels:       gauge("channel_subscriptions", "Channels with a live subscription on this instance."),
 		recovering:     gauge("channels_recovering", "Channels whose clients are held while missed events are read back."),
 		replaysWaiting: gauge("replays_waiting", "Replays waiting for a slot (replay_concurrency) or for their share of replay_budget."),
+		replayDrops:    counter("replay_connection_drops_total", "Times the replay connection was cut (nats-server cuts a slow consumer without a word) or lost messages as a slow consumer; replays then fail and resume."),
 		streamDiffers:  gauge("stream_config_differs", "1 while the shared stream's config differs from this gateway's, which keeps the stream's."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
 			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
@@ -124,7 +126,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.clients, m.connections, m.refusals, m.slow, m.backfilled, m.replayed,
-		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting, m.streamDiffers}
+		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting, m.streamDiffers, m.replayDrops}
 }
 
 func (m *metrics) hub() upstream.Metrics {
