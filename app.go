@@ -156,7 +156,7 @@ func (a *App) history(conn *upstream.Conn, stream replay.Stream) (*replay.Histor
 		}
 		pullBytes = a.ReplayPullBytes
 	}
-	rc, err := upstream.AcquireReplay(conn, a.log, a.metrics.replayDrops.Inc)
+	rc, err := upstream.AcquireReplay(conn, a.log, a.metrics.replayDropped())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -112,7 +112,7 @@ func newMetrics() *metrics {
 		channels:       gauge("channel_subscriptions", "Channels with a live subscription on this instance."),
 		recovering:     gauge("channels_recovering", "Channels whose clients are held while missed events are read back."),
 		replaysWaiting: gauge("replays_waiting", "Replays waiting for a slot (replay_concurrency) or for their share of replay_budget."),
-		replayDrops:    counter("replay_connection_drops_total", "Times the replay connection was cut (nats-server cuts a slow consumer without a word) or lost messages as a slow consumer; replays then fail and resume."),
+		replayDrops:    counter("replay_connection_drops_total", "Times the replay connection was cut as a slow consumer (cut while the live connection stayed up) or lost messages as one; replays then fail and resume."),
 		streamDiffers:  gauge("stream_config_differs", "1 while the shared stream's config differs from this gateway's, which keeps the stream's."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
 			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
@@ -144,6 +144,15 @@ func (m *metrics) replaysWaitingGauge() func(float64) {
 		return nil
 	}
 	return m.replaysWaiting.Add
+}
+
+// replayDropped is the replay_connection_drops_total counter's Inc, or nil
+// when there are no metrics.
+func (m *metrics) replayDropped() func() {
+	if m == nil {
+		return nil
+	}
+	return m.replayDrops.Inc
 }
 
 // natsWatcher keeps the connection gauges current.

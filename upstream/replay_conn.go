@@ -29,10 +29,10 @@ type ReplayConn struct {
 	drops  atomic.Uint64
 }
 
-// Drops is how often the connection was cut, or lost messages as a slow
-// consumer, since it was dialled. nats-server cuts a connection with more
-// than its max_pending queued without a word to the client, so every cut
-// counts: with the live connection up, a slow consumer is the likely one.
+// Drops is how often, since it was dialled, the connection was cut while
+// the live one stayed up, or lost messages, as a slow consumer. nats-server
+// cuts a connection with more than its max_pending queued for it without
+// a word to the client; a NATS restart cuts both and is not counted.
 func (rc *ReplayConn) Drops() uint64 { return rc.drops.Load() }
 
 // ReplayName is the replay connection's name, as the server's monitoring
@@ -72,15 +72,28 @@ func dialReplay(live *nats.Conn, key string, log *zap.Logger, dropped func()) (*
 	o := live.Opts
 	o.Name = ReplayName
 	o.ClosedCB = func(*nats.Conn) { close(rc.closed) }
+	// A cut of this connection alone, with the live one up all along, is
+	// a slow consumer: nats-server says nothing to the client it cuts.
+	// Decided at the reconnect, so that a NATS restart, which cuts both,
+	// is not counted.
+	var liveAt atomic.Int64 // the live connection's reconnects at the cut; -1: it was down
 	o.DisconnectedErrCB = func(nc *nats.Conn, err error) {
 		if nc.IsClosed() {
 			return // closed by the gateway
 		}
-		drop()
-		log.Warn("nats replay connection disconnected (a slow consumer, if the live connection stayed up); replays fail and resume", zap.Error(err))
+		liveAt.Store(-1)
+		if live.Status() == nats.CONNECTED {
+			liveAt.Store(int64(live.Stats().Reconnects))
+		}
+		log.Warn("nats replay connection disconnected; replays fail and resume", zap.Error(err))
 	}
 	o.ReconnectedCB = func(nc *nats.Conn) {
 		log.Info("nats replay connection reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+		if at := liveAt.Load(); at >= 0 && live.Status() == nats.CONNECTED && int64(live.Stats().Reconnects) == at {
+			drop()
+			log.Warn("the replay connection was cut while the live connection stayed up: a slow consumer, " +
+				"more than nats-server's max_pending queued for it (see replay_budget)")
+		}
 	}
 	o.AsyncErrorCB = func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrSlowConsumer) {
