@@ -108,43 +108,54 @@ func (h *Handler) servePublish(w http.ResponseWriter, r *http.Request) error {
 
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
-	run, err := h.app.running(ctx)
-	var (
-		nc  *nats.Conn
-		js  jetstream.JetStream
-		ack *jetstream.PubAck
-	)
-	if err == nil {
-		nc, js, err = h.publisher.get(run.conn)
-	}
-	if err == nil && msgSize(msg) > nc.MaxPayload() {
+	out, err := h.store(ctx, msg)
+	switch {
+	case errors.Is(err, errTooLarge):
 		return h.refuse(w, r, http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the event with its headers is larger than NATS's max_payload")
-	}
-	if err == nil {
-		ack, err = js.PublishMsg(ctx, msg)
-	}
-	if err == nil && ack.Duplicate {
-		err = checkRetry(ctx, js, h.app.Stream.Name, ack.Sequence, msg)
-	}
-	if errors.Is(err, errKeyReused) {
+	case errors.Is(err, errKeyReused):
 		return h.refuse(w, r, http.StatusUnprocessableEntity, codeIdemKeyReused, "this Idempotency-Key was used for another event (channel, event name or data); use a new key")
-	}
-	if err != nil {
+	case err != nil:
 		h.log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", pub.Sub), zap.Error(err))
 		return h.refuse(w, r, http.StatusServiceUnavailable, codeUnavailable, "the event could not be stored; try again (with the same Idempotency-Key)")
 	}
-	out := published{ID: replay.ID{Seq: ack.Sequence, Epoch: run.history.Epoch()}.String(), Duplicate: ack.Duplicate}
-	h.log.Debug("published", zap.String("channel", channel), zap.String("sub", pub.Sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
+	h.log.Debug("published", zap.String("channel", channel), zap.String("sub", pub.Sub), zap.String("id", out.ID), zap.Bool("duplicate", out.Duplicate))
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	if ack.Duplicate {
+	if out.Duplicate {
 		w.WriteHeader(http.StatusOK)
 	} else {
 		w.WriteHeader(http.StatusCreated)
 	}
 	return json.NewEncoder(w).Encode(out)
+}
+
+// errTooLarge is an event that NATS's max_payload cannot take.
+var errTooLarge = errors.New("larger than max_payload")
+
+// store publishes msg over the publish connection and waits for the ack.
+// A duplicate ack is checked against the event stored first.
+func (h *Handler) store(ctx context.Context, msg *nats.Msg) (published, error) {
+	run, err := h.app.running(ctx)
+	if err != nil {
+		return published{}, err
+	}
+	nc, js, err := h.publisher.get(run.conn)
+	if err != nil {
+		return published{}, err
+	}
+	if msgSize(msg) > nc.MaxPayload() {
+		return published{}, errTooLarge
+	}
+	ack, err := js.PublishMsg(ctx, msg)
+	if err == nil && ack.Duplicate {
+		err = checkRetry(ctx, js, h.app.Stream.Name, ack.Sequence, msg)
+	}
+	if err != nil {
+		return published{}, err
+	}
+	return published{ID: replay.ID{Seq: ack.Sequence, Epoch: run.history.Epoch()}.String(), Duplicate: ack.Duplicate}, nil
 }
 
 // eventMsg carries only what the gateway sets: the event name, and the
