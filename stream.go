@@ -112,12 +112,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, subjects [
 		return
 	}
 	s.client, s.history = client, run.history
-	if conn, rd := s.takeOver(r); conn != nil {
+	if conn := s.takeOver(r); conn != nil {
 		// The request's context ends when ServeHTTP returns, and nothing
 		// of the request is kept: it holds what the takeover lets go.
 		ctx, cancel := context.WithCancel(context.Background())
 		proto, expires := protoLabel(r), adm.Expires
-		go watchClose(rd, cancel)
+		go watchClose(conn, cancel)
 		go func() {
 			defer end()
 			defer conn.Close()

@@ -26,15 +26,17 @@ import (
 // noticed at once by a goroutine that reads the connection (see
 // watchClose), as net/http's background reader would.
 //
-// It returns the connection and what reads it, or nil when the stream is
-// not taken over; once taken over, the response writer must not be used.
-func (s *session) takeOver(r *http.Request) (net.Conn, io.Reader) {
+// It returns the connection, or nil when the stream is not taken over;
+// once taken over, the response writer must not be used.
+func (s *session) takeOver(r *http.Request) net.Conn {
 	if !s.h.HTTP1Takeover || r.ProtoMajor != 1 {
-		return nil, nil
+		return nil
 	}
-	conn, brw, err := s.rc.Hijack()
+	// The buffered reader goes with the handler: what the client sent
+	// after its request is ignored, and the stream keeps no buffer.
+	conn, _, err := s.rc.Hijack()
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	hdr := s.w.Header().Clone()
 	streamHeaders(hdr)
@@ -55,7 +57,7 @@ func (s *session) takeOver(r *http.Request) (net.Conn, io.Reader) {
 	s.w, s.rc = nil, nil
 	// A failed write ends the stream at its first step.
 	_ = s.write(head.Bytes())
-	return conn, brw.Reader
+	return conn
 }
 
 // maxIgnoredBytes is how much a client may send on a taken-over stream,
@@ -68,7 +70,8 @@ const maxIgnoredBytes = 4 << 10
 // that reconnects within the heartbeat is not refused by a limit.
 func watchClose(r io.Reader, gone context.CancelFunc) {
 	defer gone()
-	var buf [512]byte
+	// Small: the goroutine's stack is part of what an idle stream costs.
+	var buf [64]byte
 	for n := 0; n < maxIgnoredBytes; {
 		m, err := r.Read(buf[:])
 		if err != nil {
