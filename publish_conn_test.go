@@ -28,15 +28,13 @@ func TestPublishDuringOutageIsNeverStoredLater(t *testing.T) {
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
+	// Not timed: a publish sent before the connection noticed the outage
+	// waits for its ack until the publish timeout, and is lost with the
+	// connection, never sent again.
 	for i := range 2 {
-		start := time.Now()
 		r := post(t, g.httpURL, "channel=demo", "during "+strconv.Itoa(i), bearer(testPublishKey))
 		if r.status != http.StatusServiceUnavailable || r.Error != "unavailable" {
 			t.Fatalf("publish %d while NATS is down: %+v", i, r)
-		}
-		// At once, not after the publish timeout: nothing waits to be sent.
-		if d := time.Since(start); d > 4*time.Second {
-			t.Errorf("publish %d answered after %v", i, d)
 		}
 	}
 	ns2 := natsServerAt(t, port, store)
