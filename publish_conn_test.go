@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestPublishDuringOutageIsNeverStoredLater: publishes answered 503 while
@@ -28,7 +30,8 @@ func TestPublishDuringOutageIsNeverStoredLater(t *testing.T) {
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	// Not timed: a publish sent before the connection noticed the outage
+	eventually(t, 5*time.Second, "the gateway sees NATS gone", func() bool { return testutil.ToFloat64(g.app.metrics.natsConnected) == 0 })
+	// Not timed: a publish sent before its connection noticed the outage
 	// waits for its ack until the publish timeout, and is lost with the
 	// connection, never sent again.
 	for i := range 2 {
