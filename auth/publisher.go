@@ -35,6 +35,8 @@ const minPublishKeyLen = 32
 type Publishers struct {
 	g    *Gate
 	keys []publisherKey
+	// secret scopes the ids of JWT publishers verified by public keys.
+	secret []byte
 }
 
 type publisherKey struct {
@@ -53,7 +55,7 @@ type publishClaims struct {
 // Publishers resolves and checks keys; each must be at least 32 bytes.
 func (g *Gate) Publishers(keys []PublishKey) (*Publishers, error) {
 	repl := caddy.NewReplacer()
-	p := &Publishers{g: g}
+	p := &Publishers{g: g, secret: signerSecret(g.signer)}
 	for i, k := range keys {
 		secret := repl.ReplaceKnown(k.Secret, "")
 		if secret == "" {
@@ -109,7 +111,7 @@ func (p *Publishers) authorize(r *http.Request, channel string) (Publisher, *Err
 		}
 		return Publisher{Sub: k.name, scope: k.scope}, nil
 	}
-	c, key, e := p.verify(r.Context(), tok)
+	c, key, hmacKey, e := p.verify(r.Context(), tok)
 	if e != nil {
 		return Publisher{}, e
 	}
@@ -122,7 +124,7 @@ func (p *Publishers) authorize(r *http.Request, channel string) (Publisher, *Err
 	if !anyMatch(p.g.compile(c.Publish, c.Subject), channel) {
 		return forbidden(c.Subject)
 	}
-	return Publisher{Sub: c.Subject, scope: jwtScope(key, c.Issuer, c.Subject)}, nil
+	return Publisher{Sub: c.Subject, scope: jwtScope(key, p.scopeSecret(hmacKey), c.Issuer, c.Subject)}, nil
 }
 
 // matchKey compares against every key in constant time, so timing tells
@@ -140,8 +142,9 @@ func (p *Publishers) matchKey(tok string) *publisherKey {
 
 // verify is verifier.verify with the publish claim decoded too; the
 // signature, algorithm and registered-claim checks are the Gate's own. It
-// returns the bytes of the key that verified the token, too.
-func (p *Publishers) verify(ctx context.Context, tok string) (*publishClaims, []byte, *Error) {
+// returns the bytes of the key that verified the token too, and whether
+// it was an HMAC key.
+func (p *Publishers) verify(ctx context.Context, tok string) (*publishClaims, []byte, bool, *Error) {
 	v := p.g.verifier
 	var c publishClaims
 	var offered any
@@ -155,16 +158,16 @@ func (p *Publishers) verify(ctx context.Context, tok string) (*publishClaims, []
 		if errors.Is(err, errKeysUnavailable) {
 			p.g.log.Warn("publisher keys unavailable", zap.String("code", e.Code))
 		}
-		return nil, nil, e
+		return nil, nil, false, e
 	}
 	if c.Subject == "" {
-		return nil, nil, newError(http.StatusUnauthorized, CodeInvalidToken, "token has no sub")
+		return nil, nil, false, newError(http.StatusUnauthorized, CodeInvalidToken, "token has no sub")
 	}
-	key := verifiedBy(t, offered)
+	key, hmacKey := verifiedBy(t, offered)
 	if key == nil {
-		return nil, nil, newError(http.StatusUnauthorized, CodeInvalidToken, "signature or algorithm not accepted")
+		return nil, nil, false, newError(http.StatusUnauthorized, CodeInvalidToken, "signature or algorithm not accepted")
 	}
-	return &c, key, nil
+	return &c, key, hmacKey, nil
 }
 
 func anyMatch(ps []pattern, channel string) bool {

@@ -45,19 +45,48 @@ func keyScope(secret string) []byte {
 }
 
 // jwtScope is a JWT publisher's scope: its issuer and subject, keyed by
-// the key that verified its token. A public key is no secret, so a
-// deployment whose publishers sign with asymmetric keys scopes ids by the
-// issuer and subject under that key only; HMAC keys and publish keys are
-// secrets.
-func jwtScope(material []byte, iss, sub string) []byte {
+// the key that verified its token. An HMAC key is a secret. A public key
+// is not, so then the gateway's own secret, the key that signs tickets,
+// goes in too; a gateway that verifies with public keys only and signs no
+// tickets has no secret, and its JWT publishers' ids are computable by
+// whoever knows the public key, issuer and subject.
+func jwtScope(material, gatewaySecret []byte, iss, sub string) []byte {
 	mac := hmac.New(sha256.New, material)
-	mac.Write([]byte(scopeOfJWT + "\x00" + iss + "\x00" + sub))
+	mac.Write([]byte(scopeOfJWT + "\x00" + iss + "\x00" + sub + "\x00"))
+	mac.Write(gatewaySecret)
 	return mac.Sum(nil)
 }
 
+// scopeSecret is what a JWT scope takes of the gateway's secret: nothing
+// when an HMAC key verified the token, which is a secret itself, so that
+// rotating the ticket signer does not change those publishers' ids.
+func (p *Publishers) scopeSecret(verifiedWithHMAC bool) []byte {
+	if verifiedWithHMAC {
+		return nil
+	}
+	return p.secret
+}
+
+// signerSecret is the ticket signer's key as bytes: the first HMAC key,
+// or the ticket signing key's private key in PKCS #8; nil without one.
+func signerSecret(s *signer) []byte {
+	if s == nil {
+		return nil
+	}
+	if b, ok := s.key.([]byte); ok {
+		return b
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(s.key)
+	if err != nil {
+		return nil
+	}
+	return der
+}
+
 // verifiedBy returns the bytes of the key that verified t, one of those
-// keysFor offered: an HMAC secret as it is, a public key in its DER form.
-func verifiedBy(t *jwt.Token, offered any) []byte {
+// keysFor offered: an HMAC secret as it is, a public key in its DER form;
+// and whether it was an HMAC secret.
+func verifiedBy(t *jwt.Token, offered any) ([]byte, bool) {
 	keys := []jwt.VerificationKey{offered}
 	if ks, ok := offered.(jwt.VerificationKeySet); ok {
 		keys = ks.Keys
@@ -68,11 +97,11 @@ func verifiedBy(t *jwt.Token, offered any) []byte {
 			continue
 		}
 		if b, ok := k.([]byte); ok {
-			return b
+			return b, true
 		}
 		if der, err := x509.MarshalPKIXPublicKey(k); err == nil {
-			return der
+			return der, false
 		}
 	}
-	return nil
+	return nil, false
 }
