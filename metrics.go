@@ -137,7 +137,8 @@ func (m *metrics) collectors() []prometheus.Collector {
 		m.pollsWaiting, m.streamDiffers, m.replayDrops}
 }
 
-// refused counts a request refused before a stream opened.
+// refused counts a refusal: the Gate's (streams, tickets, publishing,
+// the console) and the endpoints' own.
 func (m *metrics) refused(code string) { m.refusals.WithLabelValues(code).Inc() }
 
 // openStreams reads the clients gauge, for the console's figures.

@@ -192,7 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.gate, err = auth.NewGate(cfg, h.revocations(),
 		auth.WithMaxChannels(h.maxChannels()),
 		auth.WithLogger(h.log),
-		auth.WithRefusals(func(code string) { h.app.metrics.refusals.WithLabelValues(code).Inc() }),
+		auth.WithRefusals(h.app.metrics.refused),
 		auth.WithJetStream(func(ctx context.Context) (jetstream.JetStream, error) {
 			run, err := h.app.running(ctx)
 			if err != nil {
