@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/refusal"
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 // slowJS answers Stream only when the test releases it, and counts calls.
@@ -46,11 +47,7 @@ func TestHealthProbeSharesOneCheck(t *testing.T) {
 			answers <- p.check(context.Background(), js).err
 		}()
 	}
-	for deadline := time.Now().Add(5 * time.Second); js.calls.Load() != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no check under way")
-		}
-	}
+	testkit.Eventually(t, 5*time.Second, "the check under way", func() bool { return js.calls.Load() == 1 })
 
 	// A caller with a deadline of its own gives up at it.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
