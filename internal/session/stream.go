@@ -82,8 +82,8 @@ const (
 	// endDisconnected is a stream that control ended (package control).
 	endDisconnected = "disconnected"
 	// endStopped is a stream that stopped without a last frame: its
-	// client left, or can no longer be written to. Its log line says
-	// endClientLeft.
+	// client left, or can no longer be written to. end records and
+	// counts it as endClientLeft.
 	endStopped    = ""
 	endClientLeft = "client_left"
 )
