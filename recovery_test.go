@@ -114,6 +114,9 @@ func TestUnavailableEndingsAreJittered(t *testing.T) {
 	start()
 	g := startGateway(t, nil, gatewayConfig{noTLS: true, handler: map[string]any{"retry": int64(time.Second)},
 		nats: map[string]any{"urls": []string{url}, "reconnect_wait": int64(time.Minute)}})
+	// The hub knows its position before NATS goes: a new client must
+	// still be told to come back, not left waiting on a dead feed.
+	eventually(t, 5*time.Second, "hub ready", g.app.state.Load().hub.Settled)
 	stop()
 	conn := g.app.state.Load().conn
 	eventually(t, 5*time.Second, "gateway notices", func() bool { return !conn.NC.IsConnected() })

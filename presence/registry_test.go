@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -199,5 +200,31 @@ func TestPresenceEndpointRefusesBadInput(t *testing.T) {
 				t.Fatalf("body %q: want {error, detail}", w.Body)
 			}
 		})
+	}
+}
+
+// TestPresenceBucketDeletedUnderTraffic: users come and go while the
+// bucket is gone; nothing breaks, and once the bucket is back (at the next
+// refresh) their presence and their joins are there.
+func TestPresenceBucketDeletedUnderTraffic(t *testing.T) {
+	ns := natstest.Server(t)
+	heard := listen(t, ns)
+	r := startRegistry(t, ns, Config{TTL: caddy.Duration(3 * time.Second)})
+	_, js := natstest.Connect(t, ns)
+	if err := js.DeleteKeyValue(context.Background(), DefaultBucket); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		open(r, fmt.Sprintf("user-%d", i), "room.1")
+	}
+	waitFor(t, 5*time.Second, "the joins after the bucket is back", func() bool {
+		n := 0
+		for i := range 5 {
+			n += heard.count("join", "room.1", fmt.Sprintf("user-%d", i))
+		}
+		return n == 5
+	})
+	if r.Health() != kvttl.StateOK {
+		t.Fatalf("health %q", r.Health())
 	}
 }

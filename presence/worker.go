@@ -117,13 +117,16 @@ func (r *Registry) lose(c *conn, err error) {
 // thus leaves an entry that names more users than its claims, which the
 // cleanup of its entries handles, and never a claim that no entry names.
 func (r *Registry) flush(ctx context.Context, c *conn, staleBefore time.Time) {
-	if c.kv == nil {
+	// The handle of this flush: a write that finds the bucket gone drops
+	// c.kv, and the claims after it then fail and are retried.
+	kv := c.kv
+	if kv == nil {
 		return
 	}
 	b := r.loc.take(r.id, staleBefore)
 	var failed []member
 	for _, m := range b.leaves {
-		last, err := leave(ctx, c.kv, m, r.id)
+		last, err := leave(ctx, kv, m, r.id)
 		if err != nil {
 			failed = append(failed, m)
 			continue
@@ -138,7 +141,7 @@ func (r *Registry) flush(ctx context.Context, c *conn, staleBefore time.Time) {
 	}
 	failed = failed[:0]
 	for _, m := range b.joins {
-		first, err := join(ctx, c.kv, m, r.id)
+		first, err := join(ctx, kv, m, r.id)
 		if err != nil {
 			failed = append(failed, m)
 			continue
@@ -211,7 +214,8 @@ func (r *Registry) addLost(s ...*seen) {
 // releaseLost takes the vanished gateways' names off their users' claims;
 // whichever gateway takes off the last name announces the leave, once.
 func (r *Registry) releaseLost(ctx context.Context, c *conn) {
-	if c.kv == nil {
+	kv := c.kv
+	if kv == nil {
 		return
 	}
 	r.lostMu.Lock()
@@ -222,7 +226,7 @@ func (r *Registry) releaseLost(ctx context.Context, c *conn) {
 	for _, s := range lost {
 		for sub := range s.e.Users {
 			m := member{s.e.Channel, sub}
-			last, err := leave(ctx, c.kv, m, s.e.Gateway)
+			last, err := leave(ctx, kv, m, s.e.Gateway)
 			if err != nil {
 				again = append(again, s)
 				break

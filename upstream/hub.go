@@ -116,6 +116,9 @@ var ErrClosed = errors.New("hub is closed")
 // stream's position yet: NATS or JetStream is out of reach.
 var ErrNotReady = errors.New("stream position not known yet")
 
+// ErrDisconnected is returned by Attach while NATS is away.
+var ErrDisconnected = errors.New("NATS is not connected")
+
 // NewHub starts a hub on conn for the given stream.
 func NewHub(conn *Conn, stream replay.StreamConfig, history *replay.History, opts ...HubOption) (*Hub, error) {
 	return newHub(conn, stream, history, history.Epoch(), opts...)
@@ -174,6 +177,12 @@ func newCore(stream replay.StreamConfig, history reader, epoch string, opts ...H
 func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, replaying bool) (*Client, error) {
 	if err := h.waitReady(ctx); err != nil {
 		return nil, err
+	}
+	if h.conn != nil && !h.conn.NC.IsConnected() {
+		// Nothing can reach a new client while NATS is away, and a
+		// client with a position could not be replayed: it is told to
+		// come back, as every client is in a few seconds.
+		return nil, ErrDisconnected
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -136,6 +136,11 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 		return
 	}
 	s.client, s.history = client, history
+	if position == "" && s.since == "" {
+		// A client without a position starts at the hub's: the stream's
+		// first bytes say so (see firstBytes).
+		s.lastSent, s.known = client.Start(), true
+	}
 	s.watch(adm)
 	if conn := s.takeOver(r); conn != nil {
 		// The request's context ends when ServeHTTP returns, and nothing
@@ -199,8 +204,7 @@ func (s *session) run(ctx context.Context, proto, position string, expires time.
 		s.known = true
 		why, live = s.catchUpSince(ctx)
 	case position == "":
-		s.lastSent = s.client.Start()
-		s.announce()
+		// Started at the hub's position, said in the first bytes.
 	default:
 		s.known = true
 		why, live = s.catchUp(ctx, position)
@@ -216,10 +220,26 @@ func (s *session) run(ctx context.Context, proto, position string, expires time.
 func (s *session) open() {
 	streamHeaders(s.w.Header())
 	s.w.WriteHeader(http.StatusOK)
-	s.buf = sse.AppendComment(s.buf[:0], "ssegate")
-	s.buf = sse.AppendRetry(s.buf, s.sv.cfg.Retry)
+	s.buf = s.firstBytes(s.buf[:0])
 	_ = s.write(s.buf)
 	_ = s.flush()
+}
+
+// firstBytes are a stream's first bytes, written and flushed at once: a
+// comment, the retry delay and, for a client that came without a
+// position, where its stream starts. An id line with no data sets an
+// EventSource's last event id and dispatches nothing, so a client whose
+// gateway dies before the first event comes back with a position and
+// misses nothing published meanwhile. One write and one flush: at tens of
+// thousands of streams opening together, each flush is a trip through
+// HTTP/2's serve loop.
+func (s *session) firstBytes(dst []byte) []byte {
+	dst = sse.AppendComment(dst, "ssegate")
+	dst = sse.AppendRetry(dst, s.sv.cfg.Retry)
+	if s.client != nil && s.known {
+		dst = sse.AppendID(dst, replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String())
+	}
+	return dst
 }
 
 func streamHeaders(hdr http.Header) {
@@ -290,19 +310,6 @@ func (s *session) replayOne(m replay.Msg) error {
 	s.sv.m.Replayed()
 	s.sv.m.Delivered(1)
 	return nil
-}
-
-// announce tells a client that came without a position where its stream
-// starts, before any event: an id line with no data sets an EventSource's
-// last event id and dispatches nothing. A client whose gateway dies before
-// the first event then comes back with a position, and misses nothing
-// published meanwhile.
-func (s *session) announce() {
-	s.buf = sse.AppendID(s.buf[:0], replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String())
-	s.known = true
-	if s.write(s.buf) == nil {
-		_ = s.flush()
-	}
 }
 
 // reset tells the client its position could not be honoured. The event's

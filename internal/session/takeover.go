@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/ssegate/ssegate/sse"
 )
 
 // takeOver serves an HTTP/1.1 stream from the connection itself, when the
@@ -48,7 +46,7 @@ func (s *session) takeOver(r *http.Request) net.Conn {
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = hdr.Write(&head)
 	head.WriteString("\r\n")
-	head.Write(sse.AppendRetry(sse.AppendComment(nil, "ssegate"), s.sv.cfg.Retry))
+	head.Write(s.firstBytes(nil))
 
 	s.out, s.setDeadline = conn, conn.SetWriteDeadline
 	s.flushOut = func() error { return nil } // every write goes out at once
