@@ -37,7 +37,8 @@ type App struct {
 	ReplayPullBytes int `json:"replay_pull_bytes,omitempty"`
 	// ReplayBudget bounds the bytes in flight across all replays and
 	// backfills. A quarter is kept for backfills; a replay beyond the rest
-	// waits for its turn. Default 64 MiB.
+	// waits for its turn. Default 32 MiB, at most 48 MiB: nats-server cuts
+	// a connection with more than its max_pending (64 MiB) queued.
 	ReplayBudget int64 `json:"replay_budget,omitempty"`
 
 	log     *zap.Logger
@@ -85,6 +86,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		// One pull's worth for backfills, at least one for replays.
 		return fmt.Errorf("replay_budget %d must hold two replays' pulls (2 × replay_pull_bytes %d)", budget, pull)
 	}
+	if budget > replay.MaxBudget {
+		return fmt.Errorf("replay_budget %d: at most %d (48 MiB); nats-server cuts the replay connection as a slow consumer "+
+			"when more than its max_pending (64 MiB by default) is queued for it", budget, replay.MaxBudget)
+	}
 	a.metrics = acquireMetrics(ctx.GetMetricsRegistry())
 	a.started = make(chan struct{})
 	return nil
@@ -109,6 +114,7 @@ func (a *App) Start() error {
 		_ = conn.Release()
 		return err
 	}
+	a.reportStreamConfig(stream)
 	history, replayConn, err := a.history(conn, stream)
 	if err != nil {
 		_ = conn.Release()
@@ -155,7 +161,7 @@ func (a *App) history(conn *upstream.Conn, stream replay.Stream) (*replay.Histor
 		}
 		pullBytes = a.ReplayPullBytes
 	}
-	rc, err := upstream.AcquireReplay(conn, a.log)
+	rc, err := upstream.AcquireReplay(conn, a.log, a.metrics.replayDropped())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -480,6 +480,8 @@ func TestHandlerValidate(t *testing.T) {
 		{name: "fixed channel with a > wildcard", h: Handler{Channels: []string{">"}}, want: `channel ">" is not a valid channel name`},
 		{name: "fixed channel against channel_pattern", h: Handler{ChannelPattern: "^[a-z]+$", Channels: []string{"News"}}, want: `channel "News" is not a valid channel name`},
 		{name: "placeholder with fixed channels", h: Handler{ChannelPlaceholder: "{http.regexp.ch.1}", Channels: []string{"news"}}, want: "channel_placeholder and channels are exclusive"},
+		{name: "max_channels at the replay's bound", h: Handler{MaxChannels: 256}},
+		{name: "max_channels past the replay's bound", h: Handler{MaxChannels: 257}, want: "max_channels 257: at most 256"},
 		{name: "negative queue_size", h: Handler{QueueSize: -1}, want: "cannot be negative"},
 		{name: "negative heartbeat", h: Handler{Heartbeat: caddy.Duration(-time.Second)}, want: "cannot be negative"},
 		{name: "subject with an empty token", h: Handler{Subject: "events..{channel}"}, want: "subject"},
@@ -634,7 +636,8 @@ func TestAppProvisionOffline(t *testing.T) {
 		{"negative replay_pull_bytes", &App{ReplayPullBytes: -1}, "cannot be negative"},
 		{"replay_budget below two pulls", &App{ReplayPullBytes: 4 << 20, ReplayBudget: 6 << 20}, "must hold two replays' pulls"},
 		{"replay_budget below two default pulls", &App{ReplayBudget: 3 << 20}, "replay_budget 3145728 must hold two replays' pulls (2 × replay_pull_bytes 2097152)"},
-		{"replay_pull_bytes beyond half the default budget", &App{ReplayPullBytes: 40 << 20}, "replay_budget 67108864 must hold"},
+		{"replay_pull_bytes beyond half the default budget", &App{ReplayPullBytes: 20 << 20}, "replay_budget 33554432 must hold"},
+		{"replay_budget at nats-server's max_pending", &App{ReplayBudget: 64 << 20}, "replay_budget 67108864: at most 50331648"},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {

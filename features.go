@@ -49,7 +49,9 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 // provisionFeatures sets up the optional endpoints, each with what it
 // needs of the handler and the app.
 func (h *Handler) provisionFeatures() error {
-	h.health = health.New(h.natsConn, h.app.Stream.Name, h.refusal.Named("health"))
+	h.health = health.New(h.natsConn, h.app.Stream.Name, h.refusal.Named("health"),
+		health.WithConfigCheck(h.app.streamDiffers, h.app.metrics.setStreamDiffers),
+		health.WithReplayDrops(h.app.replayDrops))
 	h.provisionHistory()
 	if h.Publish != nil {
 		verifiesJWTs := h.Auth != nil && len(h.Auth.HMACKeys)+len(h.Auth.PublicKeys)+len(h.Auth.JWKS) > 0
@@ -60,6 +62,7 @@ func (h *Handler) provisionFeatures() error {
 		if err != nil {
 			return err
 		}
+		h.publisher = new(publishing.Conn)
 		h.publish = publishing.New(*h.Publish, publishing.Gateway{
 			Channel:    h.channelSubject,
 			Store:      h.store,
@@ -111,8 +114,14 @@ func (h *Handler) store(ctx context.Context) (publishing.Store, error) {
 	if err != nil {
 		return publishing.Store{}, err
 	}
-	return publishing.Store{JS: run.conn.JS, Stream: h.app.Stream.Name,
-		MaxPayload: run.conn.NC.MaxPayload(), Epoch: run.history.Epoch()}, nil
+	// Events go over a connection of their own that keeps nothing while
+	// it reconnects (publishing.Conn).
+	nc, js, err := h.publisher.Get(run.conn)
+	if err != nil {
+		return publishing.Store{}, err
+	}
+	return publishing.Store{JS: js, Stream: h.app.Stream.Name,
+		MaxPayload: nc.MaxPayload(), Epoch: run.history.Epoch()}, nil
 }
 
 // validateFeatures checks the optional endpoints' paths: exact paths,

@@ -47,6 +47,7 @@ type gatewayConfig struct {
 	handler map[string]any // merged over the handler defaults
 	stream  map[string]any
 	nats    map[string]any // replaces the default external-NATS config
+	app     map[string]any // merged into the ssegate app's config
 	noTLS   bool
 	encode  bool           // put Caddy's encode handler in front of ssegate
 	server  map[string]any // merged into both servers' options
@@ -126,7 +127,11 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 	for k, v := range cfg.stream {
 		stream[k] = v
 	}
-	apps["ssegate"] = map[string]any{"nats": natsCfg, "stream": stream}
+	ssegateApp := map[string]any{"nats": natsCfg, "stream": stream}
+	for k, v := range cfg.app {
+		ssegateApp[k] = v
+	}
+	apps["ssegate"] = ssegateApp
 	full := map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"storage": map[string]any{"module": "file_system", "root": t.TempDir()},

@@ -46,7 +46,7 @@ func TestHealthFollowsNATSAndJetStream(t *testing.T) {
 		stream:  map[string]any{"storage": "file"},
 		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(100 * time.Millisecond)},
 	})
-	ok := health.Report{Status: "ok", NATS: "connected", JetStream: "ok"}
+	ok := health.Report{Status: "ok", NATS: "connected", JetStream: "ok", Stream: "ok"}
 	if h := getHealth(t, g.httpURL); h.status != http.StatusOK || h.body != ok {
 		t.Fatalf("healthy gateway: %+v", h)
 	}
@@ -93,6 +93,6 @@ func TestHealthFollowsNATSAndJetStream(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "503 without the stream", func() bool {
 		h := getHealth(t, g.httpURL)
-		return h.status == http.StatusServiceUnavailable && h.body == health.Report{Status: "unavailable", NATS: "connected", JetStream: "stream_missing"}
+		return h.status == http.StatusServiceUnavailable && h.body == health.Report{Status: "unavailable", NATS: "connected", JetStream: "stream_missing", Stream: "unknown"}
 	})
 }

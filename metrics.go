@@ -42,6 +42,8 @@ type metrics struct {
 	recovering     prometheus.Gauge
 	replaysWaiting prometheus.Gauge
 	pollsWaiting   prometheus.Gauge
+	streamDiffers  prometheus.Gauge
+	replayDrops    prometheus.Counter
 }
 
 // Destruct implements caddy.Destructor; the collectors hold nothing.
@@ -72,7 +74,7 @@ func newMetrics() *metrics {
 	// Label values known in advance, so that every series exists from the
 	// start and a rate() over it has a zero to begin from.
 	var (
-		knownProtocols = []string{"HTTP/1.1", "HTTP/2.0", "HTTP/3.0"}
+		knownProtocols = session.ProtoLabels()
 		knownEndings   = session.Endings()
 		knownResets    = []string{replay.ResetMalformed, replay.ResetStreamRecreated, replay.ResetUnknown, replay.ResetExpired, replay.ResetTooFarBehind}
 		knownRefusals  = []string{
@@ -82,6 +84,8 @@ func newMetrics() *metrics {
 			auth.CodeChannelForbidden, auth.CodeOriginForbidden, auth.CodeNoChannel, auth.CodeInvalidChannel,
 			auth.CodeBadRequest, auth.CodeMethodNotAllowed, auth.CodeTooManyConnections, auth.CodeTooManyChannels,
 			auth.CodeNotFound,
+			auth.CodeBodyTooLarge, auth.CodeEmptyData, auth.CodeInvalidData, auth.CodeInvalidEvent, auth.CodeInvalidIdempotencyKey,
+			auth.CodeIdempotencyKeyReused, auth.CodeUnavailable,
 		}
 	)
 	counter := func(name, help string) prometheus.Counter {
@@ -101,7 +105,7 @@ func newMetrics() *metrics {
 		clients: gauge("clients", "Open event streams."),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "streams",
 			Help: "Open event streams by HTTP protocol."}, []string{"proto"}),
-		refusals:       counterVec("refusals_total", "Requests refused before a stream opened, by error code.", "code", knownRefusals),
+		refusals:       counterVec("refusals_total", "Requests refused, by error code: streams before they opened, tickets and publishes.", "code", knownRefusals),
 		slow:           counter("slow_client_disconnects_total", "Streams ended because the client could not keep up; each resumes from its last id."),
 		backfilled:     counter("backfilled_events_total", "Events that core NATS lost on the way and the gateway read back from JetStream for a local client."),
 		replayed:       counter("replayed_events_total", "Events sent from history to reconnecting clients."),
@@ -115,6 +119,8 @@ func newMetrics() *metrics {
 		recovering:     gauge("channels_recovering", "Channels whose clients wait while events that core NATS lost are read back: all of them, or none."),
 		replaysWaiting: gauge("replays_waiting", "Replays waiting for a slot (replay_concurrency) or for their share of replay_budget."),
 		pollsWaiting:   gauge("polls_waiting", "Long-polls attached to the live feed, waiting for an event."),
+		replayDrops:    counter("replay_connection_drops_total", "Times the replay connection was cut as a slow consumer (cut while the live connection stayed up) or lost messages as one; replays then fail and resume."),
+		streamDiffers:  gauge("stream_config_differs", "1 while the shared stream's config differs from this gateway's, which keeps the stream's."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
 			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -128,10 +134,11 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.clients, m.connections, m.refusals, m.slow, m.backfilled, m.replayed,
 		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting,
-		m.pollsWaiting}
+		m.pollsWaiting, m.streamDiffers, m.replayDrops}
 }
 
-// refused counts a request refused before a stream opened.
+// refused counts a refusal: the Gate's (streams, tickets, publishing,
+// the console) and the endpoints' own.
 func (m *metrics) refused(code string) { m.refusals.WithLabelValues(code).Inc() }
 
 // openStreams reads the clients gauge, for the console's figures.
@@ -181,6 +188,15 @@ func (m *metrics) replaysWaitingGauge() func(float64) {
 	return m.replaysWaiting.Add
 }
 
+// replayDropped is the replay_connection_drops_total counter's Inc, or nil
+// when there are no metrics.
+func (m *metrics) replayDropped() func() {
+	if m == nil {
+		return nil
+	}
+	return m.replayDrops.Inc
+}
+
 // natsWatcher keeps the connection gauges current.
 func (m *metrics) natsWatcher() *upstream.Watcher {
 	return &upstream.Watcher{
@@ -190,4 +206,13 @@ func (m *metrics) natsWatcher() *upstream.Watcher {
 			m.reconnects.Inc()
 		},
 	}
+}
+
+// setStreamDiffers sets the stream_config_differs gauge.
+func (m *metrics) setStreamDiffers(differs bool) {
+	v := 0.0
+	if differs {
+		v = 1
+	}
+	m.streamDiffers.Set(v)
 }

@@ -341,7 +341,9 @@ func TestReloadWithChangedNATSBlock(t *testing.T) {
 	natsBlock := func(wait time.Duration, users ...map[string]any) map[string]any {
 		e := map[string]any{"listen": addr, "store_dir": store}
 		if len(users) > 0 {
-			e["users"] = users
+			// The test's publisher has no credentials: with users, it
+			// gets in only when anonymous is on explicitly.
+			e["users"], e["anonymous"] = users, true
 		}
 		return map[string]any{"embedded": e, "reconnect_wait": int64(wait)}
 	}

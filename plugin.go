@@ -118,6 +118,8 @@ type Handler struct {
 	script   *browser.Script
 	presence *presence.Registry
 	control  *control.Service
+	// publisher is the publish endpoint's own NATS connection.
+	publisher *publishing.Conn
 }
 
 // Defaults of the handler's and the app's settings, all in one place.
@@ -190,6 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.gate, err = auth.NewGate(cfg, h.revocations(),
 		auth.WithMaxChannels(h.maxChannels()),
 		auth.WithLogger(h.log),
+		auth.WithRefusals(h.app.metrics.refused),
 		auth.WithJetStream(func(ctx context.Context) (jetstream.JetStream, error) {
 			run, err := h.app.running(ctx)
 			if err != nil {
@@ -210,6 +213,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // Cleanup stops the handler's background work (JWKS refreshes).
 func (h *Handler) Cleanup() error {
 	h.stopWatchers()
+	if h.publisher != nil {
+		h.publisher.Close()
+	}
 	if h.gate != nil {
 		return h.gate.Close()
 	}
@@ -233,6 +239,12 @@ func (h *Handler) Validate() error {
 	}
 	if h.ChannelPlaceholder != "" && len(h.Channels) > 0 {
 		return fmt.Errorf("channel_placeholder and channels are exclusive")
+	}
+	if h.MaxChannels > replay.MaxSubjects {
+		// A resume reads every channel of the stream in one read, which
+		// takes at most replay.MaxSubjects subjects: a larger stream would
+		// open, and every reconnect of it with a position would fail.
+		return fmt.Errorf("max_channels %d: at most %d, the channels one replay can read", h.MaxChannels, replay.MaxSubjects)
 	}
 	if h.MaxChannels < 0 || h.QueueSize < 0 || h.ReplayLimit < 0 || h.Heartbeat < 0 || h.Retry < 0 || h.WriteTimeout < 0 {
 		return fmt.Errorf("limits and durations cannot be negative")
@@ -311,7 +323,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (*auth.Admission
 	}
 	adm, aerr := h.gate.Admit(r, channels)
 	if aerr != nil {
-		h.app.metrics.refused(aerr.Code)
+		// Counted by the Gate (auth.WithRefusals), as all its refusals.
 		aerr.Write(w)
 		return nil, nil, false
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 const testPublishKey = "publish-key-for-tests-0123456789abcdef"
@@ -176,8 +178,14 @@ func TestPublishForwardsNoRequestHeaders(t *testing.T) {
 }
 
 func TestPublishBadInput(t *testing.T) {
-	g := publishGateway(t, nil, nil)
+	// max_payload a little over max_body: a body within max_body whose
+	// headers take it over max_payload is refused as too large.
+	g := publishGateway(t, natstest.Server(t, func(o *server.Options) { o.MaxPayload = 1100 }), nil)
 	key := "Bearer " + testPublishKey
+	// One event stored with an Idempotency-Key, which the table reuses.
+	if r := post(t, g.httpURL, "channel=demo&event=e", "first", map[string]string{"Authorization": key, "Idempotency-Key": "used"}); r.status != http.StatusCreated {
+		t.Fatalf("the event whose key is reused: %+v", r)
+	}
 	reader := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"demo"}})
 	narrow := token(t, jwt.MapClaims{"sub": "alice", "publish": []string{"orders.us"}})
 	expired := token(t, jwt.MapClaims{"sub": "alice", "publish": []string{"demo"}, "exp": time.Now().Add(-time.Hour).Unix()})
@@ -199,6 +207,10 @@ func TestPublishBadInput(t *testing.T) {
 		{name: "empty token in channel", query: "channel=orders..eu", body: "x", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_channel"},
 		{name: "event with line break", query: "channel=demo&event=" + url.QueryEscape("a\nid: 1"), body: "x", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_event"},
 		{name: "event reset", query: "channel=demo&event=reset", body: "x", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_event"},
+		{name: "event reset with a trailing space", query: "channel=demo&event=reset%20", body: "x", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_event"},
+		{name: "event reset with a leading space", query: "channel=demo&event=%20reset", body: "x", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_event"},
+		{name: "event reset with a tab", query: "channel=demo&event=reset%09", body: "x", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_event"},
+		{name: "event with a trailing space", query: "channel=demo&event=update%20", body: "x", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_event"},
 		{name: "long event", query: "channel=demo&event=" + strings.Repeat("e", 129), body: "x", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_event"},
 		{name: "idempotency key with space", query: "channel=demo", body: "x", hdr: map[string]string{"Authorization": key, "Idempotency-Key": "a b"}, status: 400, code: "invalid_idempotency_key"},
 		{name: "no credential", query: "channel=demo", body: "x", status: 401, code: "unauthenticated", wwwAuth: true},
@@ -213,6 +225,10 @@ func TestPublishBadInput(t *testing.T) {
 		{name: "empty body", query: "channel=demo", body: "", hdr: map[string]string{"Authorization": key}, status: 400, code: "empty_data"},
 		{name: "body over max_body", query: "channel=demo", body: strings.Repeat("x", 1025), hdr: map[string]string{"Authorization": key}, status: 413, code: "body_too_large"},
 		{name: "body not UTF-8", query: "channel=demo", body: "\xff\xfe", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_data"},
+		{name: "headers take the body over max_payload", query: "channel=demo&event=e", body: strings.Repeat("x", 1000), hdr: map[string]string{"Authorization": key, "Idempotency-Key": "big"}, status: 413, code: "body_too_large"},
+		{name: "key reused on another channel", query: "channel=orders.eu&event=e", body: "first", hdr: map[string]string{"Authorization": key, "Idempotency-Key": "used"}, status: 422, code: "idempotency_key_reused"},
+		{name: "key reused with another event", query: "channel=demo&event=f", body: "first", hdr: map[string]string{"Authorization": key, "Idempotency-Key": "used"}, status: 422, code: "idempotency_key_reused"},
+		{name: "key reused with another body", query: "channel=demo&event=e", body: "second", hdr: map[string]string{"Authorization": key, "Idempotency-Key": "used"}, status: 422, code: "idempotency_key_reused"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,9 +236,13 @@ func TestPublishBadInput(t *testing.T) {
 			for k, v := range tc.hdr {
 				req.Header.Set(k, v)
 			}
+			counted := storedRefusals(g, tc.code)
 			r := do(t, req)
 			if r.status != tc.status || r.Error != tc.code || r.Detail == "" {
 				t.Fatalf("got %d %q %q, want %d %q", r.status, r.Error, r.Detail, tc.status, tc.code)
+			}
+			if got := storedRefusals(g, tc.code); got != counted+1 {
+				t.Errorf("refusals_total{code=%q} went from %v to %v", tc.code, counted, got)
 			}
 			if ct := r.header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("content type %q", ct)
@@ -239,8 +259,8 @@ func TestPublishBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := st.CachedInfo().State.Msgs; n != 0 {
-		t.Fatalf("%d messages stored by refused requests", n)
+	if n := st.CachedInfo().State.Msgs; n != 1 {
+		t.Fatalf("%d messages stored by refused requests", n-1)
 	}
 }
 

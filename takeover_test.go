@@ -73,12 +73,13 @@ func TestHTTP1TakeoverStreams(t *testing.T) {
 }
 
 // TestHTTP1TakeoverReleasesWhatTheStreamHeld: a taken-over stream whose
-// client left is noticed at the next heartbeat, and gives back its
-// subscription and its admission (here the only connection allowed).
+// client left is noticed at once, long before the next heartbeat, and
+// gives back its subscription and its admission (here the only
+// connection allowed), as a page reloaded within the heartbeat needs.
 func TestHTTP1TakeoverReleasesWhatTheStreamHeld(t *testing.T) {
 	ns := natsServer(t)
 	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{
-		"http1_takeover": true, "heartbeat": int64(50 * time.Millisecond),
+		"http1_takeover": true, "heartbeat": int64(time.Minute),
 		"auth": map[string]any{"max_connections": 1},
 	}})
 	path := strings.TrimPrefix(eventsURL(g.httpURL, []string{"once"}, nil), g.httpURL)

@@ -67,7 +67,8 @@ func (c *Config) unmarshalOption(d *caddyfile.Dispenser, dir string) error {
 		Duration: map[string]*caddy.Duration{"leeway": &c.Leeway, "ticket_lifetime": &c.TicketLifetime,
 			"ticket_max_lifetime": &c.TicketMaxLifetime},
 		NonNegativeInt: map[string]*int{"max_token_bytes": &c.MaxTokenBytes, "max_connections": &c.MaxConnections,
-			"max_connections_per_subject": &c.MaxConnectionsPerSubject},
+			"max_connections_per_subject":           &c.MaxConnectionsPerSubject,
+			"max_anonymous_connections_per_address": &c.MaxAnonymousConnectionsPerAddress},
 	}
 	if ok, err := fields.Read(d, dir); ok {
 		return err

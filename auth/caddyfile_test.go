@@ -52,6 +52,7 @@ func TestCaddyfileFull(t *testing.T) {
 		cors_origins https://app.example https://admin.example
 		max_connections 10000
 		max_connections_per_subject 8
+		max_anonymous_connections_per_address 20
 		auth_url https://app.example/sse-auth {
 			forward_headers Cookie X-Session
 			timeout 1s
@@ -74,7 +75,7 @@ func TestCaddyfileFull(t *testing.T) {
 		TicketLifetime: caddy.Duration(20 * time.Second), TicketMaxLifetime: caddy.Duration(45 * time.Second),
 		TicketSigningKey: &SigningKey{Key: "/etc/ssegate/ticket.pem", Alg: "EdDSA", KID: "t1"},
 		CORSOrigins:      []string{"https://app.example", "https://admin.example"},
-		MaxConnections:   10000, MaxConnectionsPerSubject: 8,
+		MaxConnections:   10000, MaxConnectionsPerSubject: 8, MaxAnonymousConnectionsPerAddress: 20,
 		AuthURL: &Callout{URL: "https://app.example/sse-auth", ForwardHeaders: []string{"Cookie", "X-Session"},
 			Timeout: caddy.Duration(time.Second), CacheTTL: caddy.Duration(3 * time.Second), CacheSize: 500,
 			SessionCookies: []string{"sid", "remember_me"}, MaxConcurrent: 16},
@@ -133,6 +134,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		"auth {\n max_token_bytes many\n}",
 		"auth {\n max_connections -1\n}",
 		"auth {\n max_connections_per_subject 1 2\n}",
+		"auth {\n max_anonymous_connections_per_address -1\n}",
 		"auth {\n cookie\n}",
 		"auth {\n bearer maybe\n}",
 		"auth {\n bearer\n}",

@@ -87,7 +87,7 @@ func (c *Controllers) authorize(r *http.Request) (string, *Error) {
 	if k := c.p.matchKey(tok); k != nil {
 		return k.name, nil
 	}
-	cl, e := c.p.verify(r.Context(), tok)
+	cl, _, _, e := c.p.verify(r.Context(), tok)
 	if e != nil {
 		return "", e
 	}

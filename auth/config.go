@@ -67,6 +67,11 @@ type Config struct {
 	MaxConnections int `json:"max_connections,omitempty"`
 	// MaxConnectionsPerSubject caps concurrent admissions per sub; 0 = no cap.
 	MaxConnectionsPerSubject int `json:"max_connections_per_subject,omitempty"`
+	// MaxAnonymousConnectionsPerAddress caps the concurrent anonymous
+	// streams from one client address (an IPv6 /64). Default
+	// DefaultMaxAnonymousPerAddress. Anonymous streams together take at
+	// most three quarters of MaxConnections, whatever this is.
+	MaxAnonymousConnectionsPerAddress int `json:"max_anonymous_connections_per_address,omitempty"`
 
 	// AuthURL asks a backend about requests that carry no JWT.
 	AuthURL *Callout `json:"auth_url,omitempty"`
@@ -277,9 +282,10 @@ func (s *settings) checkAccess() error {
 			return fmt.Errorf("auth: cors origin %q must be scheme://host[:port]", o)
 		}
 	}
-	if s.MaxConnections < 0 || s.MaxConnectionsPerSubject < 0 {
+	if s.MaxConnections < 0 || s.MaxConnectionsPerSubject < 0 || s.MaxAnonymousConnectionsPerAddress < 0 {
 		return errors.New("auth: connection limits must not be negative")
 	}
+	s.MaxAnonymousConnectionsPerAddress = cmp.Or(s.MaxAnonymousConnectionsPerAddress, DefaultMaxAnonymousPerAddress)
 	return nil
 }
 

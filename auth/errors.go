@@ -50,6 +50,9 @@ const (
 	CodeInvalidEvent          = "invalid_event"
 	CodeInvalidIdempotencyKey = "invalid_idempotency_key"
 	CodeUnavailable           = "unavailable"
+	// CodeIdempotencyKeyReused: a key used before for another event
+	// (channel, event name or data); 422, and nothing is stored.
+	CodeIdempotencyKeyReused = "idempotency_key_reused"
 )
 
 // challenge is the RFC 6750 WWW-Authenticate value of a 401. A request

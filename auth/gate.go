@@ -26,6 +26,7 @@ type Gate struct {
 	callout  *callout
 	limits   *limiter
 	revoked  func(sub, jti string, iat time.Time) bool
+	refusals func(code string) // nil: not counted
 	// maxChannels bounds the channels of one stream; 0: no bound.
 	maxChannels int
 	public      []pattern
@@ -59,6 +60,7 @@ type options struct {
 	hc          *http.Client
 	now         func() time.Time
 	revoked     func(sub, jti string, iat time.Time) bool
+	refusals    func(code string)
 }
 
 // WithMaxChannels refuses (400 too_many_channels) a stream of more than n
@@ -85,6 +87,10 @@ func WithRevocations(revoked func(sub, jti string, iat time.Time) bool) Option {
 	return func(o *options) { o.revoked = revoked }
 }
 
+// WithRefusals has every refusal the Gate answers counted by its code:
+// streams, tickets, publishing and the console alike.
+func WithRefusals(count func(code string)) Option { return func(o *options) { o.refusals = count } }
+
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -102,7 +108,8 @@ func NewGate(cfg Config, opts ...Option) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, revoked: o.revoked, limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
+	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, revoked: o.revoked, refusals: o.refusals,
+		limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject, s.MaxAnonymousConnectionsPerAddress)}
 	static, err := g.loadKeys()
 	if err != nil {
 		return nil, err
@@ -290,7 +297,7 @@ func (g *Gate) grant(r *http.Request, p *principal, channels []string) (*Admissi
 	if p != nil {
 		sub, via, expires, jti, iat = p.sub, p.via, p.streamEnd(g.s.leeway), p.jti, p.iat
 	}
-	release, ok := g.limits.acquire(sub)
+	release, ok := g.limits.acquire(sub, clientAddress(r))
 	if !ok {
 		return nil, newError(http.StatusTooManyRequests, CodeTooManyConnections, "too many concurrent connections")
 	}
@@ -361,6 +368,9 @@ func (g *Gate) redeem(ctx context.Context, c *claims) *Error {
 // refused logs a refusal. Only fixed texts, codes and the subject are
 // logged, never credentials; the path is logged without its query.
 func (g *Gate) refused(r *http.Request, p *principal, e *Error) {
+	if g.refusals != nil {
+		g.refusals(e.Code)
+	}
 	via := viaAnonymous
 	if p != nil {
 		via = p.via

@@ -35,11 +35,14 @@ const minPublishKeyLen = 32
 type Publishers struct {
 	g    *Gate
 	keys []publisherKey
+	// secret scopes the ids of JWT publishers verified by public keys.
+	secret []byte
 }
 
 type publisherKey struct {
 	name     string // "key:<index>", for logs; never the secret
 	sum      [sha256.Size]byte
+	scope    []byte
 	patterns []pattern
 }
 
@@ -52,7 +55,7 @@ type publishClaims struct {
 // Publishers resolves and checks keys; each must be at least 32 bytes.
 func (g *Gate) Publishers(keys []PublishKey) (*Publishers, error) {
 	repl := caddy.NewReplacer()
-	p := &Publishers{g: g}
+	p := &Publishers{g: g, secret: signerSecret(g.signer)}
 	for i, k := range keys {
 		secret := repl.ReplaceKnown(k.Secret, "")
 		if secret == "" {
@@ -65,7 +68,7 @@ func (g *Gate) Publishers(keys []PublishKey) (*Publishers, error) {
 		if len(raw) == 0 {
 			raw = []string{">"}
 		}
-		pk := publisherKey{name: "key:" + strconv.Itoa(i), sum: sha256.Sum256([]byte(secret))}
+		pk := publisherKey{name: "key:" + strconv.Itoa(i), sum: sha256.Sum256([]byte(secret)), scope: keyScope(secret)}
 		for _, r := range raw {
 			pt, err := parsePattern(r)
 			if err != nil {
@@ -81,43 +84,43 @@ func (g *Gate) Publishers(keys []PublishKey) (*Publishers, error) {
 // Authorize says who may publish to channel, from the request's bearer
 // credential only: a cookie would let any page the user visits publish
 // in their name (CSRF), and tickets are for reading.
-func (p *Publishers) Authorize(r *http.Request, channel string) (string, *Error) {
-	sub, e := p.authorize(r, channel)
+func (p *Publishers) Authorize(r *http.Request, channel string) (Publisher, *Error) {
+	pub, e := p.authorize(r, channel)
 	if e != nil {
-		pr := &principal{via: viaBearer, sub: sub}
+		pr := &principal{via: viaBearer, sub: pub.Sub}
 		p.g.refused(r, pr, e)
 	}
-	return sub, e
+	return pub, e
 }
 
-func (p *Publishers) authorize(r *http.Request, channel string) (string, *Error) {
+func (p *Publishers) authorize(r *http.Request, channel string) (Publisher, *Error) {
 	tok, e := p.bearer(r, "publishing")
 	if e != nil {
-		return "", e
+		return Publisher{}, e
 	}
-	forbidden := func(sub string) (string, *Error) {
-		return sub, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("publishing to channel %q is not permitted", clip(channel)))
+	forbidden := func(sub string) (Publisher, *Error) {
+		return Publisher{Sub: sub}, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("publishing to channel %q is not permitted", clip(channel)))
 	}
 	if k := p.matchKey(tok); k != nil {
 		if !anyMatch(k.patterns, channel) {
 			return forbidden(k.name)
 		}
-		return k.name, nil
+		return Publisher{Sub: k.name, scope: k.scope}, nil
 	}
-	c, e := p.verify(r.Context(), tok)
+	c, key, hmacKey, e := p.verify(r.Context(), tok)
 	if e != nil {
-		return "", e
+		return Publisher{}, e
 	}
 	if c.TokenUse == tokenUseTicket {
-		return c.Subject, newError(http.StatusUnauthorized, CodeInvalidToken, "a ticket cannot publish")
+		return Publisher{Sub: c.Subject}, newError(http.StatusUnauthorized, CodeInvalidToken, "a ticket cannot publish")
 	}
 	if len(c.Publish) == 0 {
-		return c.Subject, newError(http.StatusForbidden, CodeForbidden, "the token grants no publishing (no publish claim)")
+		return Publisher{Sub: c.Subject}, newError(http.StatusForbidden, CodeForbidden, "the token grants no publishing (no publish claim)")
 	}
 	if !anyMatch(p.g.compile(c.Publish, c.Subject), channel) {
 		return forbidden(c.Subject)
 	}
-	return c.Subject, nil
+	return Publisher{Sub: c.Subject, scope: jwtScope(key, p.scopeSecret(hmacKey), c.Issuer, c.Subject)}, nil
 }
 
 // bearer is the request's bearer credential, the only kind that may
@@ -148,24 +151,36 @@ func (p *Publishers) matchKey(tok string) *publisherKey {
 }
 
 // verify is verifier.verify with the publish claim decoded too; the
-// signature, algorithm and registered-claim checks are the Gate's own.
-func (p *Publishers) verify(ctx context.Context, tok string) (*publishClaims, *Error) {
+// signature, algorithm and registered-claim checks are the Gate's own. It
+// returns the bytes of the key that verified the token too, and whether
+// it was an HMAC key.
+func (p *Publishers) verify(ctx context.Context, tok string) (*publishClaims, []byte, bool, *Error) {
 	v := p.g.verifier
 	var c publishClaims
-	if _, err := v.parser.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) { return v.keysFor(ctx, t) }); err != nil {
+	var offered any
+	t, err := v.parser.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) {
+		ks, err := v.keysFor(ctx, t)
+		offered = ks
+		return ks, err
+	})
+	if err != nil {
 		e := mapJWTError(err)
 		if errors.Is(err, errKeysUnavailable) {
 			p.g.log.Warn("publisher keys unavailable", zap.String("code", e.Code))
 		}
-		return nil, e
+		return nil, nil, false, e
 	}
 	if c.Subject == "" {
-		return nil, newError(http.StatusUnauthorized, CodeInvalidToken, "token has no sub")
+		return nil, nil, false, newError(http.StatusUnauthorized, CodeInvalidToken, "token has no sub")
 	}
 	if e := p.g.checkRevoked(&c.claims); e != nil {
-		return nil, e
+		return nil, nil, false, e
 	}
-	return &c, nil
+	key, hmacKey := verifiedBy(t, offered)
+	if key == nil {
+		return nil, nil, false, newError(http.StatusUnauthorized, CodeInvalidToken, "signature or algorithm not accepted")
+	}
+	return &c, key, hmacKey, nil
 }
 
 func anyMatch(ps []pattern, channel string) bool {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto/x509"
 	"net/http"
 	"testing"
 
@@ -54,10 +55,10 @@ func TestPublishersAuthorize(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sub, e := p.Authorize(req(http.MethodPost, "/publish", tc.hdr...), tc.channel)
+			pub, e := p.Authorize(req(http.MethodPost, "/publish", tc.hdr...), tc.channel)
 			if tc.status == 0 {
-				if e != nil || sub != tc.sub {
-					t.Fatalf("got %q %v, want %q", sub, e, tc.sub)
+				if e != nil || pub.Sub != tc.sub {
+					t.Fatalf("got %q %v, want %q", pub.Sub, e, tc.sub)
 				}
 				return
 			}
@@ -82,5 +83,58 @@ func TestPublishersConfig(t *testing.T) {
 	t.Setenv("SSEGATE_TEST_PUBLISH_KEY", testPublishKey)
 	if _, err := g.Publishers([]PublishKey{{Secret: "{env.SSEGATE_TEST_PUBLISH_KEY}"}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPublisherScopes: Idempotency-Keys map to ids that are the same on
+// every gateway with the same config, different for any two credentials
+// whatever their names, and not computable from public facts.
+func TestPublisherScopes(t *testing.T) {
+	now := testNow()
+	ec := genEC(t)
+	cfg := hmacConfig()
+	cfg.PublicKeys = []PublicKey{{Key: pemPublic(t, ec.Public()), Alg: "ES256", KID: "pub"}}
+	other := testPublishKey + "-other"
+	publishers := func(keys ...string) *Publishers {
+		g, _ := newTestGate(t, cfg, now)
+		var pk []PublishKey
+		for _, k := range keys {
+			pk = append(pk, PublishKey{Secret: k})
+		}
+		p, err := g.Publishers(pk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	id := func(p *Publishers, bearerToken string) string {
+		t.Helper()
+		pub, e := p.Authorize(req(http.MethodPost, "/publish", bearer(bearerToken)...), "demo")
+		if e != nil {
+			t.Fatal(e)
+		}
+		return pub.MsgID("k")
+	}
+	claims := func(sub string) jwt.MapClaims { c := claimsFor(now, sub); c["publish"] = []string{"demo"}; return c }
+	es := tok(t, jwt.SigningMethodES256, ec, claims("billing"), "pub")
+	hsKey0 := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claims("key:0"), "")
+
+	a, b, c := publishers(testPublishKey), publishers(testPublishKey), publishers(other)
+	if id(a, testPublishKey) != id(b, testPublishKey) || id(a, es) != id(b, es) || id(a, hsKey0) != id(b, hsKey0) {
+		t.Fatal("the same credential got another id on another gateway")
+	}
+	if id(a, testPublishKey) == id(c, other) {
+		t.Fatal("two configs' key:0 share ids")
+	}
+	if id(a, testPublishKey) == id(a, hsKey0) {
+		t.Fatal("a JWT named key:0 shares publish key 0's ids")
+	}
+	// What a NATS publisher could compute from the public key, iss and sub.
+	der, err := x509.MarshalPKIXPublicKey(ec.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if guess := (Publisher{scope: jwtScope(der, nil, "", "billing")}).MsgID("k"); guess == id(a, es) {
+		t.Fatal("an ES256 publisher's id is computable from public facts")
 	}
 }

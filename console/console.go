@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -172,7 +171,7 @@ func (h *Console) serveStats(w http.ResponseWriter, r *http.Request) error {
 		e.Write(w)
 		return nil
 	}
-	hl, rate := h.src.Health.Check(time.Now())
+	hl, rate := h.src.Health.Check(r.Context())
 	s := Stats{
 		Clients:         h.src.Clients(),
 		Channels:        h.src.Channels(),

@@ -5,13 +5,12 @@ package publish
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -124,7 +123,7 @@ func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if !validIdempotencyKey(idem) {
 		return h.refuse(w, r, http.StatusBadRequest, auth.CodeInvalidIdempotencyKey, fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey))
 	}
-	sub, aerr := h.gw.Publishers.Authorize(r, channel)
+	pub, aerr := h.gw.Publishers.Authorize(r, channel)
 	if aerr != nil {
 		if aerr.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ssegate publish"`)
@@ -136,24 +135,44 @@ func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if derr != nil {
 		return h.refuse(w, r, derr.Status, derr.Code, derr.Detail)
 	}
-
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
-	store, err := h.gw.Store(ctx)
-	if err == nil && int64(len(data)) > store.MaxPayload {
-		return h.refuse(w, r, http.StatusRequestEntityTooLarge, auth.CodeBodyTooLarge, "body is larger than NATS's max_payload")
-	}
-	var ack *jetstream.PubAck
-	if err == nil {
-		ack, err = store.JS.PublishMsg(ctx, eventMsg(subject, name, data), publishOpts(store.Stream, sub, idem)...)
-	}
-	if err != nil {
-		h.gw.Log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", sub), zap.Error(err))
+	out, err := h.store(ctx, func(stream string) *nats.Msg { return eventMsg(subject, stream, channel, name, data, pub, idem) })
+	switch {
+	case errors.Is(err, errTooLarge):
+		return h.refuse(w, r, http.StatusRequestEntityTooLarge, auth.CodeBodyTooLarge, "the event with its headers is larger than NATS's max_payload")
+	case errors.Is(err, errKeyReused):
+		return h.refuse(w, r, http.StatusUnprocessableEntity, auth.CodeIdempotencyKeyReused, "this Idempotency-Key was used for another event (channel, event name or data); use a new key")
+	case err != nil:
+		h.gw.Log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", pub.Sub), zap.Error(err))
 		return h.refuse(w, r, http.StatusServiceUnavailable, auth.CodeUnavailable, "the event could not be stored; try again (with the same Idempotency-Key)")
 	}
-	out := published{ID: replay.ID{Seq: ack.Sequence, Epoch: store.Epoch}.String(), Duplicate: ack.Duplicate}
-	h.gw.Log.Debug("published", zap.String("channel", channel), zap.String("sub", sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
+	h.gw.Log.Debug("published", zap.String("channel", channel), zap.String("sub", pub.Sub), zap.String("id", out.ID), zap.Bool("duplicate", out.Duplicate))
 	return writePublished(w, out)
+}
+
+// errTooLarge is an event that NATS's max_payload cannot take.
+var errTooLarge = errors.New("larger than max_payload")
+
+// store publishes the event msg makes for the gateway's stream, and waits
+// for the ack. A duplicate ack is checked against the event stored first.
+func (h *Endpoint) store(ctx context.Context, msg func(stream string) *nats.Msg) (published, error) {
+	store, err := h.gw.Store(ctx)
+	if err != nil {
+		return published{}, err
+	}
+	m := msg(store.Stream)
+	if msgSize(m) > store.MaxPayload {
+		return published{}, errTooLarge
+	}
+	ack, err := store.JS.PublishMsg(ctx, m)
+	if err == nil && ack.Duplicate {
+		err = checkRetry(ctx, store.JS, store.Stream, ack.Sequence, m)
+	}
+	if err != nil {
+		return published{}, err
+	}
+	return published{ID: replay.ID{Seq: ack.Sequence, Epoch: store.Epoch}.String(), Duplicate: ack.Duplicate}, nil
 }
 
 // writePublished answers 201 with a new event's id, 200 with a duplicate's.
@@ -170,29 +189,35 @@ func writePublished(w http.ResponseWriter, out published) error {
 	return json.NewEncoder(w).Encode(out)
 }
 
-// eventMsg carries only what the gateway sets: the event name. Headers
-// from the request never reach NATS, so no publisher can forge Nats-*
-// position headers through this endpoint.
-func eventMsg(subject, name string, data []byte) *nats.Msg {
+// eventMsg carries only what the gateway sets: the event name, and the
+// headers that make the ack prove the event is in the gateway's stream and
+// map an Idempotency-Key to a Nats-Msg-Id scoped to the publisher's
+// credential. Headers from the request never reach NATS, so no publisher
+// can forge Nats-* position headers through this endpoint.
+func eventMsg(subject, stream, channel, name string, data []byte, pub auth.Publisher, idem string) *nats.Msg {
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	if name != "" {
 		msg.Header.Set(replay.EventHeader, name)
 	}
+	msg.Header.Set(jetstream.ExpectedStreamHeader, stream)
+	if idem != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, pub.MsgID(idem))
+		msg.Header.Set(digestHeader, eventDigest(channel, name, data))
+	}
 	return msg
 }
 
-// publishOpts makes the ack prove the event is in the gateway's stream, and
-// maps Idempotency-Key to Nats-Msg-Id, within the stream's duplicate
-// window. The key is scoped to the publisher, so one publisher cannot
-// suppress another's event by guessing its key.
-func publishOpts(stream, sub, idem string) []jetstream.PublishOpt {
-	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(stream)}
-	if idem != "" {
-		who := sha256.Sum256([]byte(sub))
-		opts = append(opts, jetstream.WithMsgID(hex.EncodeToString(who[:8])+":"+idem))
+// msgSize is what NATS's max_payload bounds: the headers as sent
+// ("NATS/1.0", each "Key: value", CRLFs) and the data.
+func msgSize(msg *nats.Msg) int64 {
+	n := len("NATS/1.0\r\n\r\n") + len(msg.Data)
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
 	}
-	return opts
+	return int64(n)
 }
 
 // readEventData reads the body: non-empty (an EventSource dispatches no
@@ -217,6 +242,11 @@ func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte,
 func checkEventName(name string) string {
 	if len(name) > maxEventName {
 		return fmt.Sprintf("the event name is limited to %d bytes", maxEventName)
+	}
+	if strings.Trim(name, " ") != name {
+		// NATS trims header values, so the name would be delivered
+		// otherwise than it was checked: " reset" arrives as "reset".
+		return "the event name must not begin or end with a space"
 	}
 	if name == resetEvent {
 		return "the event name reset is reserved for the gateway"

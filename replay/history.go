@@ -36,11 +36,20 @@ var ErrTooManySubjects = fmt.Errorf("more than %d subjects in one read", MaxSubj
 // more subjects read them in chunks of this size.
 const MaxSubjects = 256
 
-// Budget defaults; see WithPullBytes and WithBudget.
+// Budget defaults; see WithPullBytes and WithBudget. DefaultBudget is half
+// of nats-server's default max_pending (64 MiB): a connection with more
+// than that queued for it is cut as a slow consumer, and what a budget
+// lets through comes with its protocol overhead and the JetStream API's
+// answers on the same connection.
 const (
 	DefaultPullBytes = 2 << 20
-	DefaultBudget    = 64 << 20
+	DefaultBudget    = 32 << 20
 )
+
+// MaxBudget is the largest budget a gateway accepts: three quarters of
+// nats-server's default max_pending, leaving room for what travels with
+// the events.
+const MaxBudget = 48 << 20
 
 // History reads stored events from one stream.
 type History struct {

@@ -148,10 +148,16 @@ func (c StreamConfig) jetstreamConfig() jetstream.StreamConfig {
 type Stream struct {
 	Name  string
 	Epoch string
+	// Differs lists where the existing stream's config differs from the
+	// gateway's, which Ensure kept as it was.
+	Differs []string
 }
 
-// Ensure creates or updates the stream to match c, or, when c.Unmanaged,
-// checks that the existing stream is usable and explains what is missing.
+// Ensure creates the stream from c, or, when it exists, keeps its config:
+// gateways share the stream, and one whose config differs must not
+// rewrite what the others use. It returns the differences, and an error
+// when the stream cannot serve this gateway (another republish prefix,
+// subjects that do not cover c's). With c.Unmanaged it never creates it.
 func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) (Stream, error) {
 	c = c.WithDefaults()
 	if err := accountInfo(ctx, js); err != nil {
@@ -170,7 +176,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) (Stream
 			return Stream{}, fmt.Errorf("stream %q does not exist; create it or remove `manage_stream off` to let ssegate manage it", c.Name)
 		}
 	} else {
-		s, err = createOrUpdate(ctx, js, c.jetstreamConfig())
+		s, err = createOrKeep(ctx, js, c.jetstreamConfig())
 	}
 	if err != nil {
 		return Stream{}, fmt.Errorf("stream %q: %w", c.Name, err)
@@ -179,7 +185,33 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) (Stream
 	if problems := c.check(info.Config); len(problems) > 0 {
 		return Stream{}, fmt.Errorf("stream %q cannot serve ssegate: %s", c.Name, strings.Join(problems, "; "))
 	}
-	return Stream{Name: c.Name, Epoch: Epoch(info.Created)}, nil
+	out := Stream{Name: c.Name, Epoch: Epoch(info.Created)}
+	if !c.Unmanaged {
+		out.Differs = c.Differences(info.Config)
+	}
+	return out, nil
+}
+
+// Differences lists where got, an existing stream's config, differs from
+// what c would create, in the Caddyfile's terms.
+func (c StreamConfig) Differences(got jetstream.StreamConfig) []string {
+	want := c.WithDefaults().jetstreamConfig()
+	var out []string
+	diff := func(name string, have, wanted any) {
+		if fmt.Sprint(have) != fmt.Sprint(wanted) {
+			out = append(out, fmt.Sprintf("%s: the stream has %v, this gateway %v", name, have, wanted))
+		}
+	}
+	diff("subjects", got.Subjects, want.Subjects)
+	if got.RePublish != nil {
+		diff("republish_prefix", strings.TrimSuffix(got.RePublish.Destination, ".>"), c.WithDefaults().RepublishPrefix)
+	}
+	diff("storage", got.Storage, want.Storage)
+	diff("replicas", got.Replicas, want.Replicas)
+	diff("max_age", got.MaxAge, want.MaxAge)
+	diff("max_msgs_per_subject", got.MaxMsgsPerSubject, want.MaxMsgsPerSubject)
+	diff("max_bytes", got.MaxBytes, want.MaxBytes)
+	return out
 }
 
 // check lists what an existing stream lacks for the gateway's live path.
@@ -211,9 +243,6 @@ func (c StreamConfig) check(got jetstream.StreamConfig) []string {
 	return problems
 }
 
-// createOrUpdate retries until ctx ends. When several gateways create the
-// same replicated stream at once on a fresh cluster, the server creates it
-// but may answer none of them; a later attempt then finds it at once.
 // accountInfo asks for the account's JetStream info, again and again with
 // a short wait each, until ctx ends: a request sent while the cluster has
 // no meta leader (a node was just killed) gets no answer at all, and a
@@ -240,12 +269,19 @@ func accountInfo(ctx context.Context, js jetstream.JetStream) error {
 // accountInfoTimeout bounds one attempt of accountInfo.
 const accountInfoTimeout = 2 * time.Second
 
-func createOrUpdate(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+// createOrKeep creates the stream, or returns the one that exists as it
+// is, retrying until ctx ends. When several gateways create the same
+// replicated stream at once on a fresh cluster, the server creates it but
+// may answer none of them; a later attempt then finds it at once.
+func createOrKeep(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	const attemptTimeout = 5 * time.Second
 	backoff := 100 * time.Millisecond
 	for {
 		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
-		s, err := js.CreateOrUpdateStream(attempt, cfg)
+		s, err := js.CreateStream(attempt, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.Stream(attempt, cfg.Name)
+		}
 		cancel()
 		if err == nil || ctx.Err() != nil || !transient(err) {
 			return s, err

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/natstest"
@@ -77,15 +78,31 @@ func TestEnsureManagesAndVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A second start updates in place and keeps the epoch.
-	cfg.MaxMsgsPerSubject = 200
+	// The same config again: nothing differs.
 	again, err := Ensure(ctx, js, cfg)
-	if err != nil || again != first {
+	if err != nil || again.Epoch != first.Epoch || len(again.Differs) != 0 {
 		t.Fatalf("second Ensure: %+v, %v; want %+v", again, err, first)
 	}
+	// Another gateway's config (max_age 1m, another cap) keeps the
+	// stream's and says where it differs.
+	other := StreamConfig{Storage: "memory", MaxMsgsPerSubject: 200, MaxAge: caddy.Duration(time.Minute)}
+	kept, err := Ensure(ctx, js, other)
+	if err != nil || kept.Epoch != first.Epoch {
+		t.Fatalf("Ensure with another config: %+v, %v", kept, err)
+	}
+	if d := strings.Join(kept.Differs, "; "); !strings.Contains(d, "max_age") || !strings.Contains(d, "max_msgs_per_subject: the stream has 100, this gateway 200") || len(kept.Differs) != 2 {
+		t.Fatalf("differences %q", d)
+	}
+	// A gateway with another republish prefix cannot use the stream, and
+	// must not take it from the others: it fails, and changes nothing.
+	other.RepublishPrefix = "other.live"
+	if _, err := Ensure(ctx, js, other); err == nil || !strings.Contains(err.Error(), `want ">" -> "other.live.>"`) {
+		t.Fatalf("Ensure with another republish prefix: %v", err)
+	}
 	s, _ := js.Stream(ctx, "SSEGATE")
-	if got := s.CachedInfo().Config.MaxMsgsPerSubject; got != 200 {
-		t.Fatalf("max_msgs_per_subject %d after update", got)
+	got := s.CachedInfo().Config
+	if got.MaxMsgsPerSubject != 100 || got.MaxAge != DefaultMaxAge || got.RePublish.Destination != "ssegate.live.>" {
+		t.Fatalf("the stream was rewritten: %+v", got)
 	}
 	// The stream ssegate made passes the unmanaged check.
 	if _, err := Ensure(ctx, js, StreamConfig{Unmanaged: true}); err != nil {

@@ -50,14 +50,14 @@ type EmbeddedConfig struct {
 	// StoreDir holds JetStream data; default <caddy data dir>/ssegate/nats.
 	StoreDir string `json:"store_dir,omitempty"`
 	// Users may connect with a password or an nkey, each with its own
-	// publish and subscribe permissions. On a loopback listener, clients
-	// without credentials are still let in, with the backend role (publish
-	// to the stream's subjects only); on any other listener they are not,
-	// and users are required.
+	// publish and subscribe permissions. Once users are configured,
+	// clients without credentials get nothing unless Anonymous is on; on
+	// a listener other hosts can reach, users are required.
 	Users []EmbeddedUser `json:"users,omitempty"`
 	// Anonymous lets clients without credentials in, with the backend
-	// role. Default: on for a loopback listener; it cannot be on for any
-	// other.
+	// role (publish to the stream's subjects only). Default: on for a
+	// loopback listener without users, off otherwise; it cannot be on for
+	// a listener other hosts can reach.
 	Anonymous *bool `json:"anonymous,omitempty"`
 }
 

@@ -85,7 +85,6 @@ func TestEmbeddedUsers(t *testing.T) {
 	}{
 		{"password from the environment", "events.demo", []nats.Option{nats.UserInfo("backend", "s3cret-from-env")}},
 		{"nkey within its list", "events.orders.1", []nats.Option{nkey}},
-		{"anonymous on loopback", "events.demo", nil},
 	}
 	for _, tt := range allowed {
 		if err := canPublish(t, url, tt.subject, tt.opts...); err != nil {
@@ -100,6 +99,9 @@ func TestEmbeddedUsers(t *testing.T) {
 		{"the placeholder itself as password", "events.demo", []nats.Option{nats.UserInfo("backend", "{env.SSEGATE_TEST_NATS_PASSWORD}")}},
 		{"nkey outside its list", "events.demo", []nats.Option{nkey}},
 		{"the gateway's nkey over TCP, even signing with it", "events.demo", []nats.Option{gatewayLogin(t, conn)}},
+		// With users configured, a local process without credentials gets
+		// nothing: users limited to a few subjects would mean nothing.
+		{"anonymous on loopback, with users configured", "events.demo", nil},
 	}
 	for _, tt := range refused {
 		if err := canPublish(t, url, tt.subject, tt.opts...); err == nil {
@@ -233,6 +235,22 @@ func TestEmbeddedAnonymousOff(t *testing.T) {
 	}
 	if err := canPublish(t, url, "events.demo", nats.UserInfo("backend", "pw")); err != nil {
 		t.Errorf("the user: %v", err)
+	}
+}
+
+// TestEmbeddedAnonymousOnWithUsers: anonymous on, given explicitly, lets
+// local clients in beside the users; without users it is the default.
+func TestEmbeddedAnonymousOnWithUsers(t *testing.T) {
+	cfg := embeddedConfig(t, EmbeddedUser{User: "backend", Password: "pw", Publish: []string{"events.orders.>"}})
+	on := true
+	cfg.Embedded.Anonymous = &on
+	conn := acquire(t, cfg)
+	if err := canPublish(t, "nats://"+conn.embedded.listen, "events.demo"); err != nil {
+		t.Errorf("anonymous on, with users: %v", err)
+	}
+	open := acquire(t, embeddedConfig(t))
+	if err := canPublish(t, "nats://"+open.embedded.listen, "events.demo"); err != nil {
+		t.Errorf("no users, by default: %v", err)
 	}
 }
 

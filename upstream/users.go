@@ -97,9 +97,15 @@ func (e EmbeddedConfig) validateUsers() error {
 	return nil
 }
 
-// anonymous reports whether clients without credentials get in.
+// anonymous reports whether clients without credentials get in: on a
+// loopback listener, by default only while no users are configured. Users
+// with their own permissions would mean nothing if a local process could
+// skip them by connecting without credentials.
 func (e EmbeddedConfig) anonymous() bool {
-	return e.loopback() && (e.Anonymous == nil || *e.Anonymous)
+	if e.Anonymous != nil {
+		return *e.Anonymous && e.loopback()
+	}
+	return e.loopback() && len(e.Users) == 0
 }
 
 // loopback reports whether only this machine can reach the listener.

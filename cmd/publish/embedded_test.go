@@ -16,7 +16,8 @@ import (
 
 // TestPublishToTheDefaultEmbeddedServer: on the embedded server's default
 // loopback listener, publish works without credentials, with JetStream
-// acks and with -core, users or not; a user's password goes in the URL.
+// acks and with -core, beside users when anonymous is on (with users it is
+// off unless given); a user's password goes in the URL.
 func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -25,7 +26,8 @@ func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	users := []upstream.EmbeddedUser{{User: "backend", Password: "pw"}}
-	conn, err := upstream.Acquire(upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: addr, StoreDir: t.TempDir(), Users: users}}, zap.NewNop())
+	on := true
+	conn, err := upstream.Acquire(upstream.Config{Embedded: &upstream.EmbeddedConfig{Listen: addr, StoreDir: t.TempDir(), Users: users, Anonymous: &on}}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

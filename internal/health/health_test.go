@@ -45,7 +45,7 @@ func TestCheckerFollowsTheConnection(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	if code, rep, _ := serve(t, c, http.MethodGet); code != 200 || rep != (Report{Status: "ok", NATS: "connected", JetStream: "ok"}) {
+	if code, rep, _ := serve(t, c, http.MethodGet); code != 200 || rep != (Report{Status: "ok", NATS: "connected", JetStream: "ok", Stream: "ok"}) {
 		t.Fatalf("ready: %d %+v", code, rep)
 	}
 	if code, _, _ := serve(t, c, http.MethodHead); code != 200 {
@@ -57,7 +57,8 @@ func TestCheckerFollowsTheConnection(t *testing.T) {
 	// The answer is cached for checkTTL: the next check after it sees the
 	// stream gone.
 	later := time.Now().Add(2 * checkTTL)
-	if rep, _ := c.Check(later); rep != (Report{Status: "unavailable", NATS: "connected", JetStream: "stream_missing"}) {
+	c.opts.now = func() time.Time { return later }
+	if rep, _ := c.Check(ctx); rep != (Report{Status: "unavailable", NATS: "connected", JetStream: "stream_missing", Stream: "unknown"}) {
 		t.Fatalf("stream deleted: %+v", rep)
 	}
 }

@@ -10,6 +10,7 @@ package session
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -129,3 +130,23 @@ func New(cfg Config, m Metrics, log *zap.Logger) *Server {
 	}
 	return &Server{cfg: cfg, m: m.withDefaults(), log: log, unavailable: ratelog.New(1, 10)}
 }
+
+// ProtoLabel maps the request's protocol to the fixed set of the streams
+// gauge's label values (ProtoLabels): r.Proto is the request line as the
+// client sent it, and each new spelling would be a new series.
+func ProtoLabel(r *http.Request) string {
+	switch {
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		return "HTTP/1.0"
+	case r.ProtoMajor == 1:
+		return "HTTP/1.1"
+	case r.ProtoMajor == 2:
+		return "HTTP/2.0"
+	case r.ProtoMajor == 3:
+		return "HTTP/3.0"
+	}
+	return "other"
+}
+
+// ProtoLabels are the values ProtoLabel returns, for the gauge's labels.
+func ProtoLabels() []string { return []string{"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3.0", "other"} }

@@ -82,8 +82,8 @@ const (
 	// endDisconnected is a stream that control ended (package control).
 	endDisconnected = "disconnected"
 	// endStopped is a stream that stopped without a last frame: its
-	// client left, or can no longer be written to. Its log line says
-	// endClientLeft.
+	// client left, or can no longer be written to. end records and
+	// counts it as endClientLeft.
 	endStopped    = ""
 	endClientLeft = "client_left"
 )
@@ -146,7 +146,8 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 		// The request's context ends when ServeHTTP returns, and nothing
 		// of the request is kept: it holds what the takeover lets go.
 		ctx, cancel := context.WithCancel(context.Background())
-		proto, expires := r.Proto, adm.Expires
+		proto, expires := ProtoLabel(r), adm.Expires
+		go watchClose(conn, cancel)
 		go func() {
 			defer end()
 			defer conn.Close()
@@ -158,7 +159,7 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 	defer end()
 	defer s.boundWrites(r)()
 	s.open()
-	s.run(r.Context(), r.Proto, position, adm.Expires)
+	s.run(r.Context(), ProtoLabel(r), position, adm.Expires)
 }
 
 // newSession writes a stream through w; a takeover redirects it later.
@@ -360,7 +361,14 @@ func (s *session) resumeID() string {
 // that stopped reading is not written to again. The delay is jittered, so
 // that streams ended together do not all come back together.
 func (s *session) end(why string) {
-	if why == endStopped || s.ended != "" {
+	if s.ended != "" {
+		return
+	}
+	if why == endStopped {
+		// Counted too, once: a client that leaves is ended by nobody
+		// else. It gets no last frame.
+		s.ended = endClientLeft
+		s.sv.m.Ended(endClientLeft)
 		return
 	}
 	s.ended = why

@@ -2,6 +2,8 @@ package session
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -19,7 +21,8 @@ import (
 // closed" line still has them), and the server's timeouts, which the
 // session replaces with its own write deadline. The body ends with the
 // connection, so no chunked framing is needed. A client that leaves is
-// noticed at the next write, a heartbeat at the latest.
+// noticed at once by a goroutine that reads the connection (see
+// watchClose), as net/http's background reader would.
 //
 // It returns the connection, or nil when the stream is not taken over;
 // once taken over, the response writer must not be used.
@@ -27,6 +30,8 @@ func (s *session) takeOver(r *http.Request) net.Conn {
 	if !s.sv.cfg.HTTP1Takeover || r.ProtoMajor != 1 {
 		return nil
 	}
+	// The buffered reader goes with the handler: what the client sent
+	// after its request is ignored, and the stream keeps no buffer.
 	conn, _, err := s.rc.Hijack()
 	if err != nil {
 		return nil
@@ -51,4 +56,25 @@ func (s *session) takeOver(r *http.Request) net.Conn {
 	// A failed write ends the stream at its first step.
 	_ = s.write(head.Bytes())
 	return conn
+}
+
+// maxIgnoredBytes is how much a client may send on a taken-over stream,
+// which reads nothing from it, before the stream is ended.
+const maxIgnoredBytes = 4 << 10
+
+// watchClose reads a taken-over connection until the client closes it,
+// or the stream does, and then calls gone: a client that left gives back
+// its admission at once, not at the next write, so that a reloaded page
+// that reconnects within the heartbeat is not refused by a limit.
+func watchClose(r io.Reader, gone context.CancelFunc) {
+	defer gone()
+	// Small: the goroutine's stack is part of what an idle stream costs.
+	var buf [64]byte
+	for n := 0; n < maxIgnoredBytes; {
+		m, err := r.Read(buf[:])
+		if err != nil {
+			return
+		}
+		n += m
+	}
 }
