@@ -37,7 +37,7 @@ var (
 )
 
 const (
-	failoverClients  = 20                    // hopping clients from the start
+	failoverClients  = 20                     // hopping clients from the start
 	failoverHop      = 100 * time.Millisecond // each stream's length
 	failoverInterval = time.Second / 300      // the publisher's pace
 )
