@@ -82,6 +82,7 @@ func killFresh(t *testing.T, tl tools, client string, steady bool) {
 		"SSEGATE_CLIENT="+client, "CHROMIUM_PATH="+tl.chromium)
 	sc.await(t, "OPEN")
 	pid := gw.kill(t)
+	killed := time.Now()
 	t.Logf("gateway SIGKILLed (pid %d, gone) with %s clients open on %s and no event published", pid, client, channel)
 	var stop func() error
 	if steady {
@@ -117,7 +118,7 @@ func killFresh(t *testing.T, tl tools, client string, steady bool) {
 			t.Errorf("%s client %d: %s", client, i, problem)
 		}
 	}
-	t.Logf("%d %s clients, %d events (seq %d to %d)", len(got), client, len(want), want[0], want[len(want)-1])
+	t.Logf("%d %s clients, %d events (seq %d to %d), checked %v after the kill", len(got), client, len(want), want[0], want[len(want)-1], time.Since(killed).Round(time.Millisecond))
 }
 
 // exactly says how ids (seq-epoch, in arrival order) differ from want.

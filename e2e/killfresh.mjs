@@ -98,6 +98,8 @@ main(url, run).then(
   (ids) => {
     console.log("RESULT " + JSON.stringify(ids));
     clearTimeout(timer);
+    // The package's sockets and stdin would keep node alive a while.
+    process.exit(0);
   },
   (err) => {
     console.error(err?.stack ?? String(err));
