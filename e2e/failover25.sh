@@ -7,8 +7,8 @@
 #   e2e/failover25.sh                      # all five, 25 times each
 #   N=5 TESTS=TestFaultClusterLeaderSIGKILL e2e/failover25.sh
 #
-# Each test's full log (-v, failures with the gateways' and nodes' logs)
-# is kept in OUT, a new directory under /tmp unless set.
+# Each test's output (-v) is kept in OUT, a new directory under /tmp
+# unless set, and for each failed run the gateways' and nodes' whole logs.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -17,6 +17,7 @@ out=${OUT:-$(mktemp -d /tmp/failover25.XXXXXX)}
 mkdir -p "$out"
 tests=${TESTS:-TestFaultClusterLeaderSIGKILL TestFaultClusterLeaderKilledFourTimes TestFaultClusterServingNodeKilled TestFaultClusterTwoKillsUnsettled TestFaultClusterGatewayKilledNodeDown}
 
+export FAILOVER_LOGS="$out"
 for t in $tests; do
 	log="$out/$t.log"
 	go test . -run "^${t}\$" -count="$n" -failfast=false -timeout 90m -v >"$log" 2>&1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -235,6 +236,33 @@ func (h *failover) finish() {
 		}
 	}
 	t.Logf("faults:\n  %s", strings.Join(h.notes, "\n  "))
+	if t.Failed() {
+		h.keepLogs()
+	}
+}
+
+// keepLogs writes the gateways' and nodes' whole logs into the directory
+// FAILOVER_LOGS names, if it is set (e2e/failover25.sh sets it), for the
+// failure to be traced after the run.
+func (h *failover) keepLogs() {
+	dir := os.Getenv("FAILOVER_LOGS")
+	if dir == "" {
+		return
+	}
+	prefix := filepath.Join(dir, fmt.Sprintf("%s-%s-", h.t.Name(), h.start.Format("150405.000")))
+	logs := map[string]string{}
+	for _, g := range h.gws {
+		logs["gateway-"+g.name] = g.p.log.String()
+	}
+	for _, n := range h.cl.nodes {
+		logs["nats-"+n.name] = n.log.String()
+	}
+	for name, text := range logs {
+		if err := os.WriteFile(prefix+name+".log", []byte(text), 0o644); err != nil {
+			h.t.Logf("keeping the %s log: %v", name, err)
+		}
+	}
+	h.t.Logf("whole logs kept in %s*", prefix)
 }
 
 // gatewaySlot is a gateway process on a fixed port, with its Caddyfile
