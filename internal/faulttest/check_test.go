@@ -53,7 +53,7 @@ func TestCheckFindsEveryKindOfFault(t *testing.T) {
 func TestClientFollowsEventSourceRules(t *testing.T) {
 	c := &Client{Name: "c", Channels: []string{"a"}, ends: map[string]int{}}
 	wire := ": ssegate\nretry: 250\n\nid: 7-abcd\ndata: a|1\n\nevent: reset\nid: 9-abcd\ndata: expired\n\n: end: slow\nid: 12-abcd\nretry: 300\n\n"
-	retry, _, err := c.read(strings.NewReader(wire), 1)
+	retry, _, err := c.read(strings.NewReader(wire), 1, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestClientFollowsEventSourceRules(t *testing.T) {
 func TestStartPositionSetsTheWindow(t *testing.T) {
 	l := NewLedger([]Event{{1, "a"}, {2, "a"}, {3, "a"}, {4, "a"}})
 	c := &Client{Name: "c", Channels: []string{"a"}, ends: map[string]int{}}
-	if _, _, err := c.read(strings.NewReader(": ssegate\nretry: 100\n\nid: 2-abcd\n\nid: 4-abcd\ndata: a|4\n\n"), 1); err != nil {
+	if _, _, err := c.read(strings.NewReader(": ssegate\nretry: 100\n\nid: 2-abcd\n\nid: 4-abcd\ndata: a|4\n\n"), 1, func() {}); err != nil {
 		t.Fatal(err)
 	}
 	if seq, ok := c.StartSeq(); !ok || seq != 2 {

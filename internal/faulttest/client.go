@@ -36,9 +36,16 @@ type Client struct {
 	// after that many events, then reconnect (to the next Base).
 	SessionEvents int
 	// SessionTime, when set, makes the client close each stream itself
-	// after that long and open the next one (to the next Base) at once,
-	// as a page that moves its EventSource between gateways does.
+	// that long after the stream's first event, and open the next one (to
+	// the next Base) at once, as a page that moves its EventSource between
+	// gateways does. A stream that brings no event is closed after
+	// SessionIdle (2 s when zero). Counted from the first event, not from
+	// the opening, the hop lets a replay that takes longer than SessionTime
+	// deliver its first events: otherwise every stream of a client whose
+	// replays are slower than that would be cut before its first event,
+	// and the client would never move on.
 	SessionTime time.Duration
+	SessionIdle time.Duration
 	// StallAfter and StallFor make the client stop reading for StallFor
 	// once, after StallAfter events of its first stream: a slow client.
 	StallAfter int
@@ -152,11 +159,24 @@ func (c *Client) stream(ctx context.Context, n int) (time.Duration, bool, error)
 	}
 	c.mu.Unlock()
 	var hopped atomic.Bool
+	onEvent := func() {}
 	if c.SessionTime > 0 {
-		hop := time.AfterFunc(c.SessionTime, func() { hopped.Store(true); cancel() })
-		defer hop.Stop()
+		hop := func() { hopped.Store(true); cancel() }
+		idle := time.AfterFunc(cmp.Or(c.SessionIdle, 2*time.Second), hop)
+		defer idle.Stop()
+		var session *time.Timer
+		onEvent = func() {
+			if session == nil && idle.Stop() {
+				session = time.AfterFunc(c.SessionTime, hop)
+			}
+		}
+		defer func() {
+			if session != nil {
+				session.Stop()
+			}
+		}()
 	}
-	retry, broken, err := c.read(resp.Body, stream)
+	retry, broken, err := c.read(resp.Body, stream, onEvent)
 	if broken && !hopped.Load() {
 		c.mu.Lock()
 		c.netErrs++
@@ -165,9 +185,10 @@ func (c *Client) stream(ctx context.Context, n int) (time.Duration, bool, error)
 	return retry, hopped.Load() && err == nil, err
 }
 
-// read parses one stream by the WHATWG rules, up to its end. It returns
-// the retry hint, and whether the stream broke rather than ended.
-func (c *Client) read(body io.Reader, stream int) (time.Duration, bool, error) {
+// read parses one stream by the WHATWG rules, up to its end, calling
+// onEvent after each event. It returns the retry hint, and whether the
+// stream broke rather than ended.
+func (c *Client) read(body io.Reader, stream int, onEvent func()) (time.Duration, bool, error) {
 	var retry time.Duration
 	var data, typ []string
 	var idBuf string
@@ -186,6 +207,7 @@ func (c *Client) read(body io.Reader, stream int) (time.Duration, bool, error) {
 					return retry, false, err
 				}
 				events++
+				onEvent()
 				if c.SessionEvents > 0 && events >= c.SessionEvents {
 					return retry, false, nil
 				}
