@@ -250,9 +250,30 @@ func (h *failover) finish() {
 		}
 	}
 	t.Logf("faults:\n  %s", strings.Join(h.notes, "\n  "))
+	t.Logf("the stream at the end: %s", h.streamState())
 	if t.Failed() {
 		h.keepLogs()
 	}
+}
+
+// streamState says where the stream is and how its leader sees each
+// replica: a replay that must pass a position asks the same.
+func (h *failover) streamState() string {
+	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
+	defer cancel()
+	s, err := h.js.Stream(ctx, gatewayStreamName)
+	if err != nil {
+		return err.Error()
+	}
+	info := s.CachedInfo()
+	out := fmt.Sprintf("last seq %d", info.State.LastSeq)
+	if c := info.Cluster; c != nil {
+		out += ", leader " + c.Leader
+		for _, r := range c.Replicas {
+			out += fmt.Sprintf(", %s current %v lag %d active %v", r.Name, r.Current, r.Lag, r.Active.Round(time.Millisecond))
+		}
+	}
+	return out
 }
 
 // keepLogs writes the gateways' and nodes' whole logs into the directory
