@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/ssegate/ssegate/internal/version"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -99,7 +100,7 @@ func (a *App) Start() error {
 	}
 	timeout := time.Duration(a.StartTimeout)
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = DefaultStartTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -120,17 +121,21 @@ func (a *App) Start() error {
 		_ = errors.Join(replayConn.Release(), conn.Release())
 		return fmt.Errorf("replay connection: %w", err)
 	}
-	hub := upstream.NewHub(conn, a.Stream, history,
+	hub, err := upstream.NewHub(conn, a.Stream, history,
 		upstream.WithLogger(a.log),
 		upstream.WithMetrics(a.metrics.hub()),
 	)
+	if err != nil {
+		_ = errors.Join(replayConn.Release(), conn.Release())
+		return err
+	}
 	unwatch := conn.Watch(a.metrics.natsWatcher())
 	if conn.NC.IsConnected() {
 		a.metrics.natsConnected.Set(1)
 	}
 	a.state.Store(&running{conn: conn, hub: hub, history: history, replay: replayConn, unwatch: unwatch})
 	concurrency, pullBytes, budget := history.Limits()
-	a.log.Info("ssegate ready", zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch),
+	a.log.Info("ssegate ready", zap.String("version", version.String()), zap.String("stream", stream.Name), zap.String("epoch", stream.Epoch),
 		zap.Int("replay_concurrency", concurrency), zap.Int("replay_pull_bytes", pullBytes), zap.Int64("replay_budget", budget))
 	return nil
 }
@@ -154,7 +159,7 @@ func (a *App) history(conn *upstream.Conn, stream replay.Stream) (*replay.Histor
 	if err != nil {
 		return nil, nil, err
 	}
-	h := replay.NewHistory(rc.JS, stream, orInt(a.ReplayConcurrency, DefaultReplayConcurrency),
+	h := replay.NewHistory(rc.JS, stream, cmp.Or(a.ReplayConcurrency, DefaultReplayConcurrency),
 		replay.WithPullBytes(pullBytes),
 		replay.WithBudget(cmp.Or(a.ReplayBudget, replay.DefaultBudget)),
 		replay.WithWaiting(a.metrics.replaysWaitingGauge()),
@@ -182,18 +187,34 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
-// DefaultReplayConcurrency is the default of App.ReplayConcurrency.
-const DefaultReplayConcurrency = 64
-
-// endStreams ends every stream, each with a retry hint; it is safe to call
+// endSessions ends every session (open event stream), each with a retry hint; it is safe to call
 // more than once and before Stop.
-func (a *App) endStreams() {
+func (a *App) endSessions() {
 	if r := a.state.Load(); r != nil {
 		r.hub.Close()
 	}
 }
 
 var errNotReady = errors.New("ssegate app is not running")
+
+// current is the running state without waiting for Start: a health check
+// during startup answers at once that the gateway is not ready.
+func (a *App) current() *running {
+	select {
+	case <-a.started:
+		return a.state.Load()
+	default:
+		return nil
+	}
+}
+
+// channels counts the channels with a live subscription.
+func (a *App) channels() int {
+	if run := a.current(); run != nil {
+		return run.hub.Channels()
+	}
+	return 0
+}
 
 // running returns the started app's state, waiting for Start to finish
 // if it is under way.

@@ -7,24 +7,12 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ssegate/ssegate/auth"
 )
 
-// DefaultChannelPattern admits dot-separated tokens of letters, digits,
-// '_' and '-'. Channel tokens become NATS subject tokens, so whatever a
-// configured pattern allows, wildcards and empty tokens are refused too.
-const DefaultChannelPattern = `^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`
-
-const maxChannelLen = 200
-
-// channelError is a client mistake in naming channels.
-type channelError struct {
-	code, detail string
-}
-
-func (e *channelError) Error() string { return e.code + ": " + e.detail }
-
 // channels reads, checks and de-duplicates the channels of r.
-func (h *Handler) channels(r *http.Request) ([]string, error) {
+func (h *Handler) channels(r *http.Request) ([]string, *auth.Error) {
 	var raw []string
 	switch {
 	case len(h.Channels) > 0:
@@ -41,7 +29,7 @@ func (h *Handler) channels(r *http.Request) ([]string, error) {
 		raw = r.URL.Query()[h.channelParam()]
 	}
 	if len(raw) > h.maxChannels() {
-		return nil, &channelError{"too_many_channels", fmt.Sprintf("at most %d channels per stream", h.maxChannels())}
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeTooManyChannels, Detail: fmt.Sprintf("at most %d channels per stream", h.maxChannels())}
 	}
 	seen := make(map[string]bool, len(raw))
 	out := make([]string, 0, len(raw))
@@ -57,34 +45,21 @@ func (h *Handler) channels(r *http.Request) ([]string, error) {
 	return out, nil
 }
 
-func (h *Handler) checkChannel(ch string) error {
-	if ch == "" || len(ch) > maxChannelLen || !h.channelRE.MatchString(ch) || !plainTokens(ch) {
-		return &channelError{"invalid_channel", fmt.Sprintf("channel %q is not a valid channel name", truncate(ch, 64))}
+// checkChannel refuses a channel that breaks the gateway's rule for
+// channel names (auth.ValidChannel) or the handler's channel_pattern.
+func (h *Handler) checkChannel(ch string) *auth.Error {
+	if !auth.ValidChannel(ch) || !h.channelRE.MatchString(ch) {
+		return auth.InvalidChannel(ch)
 	}
 	return nil
 }
 
-// plainTokens reports whether ch is non-empty dot-separated tokens without
-// NATS wildcards, whitespace or control characters.
-func plainTokens(ch string) bool {
-	for _, tok := range strings.Split(ch, ".") {
-		if tok == "" {
-			return false
-		}
-		for _, c := range tok {
-			if c <= ' ' || c == 0x7f || c == '*' || c == '>' {
-				return false
-			}
-		}
+// channelSubject checks a channel and maps it to its subject.
+func (h *Handler) channelSubject(ch string) (string, *auth.Error) {
+	if err := h.checkChannel(ch); err != nil {
+		return "", err
 	}
-	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return h.subject(ch), nil
 }
 
 func compileChannelPattern(p string) (*regexp.Regexp, error) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ssegate/ssegate/console"
 )
 
 func consoleGateway(t *testing.T) *gateway {
@@ -41,7 +43,7 @@ func TestConsoleServesItsPage(t *testing.T) {
 	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != "/events/console/?channel=demo" {
 		t.Fatalf("bare console path: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	for path, want := range map[string]string{"/": "text/html", "/console.js": "text/javascript", "/console.css": "text/css"} {
+	for path, want := range map[string]string{"/": "text/html", "/console.js": "text/javascript", "/console.css": "text/css", "/chart.js": "text/javascript"} {
 		resp, body := get(t, base+path, nil)
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || len(body) < 500 {
 			t.Errorf("%s: %d %q, %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
@@ -54,11 +56,11 @@ func TestConsoleServesItsPage(t *testing.T) {
 		}
 	}
 	resp, body := get(t, base+"/config.json", nil)
-	var cfg consoleConfig
+	var cfg console.Settings
 	if err := json.Unmarshal([]byte(body), &cfg); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("config.json: %d %q", resp.StatusCode, body)
 	}
-	if cfg != (consoleConfig{Stream: "/events/console/stream", ChannelParam: "channel", Publish: "/events/publish", Ticket: "/events/ticket"}) {
+	if cfg != (console.Settings{Stream: "/events/console/stream", ChannelParam: "channel", Publish: "/events/publish", Ticket: "/events/ticket"}) {
 		t.Fatalf("config.json: %+v", cfg)
 	}
 	// Bad requests under the console path: short JSON errors.
@@ -98,7 +100,7 @@ func TestConsoleStatsAreAggregatesForSignedInUsers(t *testing.T) {
 	open(t, g.h1Client(), eventsURL(g.httpURL, []string{"orders.secretcustomer"}, nil), nil)
 	open(t, g.h1Client(), eventsURL(g.httpURL, []string{"orders.secretcustomer", "demo"}, nil), nil)
 
-	var st stats
+	var st console.Stats
 	var body string
 	eventually(t, 10*time.Second, "figures with events per second", func() bool {
 		post(t, g.httpURL, "channel=demo", "tick", bearer(testPublishKey))

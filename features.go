@@ -1,27 +1,98 @@
 package ssegate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/console"
+	"github.com/ssegate/ssegate/internal/health"
+	publishing "github.com/ssegate/ssegate/publish"
 )
 
-// serveFeature serves the optional endpoints: publish, health and the
+// serveFeature routes the optional endpoints: publish, health and the
 // console. It reports whether r was one of them.
 func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, error) {
 	p := r.URL.Path
 	switch {
-	case h.Publish != nil && p == h.Publish.Path:
-		return true, h.servePublish(w, r)
+	case h.publish != nil && p == h.Publish.Path:
+		return true, h.publish.ServeHTTP(w, r)
 	case h.HealthPath != "" && p == h.HealthPath:
-		return true, h.serveHealth(w, r)
-	case h.ConsolePath != "" && p != h.ConsolePath+consoleStream &&
+		return true, h.health.ServeHTTP(w, r)
+	case h.console != nil && p != h.ConsolePath+console.StreamPath &&
 		(p == h.ConsolePath || strings.HasPrefix(p, h.ConsolePath+"/")):
-		return true, h.serveConsole(w, r)
+		return true, h.console.ServeHTTP(w, r)
 	}
 	return false, nil
+}
+
+// provisionFeatures sets up the optional endpoints, each with what it
+// needs of the handler and the app.
+func (h *Handler) provisionFeatures() error {
+	h.health = health.New(h.natsConn, h.app.Stream.Name, h.refusal.Named("health"))
+	if h.Publish != nil {
+		verifiesJWTs := h.Auth != nil && len(h.Auth.HMACKeys)+len(h.Auth.PublicKeys)+len(h.Auth.JWKS) > 0
+		if err := h.Publish.Validate(verifiesJWTs); err != nil {
+			return err
+		}
+		publishers, err := h.gate.Publishers(h.Publish.Keys)
+		if err != nil {
+			return err
+		}
+		h.publish = publishing.New(*h.Publish, publishing.Gateway{
+			Channel:    h.channelSubject,
+			Store:      h.store,
+			Publishers: publishers,
+			Log:        h.log,
+			Refuse:     h.refusal.Named("publish"),
+		})
+	}
+	if h.ConsolePath != "" {
+		paths := console.Paths{ChannelParam: h.channelParam()}
+		if h.Publish != nil {
+			paths.Publish = h.Publish.Path
+		}
+		if h.Auth != nil {
+			paths.Ticket = h.Auth.TicketPath
+		}
+		h.console = console.New(h.ConsolePath, paths, console.Sources{
+			Authenticated: func(r *http.Request) *auth.Error {
+				_, e := h.gate.Authenticated(r)
+				return e
+			},
+			Health:   h.health,
+			Clients:  h.app.metrics.openStreams,
+			Channels: h.app.channels,
+			Delivery: h.app.metrics.latency,
+		}, h.refusal.Named("console"))
+	}
+	return nil
+}
+
+// natsConn is the running app's NATS connection, without waiting for
+// Start: a health check during startup answers at once.
+func (h *Handler) natsConn() (*nats.Conn, jetstream.JetStream) {
+	if run := h.app.current(); run != nil {
+		return run.conn.NC, run.conn.JS
+	}
+	return nil, nil
+}
+
+// store is the running app's stream, for the publish endpoint.
+func (h *Handler) store(ctx context.Context) (publishing.Store, error) {
+	run, err := h.app.running(ctx)
+	if err != nil {
+		return publishing.Store{}, err
+	}
+	return publishing.Store{JS: run.conn.JS, Stream: h.app.Stream.Name,
+		MaxPayload: run.conn.NC.MaxPayload(), Epoch: run.history.Epoch()}, nil
 }
 
 // validateFeatures checks the optional endpoints' paths: exact paths,
@@ -45,12 +116,6 @@ func (h *Handler) validateFeatures() error {
 	}
 	var pub string
 	if h.Publish != nil {
-		if h.Publish.Path == "" {
-			return errors.New("publish: a path is required")
-		}
-		if h.Publish.MaxBody < 0 {
-			return errors.New("publish: max_body cannot be negative")
-		}
 		pub = h.Publish.Path
 	}
 	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath))

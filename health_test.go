@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssegate/ssegate/internal/health"
 	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 type healthReply struct {
 	status int
-	body   health
+	body   health.Report
 }
 
 func getHealth(t *testing.T, base string) healthReply {
@@ -51,7 +52,7 @@ func TestHealthFollowsNATSAndJetStream(t *testing.T) {
 		stream:  map[string]any{"storage": "file"},
 		nats:    map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(100 * time.Millisecond)},
 	})
-	ok := health{Status: "ok", NATS: "connected", JetStream: "ok"}
+	ok := health.Report{Status: "ok", NATS: "connected", JetStream: "ok"}
 	if h := getHealth(t, g.httpURL); h.status != http.StatusOK || h.body != ok {
 		t.Fatalf("healthy gateway: %+v", h)
 	}
@@ -99,6 +100,6 @@ func TestHealthFollowsNATSAndJetStream(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "503 without the stream", func() bool {
 		h := getHealth(t, g.httpURL)
-		return h.status == http.StatusServiceUnavailable && h.body == health{Status: "unavailable", NATS: "connected", JetStream: "stream_missing"}
+		return h.status == http.StatusServiceUnavailable && h.body == health.Report{Status: "unavailable", NATS: "connected", JetStream: "stream_missing"}
 	})
 }

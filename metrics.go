@@ -5,8 +5,11 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/session"
+	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -69,14 +72,15 @@ func newMetrics() *metrics {
 	// start and a rate() over it has a zero to begin from.
 	var (
 		knownProtocols = []string{"HTTP/1.1", "HTTP/2.0", "HTTP/3.0"}
-		knownEndings   = []string{"slow", "shutdown", "expired", "resync", "stream_recreated", "unavailable", "client_left"}
-		knownResets    = []string{"malformed", "stream_recreated", "unknown_position", "expired", "too_far_behind"}
+		knownEndings   = session.Endings()
+		knownResets    = []string{replay.ResetMalformed, replay.ResetStreamRecreated, replay.ResetUnknown, replay.ResetExpired, replay.ResetTooFarBehind}
 		knownRefusals  = []string{
 			auth.CodeUnauthenticated, auth.CodeInvalidToken, auth.CodeTokenExpired, auth.CodeTokenNotYetValid,
 			auth.CodeTokenTooLarge, auth.CodeUnknownKey, auth.CodeKeysUnavailable, auth.CodeTicketInvalid,
 			auth.CodeTicketUsed, auth.CodeTicketStoreUnavailable, auth.CodeAuthUnavailable, auth.CodeForbidden,
 			auth.CodeChannelForbidden, auth.CodeOriginForbidden, auth.CodeNoChannel, auth.CodeInvalidChannel,
 			auth.CodeBadRequest, auth.CodeMethodNotAllowed, auth.CodeTooManyConnections, auth.CodeTooManyChannels,
+			auth.CodeNotFound,
 		}
 	)
 	counter := func(name, help string) prometheus.Counter {
@@ -98,7 +102,7 @@ func newMetrics() *metrics {
 			Help: "Open event streams by HTTP protocol."}, []string{"proto"}),
 		refusals:       counterVec("refusals_total", "Requests refused before a stream opened, by error code.", "code", knownRefusals),
 		slow:           counter("slow_client_disconnects_total", "Streams ended because the client could not keep up; each resumes from its last id."),
-		backfilled:     counter("backfilled_events_total", "Live events that core NATS lost and the gateway recovered from JetStream."),
+		backfilled:     counter("backfilled_events_total", "Events that core NATS lost on the way and the gateway read back from JetStream for a local client."),
 		replayed:       counter("replayed_events_total", "Events sent from history to reconnecting clients."),
 		delivered:      counter("delivered_events_total", "Events written to clients, live and replayed."),
 		bytes:          counter("written_bytes_total", "Bytes written to event streams, heartbeats included."),
@@ -106,8 +110,8 @@ func newMetrics() *metrics {
 		ended:          counterVec("streams_ended_total", "Streams ended, by reason.", "reason", knownEndings),
 		natsConnected:  gauge("nats_connected", "1 while the gateway's NATS connection is up."),
 		reconnects:     counter("nats_reconnects_total", "Reconnections of the gateway's NATS connection."),
-		channels:       gauge("channel_subscriptions", "Channels with a live subscription on this instance."),
-		recovering:     gauge("channels_recovering", "Channels whose clients are held while missed events are read back."),
+		channels:       gauge("channel_subscriptions", "Channels with local clients on this instance."),
+		recovering:     gauge("channels_recovering", "Channels whose clients wait while events that core NATS lost are read back: all of them, or none."),
 		replaysWaiting: gauge("replays_waiting", "Replays waiting for a slot (replay_concurrency) or for their share of replay_budget."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
 			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
@@ -122,6 +126,39 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.clients, m.connections, m.refusals, m.slow, m.backfilled, m.replayed,
 		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting}
+}
+
+// refused counts a request refused before a stream opened.
+func (m *metrics) refused(code string) { m.refusals.WithLabelValues(code).Inc() }
+
+// openStreams reads the clients gauge, for the console's figures.
+func (m *metrics) openStreams() int {
+	var d dto.Metric
+	if m.clients.Write(&d) != nil {
+		return 0
+	}
+	return int(d.GetGauge().GetValue())
+}
+
+// session counts what the sessions do.
+func (m *metrics) session() session.Metrics {
+	return session.Metrics{
+		Opened: func(proto string) {
+			m.clients.Inc()
+			m.connections.WithLabelValues(proto).Inc()
+		},
+		Closed: func(proto string) {
+			m.clients.Dec()
+			m.connections.WithLabelValues(proto).Dec()
+		},
+		Replayed:  m.replayed.Inc,
+		Delivered: func(n int) { m.delivered.Add(float64(n)) },
+		Written:   func(n int) { m.bytes.Add(float64(n)) },
+		Latency:   m.latency.Observe,
+		Reset:     func(reason string) { m.resets.WithLabelValues(reason).Inc() },
+		Ended:     func(reason string) { m.ended.WithLabelValues(reason).Inc() },
+		Slow:      m.slow.Inc,
+	}
 }
 
 func (m *metrics) hub() upstream.Metrics {

@@ -194,11 +194,11 @@ func checkPublishOnly(t *testing.T, g *gateway, nc *nats.Conn, denied violations
 }
 
 // TestProductionNATSPermissions runs the gateway against a nats-server
-// configured with the README's users, verbatim: the gateway works through
+// configured with the users of docs/security.md, verbatim: the gateway works through
 // them, and the backend user can publish events and nothing more.
 func TestProductionNATSPermissions(t *testing.T) {
 	conf := filepath.Join("testdata", "nats-production.conf")
-	checkREADMEHolds(t, conf)
+	checkDocHolds(t, conf, filepath.Join("docs", "security.md"))
 	gatewayPass, backendPass := "gateway-"+rand.Text(), "backend-"+rand.Text()
 	t.Setenv("SSEGATE_NATS_PASSWORD", gatewayPass)
 	t.Setenv("BACKEND_NATS_PASSWORD", backendPass)
@@ -207,7 +207,7 @@ func TestProductionNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts.Host, opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, t.TempDir(), true, true
-	// The test's own eyes; not part of the README's set.
+	// The test's own eyes; not part of the documented set.
 	adminPass := rand.Text()
 	opts.Users = append(opts.Users, &server.User{Username: "test-admin", Password: adminPass})
 	ns, err := server.NewServer(opts)
@@ -250,7 +250,7 @@ func TestProductionNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Contains(strings.ToLower(string(logs)), "permissions violation") {
-		t.Errorf("the gateway hit a permissions violation; the README's permission set is short of something:\n%s", grepLines(string(logs), "iolation"))
+		t.Errorf("the gateway hit a permissions violation; the permission set of docs/security.md is short of something:\n%s", grepLines(string(logs), "iolation"))
 	}
 	if strings.Contains(string(logs), gatewayPass) {
 		t.Error("the gateway's NATS password is in the logs")
@@ -303,20 +303,20 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "")
 }
 
-// checkREADMEHolds fails when the README's copy of a config file differs
-// from the file the tests run.
-func checkREADMEHolds(t *testing.T, file string) {
+// checkDocHolds fails when the documentation's copy of a config file
+// differs from the file the tests run.
+func checkDocHolds(t *testing.T, file, doc string) {
 	t.Helper()
 	want, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile("README.md")
+	text, err := os.ReadFile(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```\n"+string(want)+"```\n") {
-		t.Errorf("README.md does not hold %s verbatim in a code block", file)
+	if !strings.Contains(string(text), "```\n"+string(want)+"```\n") {
+		t.Errorf("%s does not hold %s verbatim in a code block", doc, file)
 	}
 }
 

@@ -3,6 +3,7 @@
 package ssegate
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -17,7 +18,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
-	"github.com/ssegate/ssegate/internal/ratelog"
+	"github.com/ssegate/ssegate/console"
+	"github.com/ssegate/ssegate/internal/health"
+	"github.com/ssegate/ssegate/internal/refusal"
+	"github.com/ssegate/ssegate/internal/session"
+	publishing "github.com/ssegate/ssegate/publish"
 	"github.com/ssegate/ssegate/replay"
 )
 
@@ -55,7 +60,7 @@ type Handler struct {
 
 	// Publish enables publishing events with POST (README: Publishing
 	// over HTTP).
-	Publish *PublishConfig `json:"publish,omitempty"`
+	Publish *publishing.Config `json:"publish,omitempty"`
 	// HealthPath serves a readiness check for load balancers.
 	HealthPath string `json:"health_path,omitempty"`
 	// ConsolePath serves the live console page and its figures.
@@ -73,32 +78,46 @@ type Handler struct {
 	// HTTP1Takeover serves HTTP/1.1 streams from the connection itself
 	// once the headers are out, for far less memory per idle stream. It
 	// gives up an encoder in front, the access log's duration and size,
-	// and the server's timeouts (see takeover.go). Default off.
+	// and the server's timeouts (see internal/session/takeover.go).
+	// Default off.
 	HTTP1Takeover bool `json:"http1_takeover,omitempty"`
 	// ReplayLimit caps the events replayed to one connection; a client
 	// further behind gets a reset event. Default 10000.
 	ReplayLimit int `json:"replay_limit,omitempty"`
 
-	app *App
-	log *zap.Logger
-	// unavailable limits the warnings of streams that NATS cannot serve.
-	unavailable *ratelog.Limiter
-	channelRE   *regexp.Regexp
-	gate        *auth.Gate
+	app       *App
+	log       *zap.Logger
+	channelRE *regexp.Regexp
+	gate      *auth.Gate
+	sessions  *session.Server
+	refusal   refusal.Refuser
 
-	publishers *auth.Publishers
-	probe      *jsProbe
-	buffers    *bufferPool
+	// The optional endpoints; nil when off.
+	publish *publishing.Endpoint
+	health  *health.Checker
+	console *console.Console
 }
 
-// Defaults.
+// Defaults of the handler's and the app's settings, all in one place.
+// The packages' own configs keep theirs (publish.DefaultMaxBody,
+// replay.DefaultPullBytes, replay.DefaultBudget).
 const (
-	DefaultSubject     = "events.{channel}"
-	DefaultHeartbeat   = 15 * time.Second
-	DefaultRetry       = 2 * time.Second
-	DefaultQueueSize   = 256
-	DefaultMaxChannels = 16
-	DefaultReplayLimit = 10000
+	DefaultChannelParam = "channel"
+	DefaultSubject      = "events.{channel}"
+	// DefaultChannelPattern admits dot-separated tokens of letters,
+	// digits, '_' and '-'. Channel tokens become NATS subject tokens, so
+	// whatever a configured pattern allows, wildcards and empty tokens
+	// are refused too.
+	DefaultChannelPattern = `^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`
+	DefaultMaxChannels    = 16
+	DefaultHeartbeat      = 15 * time.Second
+	DefaultRetry          = 2 * time.Second
+	DefaultQueueSize      = 256
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultReplayLimit    = 10000
+
+	DefaultStartTimeout      = 30 * time.Second
+	DefaultReplayConcurrency = 64
 )
 
 // CaddyModule returns the Caddy module information.
@@ -112,19 +131,25 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults and links the handler to the ssegate app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
-	h.unavailable = ratelog.New(1, 10)
-	h.buffers = new(bufferPool)
 	appIface, err := ctx.App("ssegate")
 	if err != nil {
 		return fmt.Errorf("loading ssegate app: %w", err)
 	}
 	h.app = appIface.(*App)
+	h.refusal = refusal.New(h.log, h.app.metrics.refused)
+	h.sessions = session.New(session.Config{
+		Heartbeat:     h.heartbeat(),
+		Retry:         h.retry(),
+		WriteTimeout:  h.writeTimeout(),
+		ReplayLimit:   h.replayLimit(),
+		HTTP1Takeover: h.HTTP1Takeover,
+	}, h.app.metrics.session(), h.log)
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
 		// A graceful shutdown waits for every open request, and an event
 		// stream never finishes by itself: with Caddy's default eternal
 		// grace period, exiting would hang if the http app stopped before
 		// ours. So streams end as soon as their server starts to shut down.
-		srv.RegisterOnShutdown(h.app.endStreams)
+		srv.RegisterOnShutdown(h.app.endSessions)
 	}
 	if h.channelRE, err = compileChannelPattern(h.ChannelPattern); err != nil {
 		return err
@@ -184,17 +209,19 @@ func (h *Handler) Validate() error {
 	return h.validateFeatures()
 }
 
-func (h *Handler) channelParam() string    { return or(h.ChannelParam, "channel") }
-func (h *Handler) subjectTemplate() string { return or(h.Subject, DefaultSubject) }
-func (h *Handler) maxChannels() int        { return orInt(h.MaxChannels, DefaultMaxChannels) }
-func (h *Handler) queueSize() int          { return orInt(h.QueueSize, DefaultQueueSize) }
-func (h *Handler) replayLimit() int        { return orInt(h.ReplayLimit, DefaultReplayLimit) }
+func (h *Handler) channelParam() string    { return cmp.Or(h.ChannelParam, DefaultChannelParam) }
+func (h *Handler) subjectTemplate() string { return cmp.Or(h.Subject, DefaultSubject) }
+func (h *Handler) maxChannels() int        { return cmp.Or(h.MaxChannels, DefaultMaxChannels) }
+func (h *Handler) queueSize() int          { return cmp.Or(h.QueueSize, DefaultQueueSize) }
+func (h *Handler) replayLimit() int        { return cmp.Or(h.ReplayLimit, DefaultReplayLimit) }
 func (h *Handler) heartbeat() time.Duration {
-	return orDuration(h.Heartbeat, DefaultHeartbeat)
+	return time.Duration(cmp.Or(h.Heartbeat, caddy.Duration(DefaultHeartbeat)))
 }
-func (h *Handler) retry() time.Duration { return orDuration(h.Retry, DefaultRetry) }
+func (h *Handler) retry() time.Duration {
+	return time.Duration(cmp.Or(h.Retry, caddy.Duration(DefaultRetry)))
+}
 func (h *Handler) writeTimeout() time.Duration {
-	return orDuration(h.WriteTimeout, 10*time.Second)
+	return time.Duration(cmp.Or(h.WriteTimeout, caddy.Duration(DefaultWriteTimeout)))
 }
 
 // ServeHTTP refuses bad requests with a status and a short JSON body before
@@ -217,30 +244,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	h.gate.ApplyCORS(w, r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		return h.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "event streams are opened with GET")
+		return h.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "event streams are opened with GET")
 	}
-	channels, err := h.channels(r)
-	if err != nil {
-		ce := err.(*channelError)
-		return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
+	channels, cerr := h.channels(r)
+	if cerr != nil {
+		return h.refusal.Refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
 	}
 	adm, aerr := h.gate.Admit(r, channels)
 	if aerr != nil {
-		h.app.metrics.refusals.WithLabelValues(aerr.Code).Inc()
+		h.app.metrics.refused(aerr.Code)
 		aerr.Write(w)
 		return nil
 	}
 	subjects := make([]string, len(adm.Channels))
 	for i, ch := range adm.Channels {
-		if err := h.checkChannel(ch); err != nil {
+		subject, cerr := h.channelSubject(ch)
+		if cerr != nil {
 			adm.Release()
-			ce := err.(*channelError)
-			return h.refuse(w, r, http.StatusBadRequest, ce.code, ce.detail)
+			return h.refusal.Refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
 		}
-		subjects[i] = h.subject(ch)
+		subjects[i] = subject
 	}
 	// The stream owns the admission from here, and releases it at its end.
-	h.serveStream(w, r, subjects, lastEventID(r), adm)
+	h.serveSession(w, r, subjects, lastEventID(r), adm)
 	return nil
 }
 
@@ -251,41 +277,6 @@ func lastEventID(r *http.Request) string {
 		return v
 	}
 	return r.URL.Query().Get("last_event_id")
-}
-
-// refuse answers a request that will not get a stream. The log line names
-// the reason and the path, never the query, which may carry a ticket.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
-	h.log.Info("stream refused",
-		zap.Int("status", status),
-		zap.String("error", code),
-		zap.String("detail", detail),
-		zap.String("path", r.URL.Path),
-		zap.String("remote", r.RemoteAddr))
-	h.app.metrics.refusals.WithLabelValues(code).Inc()
-	(&auth.Error{Status: status, Code: code, Detail: detail}).Write(w)
-	return nil
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func orInt(n, def int) int {
-	if n == 0 {
-		return def
-	}
-	return n
-}
-
-func orDuration(d caddy.Duration, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return time.Duration(d)
 }
 
 // Interface guards.

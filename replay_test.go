@@ -303,8 +303,10 @@ func TestSlowClientResumesWithoutLoss(t *testing.T) {
 		if err != nil {
 			break
 		}
-		got = append(got, seqOf(t, ev.LastEventID))
 		last = ev.LastEventID
+		if ev.Data != "" {
+			got = append(got, seqOf(t, ev.LastEventID))
+		}
 	}
 	if len(got) >= events {
 		t.Fatalf("the slow client got all %d events; the test proves nothing", len(got))

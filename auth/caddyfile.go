@@ -1,104 +1,99 @@
 package auth
 
 import (
-	"strconv"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/ssegate/ssegate/internal/caddyargs"
 )
 
 // UnmarshalCaddyfile parses an `auth { ... }` block; d is on the `auth`
 // token. Values are kept as written ({env.X} included) and resolved by
 // NewGate, so the adapted JSON does not hold secrets.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
 	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		dir := d.Val()
-		switch dir {
-		case "hmac_secret", "public_key", "jwks", "audience", "public", "cors_origins":
-		default:
-			if seen[dir] {
-				return d.Errf("%s given more than once", dir)
-			}
+	return caddyargs.Block(d, func(dir string) error {
+		if seen[dir] && !repeatable(dir) {
+			return d.Errf("%s given more than once", dir)
 		}
 		seen[dir] = true
-		var err error
-		switch dir {
-		case "hmac_secret":
-			err = c.parseHMAC(d)
-		case "public_key":
-			var k PublicKey
-			k.Key, k.Alg, k.KID, err = parseKeyArgs(d)
-			c.PublicKeys = append(c.PublicKeys, k)
-		case "ticket_signing_key":
-			var k SigningKey
-			k.Key, k.Alg, k.KID, err = parseKeyArgs(d)
-			c.TicketSigningKey = &k
-		case "jwks":
-			err = c.parseJWKS(d)
-		case "audience":
-			err = restArgs(d, &c.Audience)
-		case "public":
-			err = restArgs(d, &c.Public)
-		case "cors_origins":
-			err = restArgs(d, &c.CORSOrigins)
-		case "issuer":
-			err = oneArg(d, &c.Issuer)
-		case "cookie":
-			err = oneArg(d, &c.Cookie)
-			if c.Cookie == "off" {
-				c.Cookie, c.DisableCookie = "", true
-			}
-		case "bearer":
-			var v string
-			if err = oneArg(d, &v); err == nil {
-				switch v {
-				case "on":
-					c.DisableBearer = false
-				case "off":
-					c.DisableBearer = true
-				default:
-					err = d.Errf("bearer: expected on or off, got %q", v)
-				}
-			}
-		case "ticket_param":
-			err = oneArg(d, &c.TicketParam)
-		case "ticket_bucket":
-			err = oneArg(d, &c.TicketBucket)
-		case "ticket_path":
-			err = oneArg(d, &c.TicketPath)
-		case "leeway":
-			err = durArg(d, &c.Leeway)
-		case "ticket_lifetime":
-			err = durArg(d, &c.TicketLifetime)
-		case "ticket_max_lifetime":
-			err = durArg(d, &c.TicketMaxLifetime)
-		case "max_token_bytes":
-			err = intArg(d, &c.MaxTokenBytes)
-		case "max_connections":
-			err = intArg(d, &c.MaxConnections)
-		case "max_connections_per_subject":
-			err = intArg(d, &c.MaxConnectionsPerSubject)
-		case "auth_url":
-			err = c.parseCallout(d)
-		default:
-			return d.Errf("unknown auth subdirective %q", dir)
+		handled, err := c.unmarshalKey(d, dir)
+		if !handled {
+			err = c.unmarshalOption(d, dir)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	})
+}
+
+// repeatable says whether a subdirective may be given more than once:
+// the lists and the keys.
+func repeatable(dir string) bool {
+	switch dir {
+	case "hmac_secret", "public_key", "jwks", "audience", "public", "cors_origins":
+		return true
 	}
-	return nil
+	return false
+}
+
+// unmarshalKey reads a line that names a key, and reports whether it was
+// one.
+func (c *Config) unmarshalKey(d *caddyfile.Dispenser, dir string) (bool, error) {
+	var err error
+	switch dir {
+	case "hmac_secret":
+		err = c.parseHMAC(d)
+	case "public_key":
+		var k PublicKey
+		k.Key, k.Alg, k.KID, err = parseKeyArgs(d)
+		c.PublicKeys = append(c.PublicKeys, k)
+	case "ticket_signing_key":
+		var k SigningKey
+		k.Key, k.Alg, k.KID, err = parseKeyArgs(d)
+		c.TicketSigningKey = &k
+	case "jwks":
+		err = c.parseJWKS(d)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// unmarshalOption reads any other line of the block.
+func (c *Config) unmarshalOption(d *caddyfile.Dispenser, dir string) error {
+	fields := caddyargs.Fields{
+		String: map[string]*string{"issuer": &c.Issuer, "ticket_param": &c.TicketParam,
+			"ticket_bucket": &c.TicketBucket, "ticket_path": &c.TicketPath},
+		Strings: map[string]*[]string{"audience": &c.Audience, "public": &c.Public, "cors_origins": &c.CORSOrigins},
+		Duration: map[string]*caddy.Duration{"leeway": &c.Leeway, "ticket_lifetime": &c.TicketLifetime,
+			"ticket_max_lifetime": &c.TicketMaxLifetime},
+		NonNegativeInt: map[string]*int{"max_token_bytes": &c.MaxTokenBytes, "max_connections": &c.MaxConnections,
+			"max_connections_per_subject": &c.MaxConnectionsPerSubject},
+	}
+	if ok, err := fields.Read(d, dir); ok {
+		return err
+	}
+	switch dir {
+	case "cookie":
+		err := caddyargs.String(d, &c.Cookie)
+		if c.Cookie == "off" {
+			c.Cookie, c.DisableCookie = "", true
+		}
+		return err
+	case "bearer":
+		on, err := caddyargs.OnOff(d)
+		c.DisableBearer = err == nil && !on
+		return err
+	case "auth_url":
+		return c.parseCallout(d)
+	}
+	return d.Errf("unknown auth subdirective %q", dir)
 }
 
 // hmac_secret <secret> [HS256|HS384|HS512] [kid <kid>]
 func (c *Config) parseHMAC(d *caddyfile.Dispenser) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
+	var args []string
+	if err := caddyargs.Strings(d, &args); err != nil {
+		return err
 	}
 	k := HMACKey{Secret: args[0]}
 	rest := args[1:]
@@ -137,9 +132,9 @@ func parseKeyArgs(d *caddyfile.Dispenser) (key, alg, kid string, err error) {
 
 // jwks <url> [refresh <dur>] [algs <alg>...]
 func (c *Config) parseJWKS(d *caddyfile.Dispenser) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
+	var args []string
+	if err := caddyargs.Strings(d, &args); err != nil {
+		return err
 	}
 	s := JWKSSource{URL: args[0]}
 	rest := args[1:]
@@ -176,86 +171,44 @@ func (c *Config) parseJWKS(d *caddyfile.Dispenser) error {
 // cache_ttl <dur>; cache_size <n>; max_concurrent <n> }
 func (c *Config) parseCallout(d *caddyfile.Dispenser) error {
 	a := &Callout{}
-	if err := oneArg(d, &a.URL); err != nil {
+	if err := caddyargs.String(d, &a.URL); err != nil {
 		return err
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "forward_headers":
-			err = restArgs(d, &a.ForwardHeaders)
-		case "timeout":
-			err = durArg(d, &a.Timeout)
-		case "cache_ttl":
-			var v string
-			if err = oneArg(d, &v); err == nil {
-				if v == "off" {
-					a.CacheTTL = caddy.Duration(-1)
-				} else if dur, perr := caddy.ParseDuration(v); perr != nil || dur <= 0 {
-					err = d.Errf("cache_ttl: invalid duration %q", v)
-				} else {
-					a.CacheTTL = caddy.Duration(dur)
-				}
-			}
-		case "cache_size":
-			err = intArg(d, &a.CacheSize)
-		case "session_cookies":
-			err = restArgs(d, &a.SessionCookies)
-		case "max_concurrent":
-			err = intArg(d, &a.MaxConcurrent)
-		default:
-			return d.Errf("unknown auth_url subdirective %q", d.Val())
-		}
-		if err != nil {
+	fields := caddyargs.Fields{
+		Strings:        map[string]*[]string{"forward_headers": &a.ForwardHeaders, "session_cookies": &a.SessionCookies},
+		Duration:       map[string]*caddy.Duration{"timeout": &a.Timeout},
+		NonNegativeInt: map[string]*int{"cache_size": &a.CacheSize, "max_concurrent": &a.MaxConcurrent},
+	}
+	err := caddyargs.Lines(d, func(key string) error {
+		if ok, err := fields.Read(d, key); ok {
 			return err
 		}
+		if key == "cache_ttl" {
+			return parseCacheTTL(d, &a.CacheTTL)
+		}
+		return d.Errf("unknown auth_url subdirective %q", key)
+	})
+	if err != nil {
+		return err
 	}
 	c.AuthURL = a
 	return nil
 }
 
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	args := d.RemainingArgs()
-	if len(args) != 1 {
-		return d.ArgErr()
-	}
-	*dst = args[0]
-	return nil
-}
-
-func restArgs(d *caddyfile.Dispenser, dst *[]string) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
-	}
-	*dst = append(*dst, args...)
-	return nil
-}
-
-func durArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	dir := d.Val()
+// parseCacheTTL reads a duration, or off for no caching.
+func parseCacheTTL(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	var v string
-	if err := oneArg(d, &v); err != nil {
+	if err := caddyargs.String(d, &v); err != nil {
 		return err
+	}
+	if v == "off" {
+		*dst = caddy.Duration(-1)
+		return nil
 	}
 	dur, err := caddy.ParseDuration(v)
 	if err != nil || dur <= 0 {
-		return d.Errf("%s: invalid duration %q", dir, v)
+		return d.Errf("cache_ttl: invalid duration %q", v)
 	}
 	*dst = caddy.Duration(dur)
-	return nil
-}
-
-func intArg(d *caddyfile.Dispenser, dst *int) error {
-	dir := d.Val()
-	var v string
-	if err := oneArg(d, &v); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return d.Errf("%s: expected a non-negative integer, got %q", dir, v)
-	}
-	*dst = n
 	return nil
 }

@@ -153,26 +153,51 @@ type settings struct {
 
 func (c Config) resolve() (settings, error) {
 	repl := caddy.NewReplacer()
-	s := settings{Config: c}
 	rep := func(v string) string { return repl.ReplaceKnown(v, "") }
+	s := settings{Config: c}
+	if err := s.resolveKeys(rep); err != nil {
+		return s, err
+	}
+	if err := s.resolveCredentials(); err != nil {
+		return s, err
+	}
+	if err := s.checkAccess(); err != nil {
+		return s, err
+	}
+	if c.AuthURL != nil {
+		a, err := resolveCallout(*c.AuthURL, rep, s.Cookie)
+		if err != nil {
+			return s, err
+		}
+		s.calloutTimeout = time.Duration(cmp.Or(a.Timeout, caddy.Duration(defaultCalloutTimeout)))
+		s.calloutTTL = time.Duration(cmp.Or(a.CacheTTL, caddy.Duration(defaultCalloutCacheTTL)))
+		s.AuthURL = &a
+	}
+	return s, nil
+}
 
-	s.HMACKeys = make([]HMACKey, len(c.HMACKeys))
-	for i, k := range c.HMACKeys {
+// resolveKeys resolves the placeholders of the keys, the audience and the
+// issuer, and applies the JWKS sources' defaults.
+func (s *settings) resolveKeys(rep func(string) string) error {
+	hmacKeys := make([]HMACKey, len(s.HMACKeys))
+	for i, k := range s.HMACKeys {
 		k.Secret, k.KID = rep(k.Secret), rep(k.KID)
-		s.HMACKeys[i] = k
+		hmacKeys[i] = k
 	}
-	s.PublicKeys = make([]PublicKey, len(c.PublicKeys))
-	for i, k := range c.PublicKeys {
+	s.HMACKeys = hmacKeys
+	publicKeys := make([]PublicKey, len(s.PublicKeys))
+	for i, k := range s.PublicKeys {
 		k.Key, k.KID = rep(k.Key), rep(k.KID)
-		s.PublicKeys[i] = k
+		publicKeys[i] = k
 	}
-	if c.TicketSigningKey != nil {
-		k := *c.TicketSigningKey
+	s.PublicKeys = publicKeys
+	if s.TicketSigningKey != nil {
+		k := *s.TicketSigningKey
 		k.Key, k.KID = rep(k.Key), rep(k.KID)
 		s.TicketSigningKey = &k
 	}
-	s.JWKS = make([]JWKSSource, len(c.JWKS))
-	for i, j := range c.JWKS {
+	jwks := make([]JWKSSource, len(s.JWKS))
+	for i, j := range s.JWKS {
 		j.URL = rep(j.URL)
 		if len(j.Algs) == 0 {
 			j.Algs = defaultJWKSAlgs
@@ -180,89 +205,82 @@ func (c Config) resolve() (settings, error) {
 		if j.Refresh <= 0 {
 			j.Refresh = caddy.Duration(defaultJWKSRefresh)
 		}
-		s.JWKS[i] = j
+		jwks[i] = j
 		u, err := url.Parse(j.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return s, fmt.Errorf("auth: jwks url %d is not an http(s) URL", i)
+			return fmt.Errorf("auth: jwks url %d is not an http(s) URL", i)
 		}
 		for _, a := range j.Algs {
 			if !isAsymmetric(a) {
-				return s, fmt.Errorf("auth: jwks alg %q is not an asymmetric JWS algorithm", a)
+				return fmt.Errorf("auth: jwks alg %q is not an asymmetric JWS algorithm", a)
 			}
 		}
 	}
-	s.Audience = make([]string, len(c.Audience))
-	for i, a := range c.Audience {
-		s.Audience[i] = rep(a)
+	s.JWKS = jwks
+	audience := make([]string, len(s.Audience))
+	for i, a := range s.Audience {
+		audience[i] = rep(a)
 	}
-	s.Issuer = rep(c.Issuer)
+	s.Audience = audience
+	s.Issuer = rep(s.Issuer)
+	return nil
+}
 
-	s.leeway = time.Duration(c.Leeway)
-	if c.Leeway == 0 {
-		s.leeway = defaultLeeway
-	}
+// resolveCredentials applies the defaults of how credentials are carried
+// and how long they last, and checks their bounds.
+func (s *settings) resolveCredentials() error {
+	s.leeway = time.Duration(cmp.Or(s.Leeway, caddy.Duration(defaultLeeway)))
 	if s.leeway < 0 || s.leeway > 5*time.Minute {
-		return s, errors.New("auth: leeway must be between 0 and 5m")
+		return errors.New("auth: leeway must be between 0 and 5m")
 	}
-	if s.MaxTokenBytes == 0 {
-		s.MaxTokenBytes = defaultMaxTokenBytes
-	}
+	s.MaxTokenBytes = cmp.Or(s.MaxTokenBytes, defaultMaxTokenBytes)
 	if s.MaxTokenBytes < 256 {
-		return s, errors.New("auth: max_token_bytes must be at least 256")
+		return errors.New("auth: max_token_bytes must be at least 256")
 	}
-	if s.Cookie == "" {
-		s.Cookie = defaultCookie
-	}
+	s.Cookie = cmp.Or(s.Cookie, defaultCookie)
 	if !validCookieName(s.Cookie) {
-		return s, fmt.Errorf("auth: invalid cookie name %q", s.Cookie)
+		return fmt.Errorf("auth: invalid cookie name %q", s.Cookie)
 	}
-	if s.TicketParam == "" {
-		s.TicketParam = defaultTicketParam
-	}
-	if s.TicketBucket == "" {
-		s.TicketBucket = defaultTicketBucket
-	}
+	s.TicketParam = cmp.Or(s.TicketParam, defaultTicketParam)
+	s.TicketBucket = cmp.Or(s.TicketBucket, defaultTicketBucket)
 	if !validBucket(s.TicketBucket) {
-		return s, fmt.Errorf("auth: invalid ticket_bucket %q", s.TicketBucket)
+		return fmt.Errorf("auth: invalid ticket_bucket %q", s.TicketBucket)
 	}
-	s.ticketMax = durOr(c.TicketMaxLifetime, defaultTicketMaxLifetime)
-	s.ticketLife = durOr(c.TicketLifetime, defaultTicketLifetime)
+	s.ticketMax = time.Duration(cmp.Or(s.TicketMaxLifetime, caddy.Duration(defaultTicketMaxLifetime)))
+	s.ticketLife = time.Duration(cmp.Or(s.TicketLifetime, caddy.Duration(defaultTicketLifetime)))
 	if s.ticketLife > s.ticketMax {
-		return s, errors.New("auth: ticket_lifetime exceeds ticket_max_lifetime")
+		return errors.New("auth: ticket_lifetime exceeds ticket_max_lifetime")
 	}
 	if s.ticketMax > 10*time.Minute {
-		return s, errors.New("auth: ticket_max_lifetime must be at most 10m")
+		return errors.New("auth: ticket_max_lifetime must be at most 10m")
 	}
 	if s.TicketPath != "" && !strings.HasPrefix(s.TicketPath, "/") {
-		return s, errors.New("auth: ticket_path must start with /")
+		return errors.New("auth: ticket_path must start with /")
 	}
+	return nil
+}
+
+// checkAccess checks the public patterns, the CORS origins and the
+// connection limits.
+func (s *settings) checkAccess() error {
 	for _, p := range s.Public {
 		if err := checkPatternTemplate(p); err != nil || strings.Contains(p, subPlaceholder) {
-			return s, fmt.Errorf("auth: invalid public pattern %q", p)
+			return fmt.Errorf("auth: invalid public pattern %q", p)
 		}
 	}
 	for _, o := range s.CORSOrigins {
 		if o == "*" || o == "null" {
-			return s, fmt.Errorf("auth: cors origin %q cannot be used with credentials", o)
+			return fmt.Errorf("auth: cors origin %q cannot be used with credentials", o)
 		}
 		u, err := url.Parse(o)
 		if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
-			return s, fmt.Errorf("auth: cors origin %q must be scheme://host[:port]", o)
+			return fmt.Errorf("auth: cors origin %q must be scheme://host[:port]", o)
 		}
 	}
 	if s.MaxConnections < 0 || s.MaxConnectionsPerSubject < 0 {
-		return s, errors.New("auth: connection limits must not be negative")
+		return errors.New("auth: connection limits must not be negative")
 	}
-	if c.AuthURL != nil {
-		a, err := resolveCallout(*c.AuthURL, rep, s.Cookie)
-		if err != nil {
-			return s, err
-		}
-		s.calloutTimeout = durOr(a.Timeout, defaultCalloutTimeout)
-		s.calloutTTL = durOr(a.CacheTTL, defaultCalloutCacheTTL)
-		s.AuthURL = &a
-	}
-	return s, nil
+	return nil
 }
 
 // resolveCallout applies auth_url's defaults; the session cookie defaults
@@ -294,13 +312,6 @@ func resolveCallout(a Callout, rep func(string) string, cookie string) (Callout,
 		}
 	}
 	return a, nil
-}
-
-func durOr(d caddy.Duration, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return time.Duration(d)
 }
 
 func validCookieName(n string) bool {

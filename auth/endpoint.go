@@ -145,7 +145,7 @@ func ticketChannels(r *http.Request) ([]string, *Error) {
 	}
 	for _, ch := range chans {
 		if !ValidChannel(ch) {
-			return nil, newError(http.StatusBadRequest, CodeInvalidChannel, fmt.Sprintf("invalid channel name %q", clip(ch)))
+			return nil, InvalidChannel(ch)
 		}
 	}
 	return chans, nil

@@ -1,8 +1,9 @@
 package auth
 
 import (
-	"encoding/json"
 	"net/http"
+
+	"github.com/ssegate/ssegate/internal/jsonout"
 )
 
 // Error is a refusal that the handler sends before any stream byte. Its
@@ -39,6 +40,15 @@ const (
 	CodeMethodNotAllowed       = "method_not_allowed"
 	CodeTooManyConnections     = "too_many_connections"
 	CodeTooManyChannels        = "too_many_channels"
+	CodeNotFound               = "not_found"
+
+	// The publish endpoint's own.
+	CodeBodyTooLarge          = "body_too_large"
+	CodeEmptyData             = "empty_data"
+	CodeInvalidData           = "invalid_data"
+	CodeInvalidEvent          = "invalid_event"
+	CodeInvalidIdempotencyKey = "invalid_idempotency_key"
+	CodeUnavailable           = "unavailable"
 )
 
 // challenge is the RFC 6750 WWW-Authenticate value of a 401. A request
@@ -77,7 +87,7 @@ func (e *Error) Write(w http.ResponseWriter) {
 		h.Set("WWW-Authenticate", c)
 	}
 	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(struct {
+	_ = jsonout.Encode(w, struct {
 		Error  string `json:"error"`
 		Detail string `json:"detail,omitempty"`
 	}{e.Code, e.Detail})

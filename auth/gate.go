@@ -90,32 +90,9 @@ func NewGate(cfg Config, opts ...Option) (*Gate, error) {
 		return nil, err
 	}
 	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
-
-	var static []verifyKey
-	for i, k := range s.HMACKeys {
-		vk, err := loadHMAC(k)
-		if err != nil {
-			return nil, fmt.Errorf("auth: hmac key %d: %w", i, err)
-		}
-		static = append(static, vk)
-		if g.signer == nil {
-			g.signer = &signer{method: jwt.GetSigningMethod(vk.alg), kid: vk.kid, key: vk.key}
-		}
-	}
-	for i, k := range s.PublicKeys {
-		vk, err := loadPublic(k)
-		if err != nil {
-			return nil, fmt.Errorf("auth: public key %d: %w", i, err)
-		}
-		static = append(static, vk)
-	}
-	if s.TicketSigningKey != nil {
-		sg, vk, err := loadSigning(*s.TicketSigningKey)
-		if err != nil {
-			return nil, fmt.Errorf("auth: ticket_signing_key: %w", err)
-		}
-		g.signer = &sg
-		static = append(static, vk)
+	static, err := g.loadKeys()
+	if err != nil {
+		return nil, err
 	}
 	if len(static) == 0 && len(s.JWKS) == 0 && s.AuthURL == nil && len(s.Public) == 0 {
 		return nil, errors.New("auth: no keys, auth_url or public channels: nothing could ever be admitted")
@@ -143,6 +120,38 @@ func NewGate(cfg Config, opts ...Option) (*Gate, error) {
 		g.callout = newCallout(*s.AuthURL, s.calloutTimeout, s.calloutTTL, o.hc, o.now, o.log)
 	}
 	return g, nil
+}
+
+// loadKeys loads the static verification keys and picks the ticket
+// signer: the ticket signing key, or else the first HMAC key.
+func (g *Gate) loadKeys() ([]verifyKey, error) {
+	var static []verifyKey
+	for i, k := range g.s.HMACKeys {
+		vk, err := loadHMAC(k)
+		if err != nil {
+			return nil, fmt.Errorf("auth: hmac key %d: %w", i, err)
+		}
+		static = append(static, vk)
+		if g.signer == nil {
+			g.signer = &signer{method: jwt.GetSigningMethod(vk.alg), kid: vk.kid, key: vk.key}
+		}
+	}
+	for i, k := range g.s.PublicKeys {
+		vk, err := loadPublic(k)
+		if err != nil {
+			return nil, fmt.Errorf("auth: public key %d: %w", i, err)
+		}
+		static = append(static, vk)
+	}
+	if g.s.TicketSigningKey != nil {
+		sg, vk, err := loadSigning(*g.s.TicketSigningKey)
+		if err != nil {
+			return nil, fmt.Errorf("auth: ticket_signing_key: %w", err)
+		}
+		g.signer = &sg
+		static = append(static, vk)
+	}
+	return static, nil
 }
 
 // Close stops the JWKS refresher.
@@ -198,7 +207,7 @@ func (g *Gate) Admit(r *http.Request, requested []string) (*Admission, *Error) {
 func (g *Gate) admit(r *http.Request, requested []string) (*Admission, *principal, *Error) {
 	for _, ch := range requested {
 		if !ValidChannel(ch) {
-			return nil, nil, newError(http.StatusBadRequest, CodeInvalidChannel, fmt.Sprintf("invalid channel name %q", clip(ch)))
+			return nil, nil, InvalidChannel(ch)
 		}
 	}
 	if e := g.checkChannelCount(len(requested)); e != nil {

@@ -2,13 +2,21 @@ package auth
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 )
 
 // Limits on channel names keep a hostile token from costing much to match
 // and keep names usable as NATS subject suffixes.
+//
+// maxChannelLen is 200 bytes, the stricter of the two limits the gateway
+// had: every stream and publish request went through a 200-byte check as
+// well as this one, so only ticket requests could name a longer channel,
+// for streams that would then be refused. 200 bytes leave room under
+// NATS's subject limits for the subject template around the channel.
 const (
-	maxChannelLen    = 256
+	maxChannelLen    = 200
 	maxChannelTokens = 32
 	subPlaceholder   = "{sub}"
 )
@@ -37,9 +45,15 @@ func validToken(t string) bool {
 }
 
 // ValidChannel reports whether name is a concrete channel: dot-separated
-// tokens, none empty, no wildcards.
+// tokens, none empty, no wildcards. It is the gateway's one rule for
+// channel names; a handler's channel_pattern only narrows it.
 func ValidChannel(name string) bool {
 	return parseChannel(name) == nil
+}
+
+// InvalidChannel is the refusal of a channel name that breaks the rule.
+func InvalidChannel(name string) *Error {
+	return newError(http.StatusBadRequest, CodeInvalidChannel, fmt.Sprintf("channel %q is not a valid channel name", clip(name)))
 }
 
 func parseChannel(name string) error {

@@ -106,3 +106,37 @@ func naiveMatch(pattern, channel string) bool {
 	}
 	return len(ct) == len(pt)
 }
+
+// TestValidChannelIsTheOneRule: the gateway's one rule for channel names,
+// which streams, the publish endpoint and the ticket endpoint all apply.
+// 200 bytes is the limit (see maxChannelLen): 200 pass, 201 do not.
+func TestValidChannelIsTheOneRule(t *testing.T) {
+	at200 := strings.Repeat("a", 99) + "." + strings.Repeat("b", 100)
+	tests := []struct {
+		name, channel string
+		valid         bool
+	}{
+		{"plain", "orders.eu", true},
+		{"200 bytes", at200, true},
+		{"201 bytes", at200 + "c", false},
+		{"33 tokens", strings.Repeat("a.", 32) + "a", false},
+		{"32 tokens", strings.Repeat("a.", 31) + "a", true},
+		{"empty", "", false},
+		{"empty token", "a..b", false},
+		{"trailing dot", "a.", false},
+		{"star", "a.*", false},
+		{"tail", "a.>", false},
+		{"space", "a b", false},
+		{"control", "a\x01", false},
+		{"brace", "a{sub}", false},
+		{"not ASCII", "café", false},
+	}
+	for _, tc := range tests {
+		if got := ValidChannel(tc.channel); got != tc.valid {
+			t.Errorf("%s: ValidChannel(%q) = %v, want %v", tc.name, tc.channel, got, tc.valid)
+		}
+		if e := InvalidChannel(tc.channel); e.Status != 400 || e.Code != CodeInvalidChannel {
+			t.Errorf("%s: refusal %+v", tc.name, e)
+		}
+	}
+}

@@ -11,6 +11,8 @@
 // the last event id when it does. Each channel has its own stream, so that
 // every event shows which channel it came from.
 
+import { Chart } from "./chart.js";
+
 const $ = (id) => document.getElementById(id);
 const tokenKey = "ssegate-console:token";
 const positionKey = (ch) => "ssegate-console:last-id:" + ch;
@@ -19,7 +21,11 @@ const maxRows = 500;
 const statsEvery = 2000;
 
 // What tests and curious users can inspect from the devtools console.
-const state = { config: null, readers: new Map(), events: [] };
+const state = { config: null, readers: new Map(), events: [], chart: null };
+
+// Where a token comes from, for the first hour: the gateway's README has
+// how backends mint their own.
+const tokenHowTo = "go run ./cmd/token -sub me -channel '>' -publish '>'";
 window.ssegateConsole = state;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -268,6 +274,11 @@ async function publish(e) {
     } else {
       out.className = "error";
       out.textContent = await describe(resp);
+      // 401: no token or a bad one; 403 forbidden: a token without the
+      // publish claim. Both are fixed with a token that may publish.
+      if (resp.status === 401 || resp.status === 403) {
+        out.textContent += ` (a publish token, pasted as Token: go run ./cmd/token -sub me -publish ${$("pub-channel").value.trim() || "<channel>"})`;
+      }
     }
   } catch (err) {
     out.className = "error";
@@ -287,13 +298,17 @@ async function pollStats() {
         $("stat-rate").textContent = s.events_per_second;
         $("stat-nats").textContent = `${s.nats}, JetStream ${s.jetstream}`;
         note.textContent = "";
+        state.chart.add(s);
       } else if (resp.status === 401) {
-        note.textContent = "the figures need a token or cookie";
+        note.textContent = "the figures need a token or cookie: paste one as Token below";
+        state.chart.gap();
       } else {
         note.textContent = "figures: " + (await describe(resp));
+        state.chart.gap();
       }
     } catch (err) {
       note.textContent = "figures: " + err.message;
+      state.chart.gap();
     }
     await sleep(statsEvery);
   }
@@ -312,6 +327,11 @@ async function main() {
   // The token lives in this tab only, so that a reload resumes.
   $("token").value = sessionStorage.getItem(tokenKey) || "";
   $("token").addEventListener("change", () => sessionStorage.setItem(tokenKey, token()));
+  $("token-howto").textContent = tokenHowTo;
+  const hint = () => ($("token-hint").hidden = token() !== "");
+  $("token").addEventListener("input", hint);
+  hint();
+  state.chart = new Chart($("chart-rate"), $("chart-latency"));
   $("subscribe").addEventListener("submit", (e) => {
     e.preventDefault();
     sessionStorage.setItem(tokenKey, token());

@@ -23,6 +23,7 @@ const waitMs = Number(env("SSEGATE_WAIT_MS", "10000"));
 const consoleURL = `${base}/events/console/?channel=demo&channel=orders.eu`;
 const nonce = `${process.pid}-${Date.now().toString(36)}`;
 const log = (...a) => console.log("#", ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // publish sends an event as a backend would: fetch with the publish key.
 async function publish(channel, event, data) {
@@ -88,7 +89,16 @@ async function main() {
     match((await connection(page, "orders.eu")).reason, /^401 unauthenticated: /, "refusal reason");
     equal(await page.locator("#page-protocol").textContent(), "h2", "page protocol");
     await page.waitForFunction(() => /token/.test(document.getElementById("stat-note").textContent));
-    log("without a token: demo open, orders.eu refused with its reason, figures need a token");
+    ok(await page.locator("#token-hint").isVisible(), "the line on where a token comes from shows without a token");
+    match(await page.locator("#token-hint").textContent(), /go run \.\/cmd\/token -sub me .*SSEGATE_JWT_SECRET.*development\s+secret/s, "token hint");
+    // Publishing from the form without a token: the answer says where a
+    // publish token comes from.
+    await page.fill("#pub-data", `refused ${nonce}`);
+    await page.click("#pub-send");
+    await page.waitForFunction(() => /^401 /.test(document.getElementById("pub-result").textContent));
+    match(await page.locator("#pub-result").textContent(), /^401 unauthenticated: .*\(a publish token, pasted as Token: go run \.\/cmd\/token -sub me -publish demo\)$/, "publish 401 hint");
+    await page.screenshot({ path: screenshot.replace(/\.png$/, "-no-token.png"), fullPage: true });
+    log("without a token: demo open, orders.eu refused with its reason, figures need a token, hints on where a token comes from");
 
     // 2. A pasted token opens both, and the figures appear.
     await page.fill("#token", token);
@@ -97,6 +107,7 @@ async function main() {
     await waitState(page, "orders.eu", "open");
     equal((await connection(page, "demo")).protocol, "h2", "stream protocol");
     await page.waitForFunction(() => Number(document.getElementById("stat-clients").textContent) >= 2);
+    ok(!(await page.locator("#token-hint").isVisible()), "the token hint hides once a token is pasted");
     log("with a token: both open over h2; figures:", (await page.locator("#figures").textContent()).replace(/\s+/g, " ").trim());
 
     // 3. Events of any name, from the page's form and from a backend.
@@ -123,7 +134,47 @@ async function main() {
     ], "event rows, newest first");
     equal((await connection(page, "demo")).lastId, odd, "last id shown");
     await page.waitForFunction(() => Number(document.getElementById("stat-rate").textContent) > 0);
+    // The chart: events per second, and p50 and p99 of the deliveries
+    // between two polls of the figures, so events keep coming until
+    // both latency lines have points.
+    const chartDeadline = Date.now() + 3 * waitMs;
+    let points;
+    for (let i = 0; ; i++) {
+      points = await page.evaluate(() => ({ ...window.ssegateConsole.chart.points }));
+      if (points.rate >= 2 && points.p50 >= 2 && points.p99 >= 2) break;
+      ok(Date.now() < chartDeadline, `the chart did not draw: points ${JSON.stringify(points)}`);
+      await publish("demo", "tick", `tick ${i} ${nonce}`);
+      await sleep(250);
+    }
+    const drawn = await page.evaluate(() => {
+      // Pixels of each line's colour on the canvases: drawn, not only counted.
+      const count = (id, rgb) => {
+        const c = document.getElementById(id);
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        // The canvas is transparent: an antialiased edge keeps the line's
+        // colour with less alpha.
+        const near = (i) => [0, 1, 2].every((k) => Math.abs(d[i + k] - rgb[k]) <= 12);
+        // Below the labels (11px text at the top, in the lines' colours);
+        // the plot starts at 16px.
+        const from = 13 * (window.devicePixelRatio || 1) * c.width * 4;
+        for (let i = from; i < d.length; i += 4) if (d[i + 3] > 40 && near(i)) n++;
+        return n;
+      };
+      return { rate: count("chart-rate", [0x1a, 0x7f, 0x37]), p50: count("chart-latency", [0x1f, 0x6f, 0xeb]), p99: count("chart-latency", [0xbf, 0x57, 0x00]) };
+    });
     await page.screenshot({ path: screenshot, fullPage: true });
+    // Two points or more per line, each at least a 2x2 dot.
+    ok(drawn.rate > 4 && drawn.p50 > 4 && drawn.p99 > 4, `chart pixels ${JSON.stringify(drawn)}`);
+    log("chart points", JSON.stringify(points), "pixels", JSON.stringify(drawn));
+    match(await page.locator("#chart-latency").getAttribute("aria-label"), /^now p50 [\d.]+ ms, p99 [\d.]+ ms$/, "latency chart's words");
+    match(await page.locator("#chart-rate").getAttribute("aria-label"), /^now [\d.]+\/s$/, "rate chart's words");
+    // The quantile estimate, inside a bucket and beyond the last bound.
+    const q = await page.evaluate(async () => {
+      const { quantile } = await import(new URL("chart.js", location.href));
+      return [quantile([1, 2, 4], [0, 10, 10], 10, 0.5), quantile([1, 2, 4], [2, 2, 4], 6, 0.99), quantile([1, 2, 4], [3, 3, 3], 3, 0.5), quantile([1], [0], 0, 0.5)];
+    });
+    deepStrictEqual(q, [1.5, 4, 0.5, null], "quantiles");
     const size = statSync(screenshot).size;
     ok(size > 20000, `screenshot ${screenshot} is only ${size} bytes`);
     log(`screenshot ${screenshot} (${size} bytes)`);

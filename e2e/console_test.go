@@ -122,9 +122,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	checkScreenshot(t, shot)
 	if out := os.Getenv("SSEGATE_E2E_OUT"); out != "" {
-		if b, err := os.ReadFile(shot); err == nil {
-			_ = os.MkdirAll(out, 0o755)
-			_ = os.WriteFile(filepath.Join(out, "console.png"), b, 0o644)
+		for _, name := range []string{"console.png", "console-no-token.png"} {
+			if b, err := os.ReadFile(filepath.Join(filepath.Dir(shot), name)); err == nil {
+				_ = os.MkdirAll(out, 0o755)
+				_ = os.WriteFile(filepath.Join(out, name), b, 0o644)
+			}
 		}
 	}
 }

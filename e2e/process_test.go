@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// commands builds cmd/caddy and cmd/publish once for all the tests in the
-// package, into a directory removed when they are done.
+// commands builds cmd/caddy, cmd/publish and cmd/token once for all the
+// tests in the package, into a directory removed when they are done.
 var commands struct {
 	once sync.Once
 	dir  string
@@ -32,8 +32,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildCommands returns the directory holding the caddy and publish
-// binaries. Under -race the gateway is built with the race detector too,
+// buildCommands returns the directory holding the caddy, publish and
+// token binaries. Under -race the gateway is built with the race detector too,
 // and a race in it fails the test that ran it.
 func buildCommands(t *testing.T) string {
 	t.Helper()
@@ -46,14 +46,14 @@ func buildCommands(t *testing.T) string {
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		args = append(args, "-o", commands.dir+string(filepath.Separator), "../cmd/caddy", "../cmd/publish")
+		args = append(args, "-o", commands.dir+string(filepath.Separator), "../cmd/caddy", "../cmd/publish", "../cmd/token")
 		build := exec.Command(goCommand(), args...)
 		start := time.Now()
 		if out, err := build.CombinedOutput(); err != nil {
 			commands.err = fmt.Errorf("%s: %v\n%s", build, err, out)
 			return
 		}
-		t.Logf("built cmd/caddy and cmd/publish (race: %v) in %v", raceEnabled, time.Since(start).Round(time.Millisecond))
+		t.Logf("built cmd/caddy, cmd/publish and cmd/token (race: %v) in %v", raceEnabled, time.Since(start).Round(time.Millisecond))
 	})
 	if commands.err != nil {
 		t.Fatal(commands.err)

@@ -34,12 +34,12 @@ func readmeBlock(t *testing.T, heading, lang string) string {
 	return m[1]
 }
 
-// TestReadmeNodeSnippet runs the README's Node.js backend snippet as
-// written: it publishes an event that the stream stores, and it refuses to
-// run without a secret.
+// TestReadmeNodeSnippet runs the README's Node.js backend snippet ("A
+// backend") as written: it publishes an event that the stream stores, and
+// it refuses to run without a secret.
 func TestReadmeNodeSnippet(t *testing.T) {
 	tl := findTools(t)
-	code := readmeBlock(t, "#### Node.js", "js")
+	code := readmeBlock(t, "## A backend", "js")
 	ns := natstest.Server(t)
 	_, js := natstest.Connect(t, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -60,7 +60,7 @@ func TestReadAcrossFailover(t *testing.T) {
 			// Small pulls, so that the fault lands between two of them.
 			h := NewHistory(js, stream, 1, WithPullBytes(4096))
 			var got []uint64
-			err = h.Read(ctx, []string{"events.a"}, 0, 0, func(m Msg) error {
+			err = h.Read(ctx, []string{"events.a"}, 0, 0, 0, func(m Msg) error {
 				got = append(got, m.Seq)
 				if m.Seq == events/2 {
 					return f.fault(ctx, servers, js)

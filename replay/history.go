@@ -23,11 +23,11 @@ type Msg struct {
 // caller's limit allows.
 var ErrTooFarBehind = errors.New("too many events to replay")
 
-// ErrTooManySubjects is returned by Read, Backfill and Resolve when asked
+// ErrTooManySubjects is returned by Read and Resolve when asked
 // about more than MaxSubjects subjects at once.
 var ErrTooManySubjects = fmt.Errorf("more than %d subjects in one read", MaxSubjects)
 
-// MaxSubjects is the most subjects one Read, Backfill or Resolve takes.
+// MaxSubjects is the most subjects one Read or Resolve takes.
 // Each read is one consumer filtering all of them, created by one
 // JetStream API request, and Resolve looks at each subject: callers with
 // more subjects read them in chunks of this size.
@@ -117,9 +117,15 @@ func (h *History) Limits() (concurrency, pullBytes int, budget int64) {
 
 // Read calls fn with every stored message on subjects whose sequence is
 // greater than after, in stream order, until it has caught up with the
-// stream. Messages published while it runs are included. When limit > 0 and
-// more than limit messages are pending at the start, it returns
-// ErrTooFarBehind without calling fn.
+// stream and passed through. Messages published while it runs are
+// included. When limit > 0 and more than limit messages are pending at the
+// start, it returns ErrTooFarBehind without calling fn.
+//
+// through is the position the caller knows the stream has reached (the
+// hub's, when the client attached). A consumer created during a failover
+// can answer from a server that has not applied everything yet and report
+// that nothing is pending: Read does not believe it until the consumer
+// has looked at every sequence up to through.
 //
 // It waits for a slot and for its share of the byte budget. It never skips
 // a message: one lost on the way is read again, and when that fails it
@@ -128,7 +134,7 @@ func (h *History) Limits() (concurrency, pullBytes int, budget int64) {
 //
 // It uses a short-lived consumer that is deleted on return: consumers cost
 // the server a Raft proposal each in a cluster, so none outlives its replay.
-func (h *History) Read(ctx context.Context, subjects []string, after uint64, limit int, fn func(Msg) error) error {
+func (h *History) Read(ctx context.Context, subjects []string, after, through uint64, limit int, fn func(Msg) error) error {
 	if len(subjects) > MaxSubjects {
 		return ErrTooManySubjects
 	}
@@ -137,7 +143,7 @@ func (h *History) Read(ctx context.Context, subjects []string, after uint64, lim
 		return err
 	}
 	defer release()
-	return h.read(ctx, subjects, after, limit, fn)
+	return h.read(ctx, subjects, after, through, limit, fn)
 }
 
 // turn waits for a slot and for a read's share of the budget.
@@ -160,19 +166,20 @@ func (h *History) turn(ctx context.Context) (release func(), err error) {
 	}, nil
 }
 
-// Backfill is Read without a limit and without waiting for a slot: it
-// recovers live events that every client of a channel is waiting for, so
-// it must not queue behind the clients' own replays, which a slow client
-// can hold for long. It takes its bytes from the share kept for backfills.
-func (h *History) Backfill(ctx context.Context, subjects []string, after uint64, fn func(Msg) error) error {
-	if len(subjects) > MaxSubjects {
-		return ErrTooManySubjects
-	}
+// Follow calls fn with every message of the stream after after, in stream
+// order, and goes on with each message stored later, until ctx ends or fn
+// fails. The hub follows the stream this way while it reads back what core
+// NATS lost. It does not wait for a slot: clients' replays, which a slow
+// client can hold for long, must not delay every live client. It takes its
+// bytes from the share of the budget kept for it.
+func (h *History) Follow(ctx context.Context, after uint64, fn func(Msg) error) error {
 	if err := h.backfills.Acquire(ctx, int64(h.pullBytes)); err != nil {
 		return err
 	}
 	defer h.backfills.Release(int64(h.pullBytes))
-	return h.read(ctx, subjects, after, 0, fn)
+	r := &reader{h: h, fn: fn, last: after, follow: true}
+	defer r.stop()
+	return r.followAll(ctx)
 }
 
 // acquire takes a place in slots (nil: no limit) or gives up with ctx.

@@ -1,6 +1,3 @@
-// Package replay reads a channel's history from JetStream and defines event
-// ids, which are stream positions, so that a client can resume on any
-// gateway instance.
 package replay
 
 import (

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrIncomplete is wrapped by the error Read and Backfill return when they
+// ErrIncomplete is wrapped by the error Read and Follow return when they
 // could not verify that they missed nothing: messages were lost on the way
 // and reading them again failed, or the consumer stopped delivering. What
 // fn was given is complete and in order up to the last message it took.
@@ -22,10 +22,22 @@ const (
 	// pullWait is how long one pull waits for messages. A pull that brings
 	// none makes the reader ask the consumer where it stands.
 	pullWait = 2 * time.Second
+	// shortWait is how long a read with nothing pending waits for one
+	// more message before it asks where it stands.
+	shortWait = 50 * time.Millisecond
 	// pullMessages caps the messages of one pull; its bytes are capped by
 	// the pull budget.
 	pullMessages = 1024
 	maxRestarts  = 3
+	// maxLagging is how many empty pulls in a row, lagWait each, a read
+	// accepts from a consumer that has nothing pending but has not yet
+	// looked at the read's through position: its server is still
+	// applying what the stream leader committed. Then it restarts.
+	maxLagging = 10
+	lagWait    = 500 * time.Millisecond
+	// followBackoff caps the wait between a follower's restarts; a
+	// follower never gives up while its context lasts.
+	followBackoff = time.Second
 	// requestTimeout bounds each consumer create, info and delete.
 	requestTimeout = 5 * time.Second
 )
@@ -33,6 +45,7 @@ const (
 var (
 	errGap     = errors.New("messages lost in flight")
 	errStalled = errors.New("consumer stopped delivering with messages pending")
+	errLagging = errors.New("consumer's server has not reached the position the read must pass")
 )
 
 // reader is one read in progress: the consumer it pulls from and how far
@@ -41,23 +54,35 @@ var (
 // says it delivered more than arrived, means a message was lost on the way.
 type reader struct {
 	h        *History
-	subjects []string
+	subjects []string // nil: the whole stream (a follower)
 	fn       func(Msg) error
 	cons     jetstream.Consumer
 	// last is the stream sequence of the last message fn took, or the
 	// starting position; delivered is the consumer sequence of the last
 	// message that arrived from cons.
 	last, delivered uint64
-	// restarts counts restarts since the last message fn took.
-	restarts int
+	// through is the position the read must have passed before it may
+	// end (see Read).
+	through uint64
+	// restarts counts restarts since the last message fn took, and
+	// lagging the empty pulls from a consumer short of through.
+	restarts, lagging int
+	// batch is the pull in progress, and got what it brought so far.
+	batch jetstream.MessageBatch
+	got   int
+	// follow makes the reader go on for ever instead of ending when it
+	// has caught up; short is set when nothing matching was pending after
+	// the last message, though the read has not passed through; reached
+	// once the consumer's server is known to hold through (see passed).
+	follow, short, reached bool
 }
 
-func (h *History) read(ctx context.Context, subjects []string, after uint64, limit int, fn func(Msg) error) error {
+func (h *History) read(ctx context.Context, subjects []string, after, through uint64, limit int, fn func(Msg) error) error {
 	if len(subjects) == 0 {
 		// A consumer without a filter would read the whole stream.
 		return nil
 	}
-	r := &reader{h: h, subjects: subjects, fn: fn, last: after}
+	r := &reader{h: h, subjects: subjects, fn: fn, last: after, through: through}
 	defer r.stop()
 	if err := r.start(ctx); err != nil {
 		// In a cluster, a create can time out during an election; the
@@ -67,9 +92,10 @@ func (h *History) read(ctx context.Context, subjects []string, after uint64, lim
 		}
 	}
 	pending := r.cons.CachedInfo().NumPending
-	if pending == 0 {
+	if pending == 0 && r.last >= r.through {
 		return nil
 	}
+	r.short = pending == 0
 	if limit > 0 && pending > uint64(limit) {
 		return ErrTooFarBehind
 	}
@@ -97,7 +123,7 @@ func (r *reader) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating replay consumer: %w", err)
 	}
-	r.cons, r.delivered = cons, 0
+	r.cons, r.delivered, r.reached, r.batch = cons, 0, false, nil
 	return nil
 }
 
@@ -114,41 +140,46 @@ func (r *reader) stop() {
 }
 
 // pull passes on one pull's messages, at most the pull budget, and
-// reports whether the read has caught up.
+// reports whether the read has caught up. A pull stays open until its
+// expiry, but once nothing matching is pending the read does not wait it
+// out: after shortWait without a message it asks where it stands, and
+// the next pull goes on with the same batch.
 func (r *reader) pull(ctx context.Context) (done bool, err error) {
-	batch, err := r.cons.Fetch(pullMessages, jetstream.FetchMaxBytes(r.h.pullBytes), jetstream.FetchMaxWait(pullWait))
-	if err != nil {
-		return false, r.restart(ctx, err)
+	if r.batch == nil {
+		wait := pullWait
+		if r.lagging > 0 {
+			wait = lagWait
+		}
+		batch, err := r.cons.Fetch(pullMessages, jetstream.FetchMaxBytes(r.h.pullBytes), jetstream.FetchMaxWait(wait))
+		if err != nil {
+			return false, r.restart(ctx, err)
+		}
+		r.batch, r.got = batch, 0
 	}
-	got := 0
-	for msgs := batch.Messages(); ; {
+	for msgs := r.batch.Messages(); ; {
+		var idle <-chan time.Time
+		if r.short {
+			idle = time.After(shortWait)
+		}
 		var m jetstream.Msg
 		select {
 		case m = <-msgs:
 		case <-ctx.Done():
 			return false, ctx.Err()
+		case <-idle:
+			return r.settle(ctx)
 		}
 		if m == nil {
 			break
 		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return false, err
-		}
-		if meta.Sequence.Consumer != r.delivered+1 || meta.Sequence.Stream <= r.last {
-			return false, r.restart(ctx, errGap)
-		}
-		r.delivered = meta.Sequence.Consumer
-		if err := r.fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
-			return false, err
-		}
-		r.last, r.restarts = meta.Sequence.Stream, 0
-		got++
-		if meta.NumPending == 0 {
-			return true, nil
+		if done, err := r.take(ctx, m); done || err != nil || r.batch == nil {
+			// A restart dropped the batch with its consumer.
+			return done, err
 		}
 	}
-	if err := batch.Error(); err != nil {
+	got, err := r.got, r.batch.Error()
+	r.batch = nil
+	if err != nil {
 		return false, r.restart(ctx, err)
 	}
 	if got > 0 {
@@ -158,6 +189,25 @@ func (r *reader) pull(ctx context.Context) (done bool, err error) {
 		return false, nil
 	}
 	return r.settle(ctx)
+}
+
+// take passes on one message, checking that none was lost before it.
+func (r *reader) take(ctx context.Context, m jetstream.Msg) (done bool, err error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return false, err
+	}
+	if meta.Sequence.Consumer != r.delivered+1 || meta.Sequence.Stream <= r.last {
+		return false, r.restart(ctx, errGap)
+	}
+	r.delivered = meta.Sequence.Consumer
+	if err := r.fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
+		return false, err
+	}
+	r.last, r.restarts, r.lagging = meta.Sequence.Stream, 0, 0
+	r.got++
+	r.short = meta.NumPending == 0 && !r.follow
+	return r.short && r.last >= r.through, nil
 }
 
 // settle asks the consumer where it stands after a pull that brought
@@ -172,10 +222,104 @@ func (r *reader) settle(ctx context.Context) (done bool, err error) {
 		return false, r.restart(ctx, err)
 	case info.Delivered.Consumer > r.delivered:
 		return false, r.restart(ctx, errGap)
-	case info.NumPending == 0:
+	case info.NumPending != 0:
+		return false, r.restart(ctx, errStalled)
+	case r.follow:
+		return false, nil
+	case r.last >= r.through || r.reached:
 		return true, nil
 	}
-	return false, r.restart(ctx, errStalled)
+	reached, err := r.passed(ctx, info)
+	switch {
+	case err != nil:
+		return false, r.restart(ctx, err)
+	case reached:
+		// Messages its server applied since the consumer said nothing
+		// was pending are delivered to it: one more empty pull proves
+		// there are none.
+		r.reached, r.short = true, true
+		return false, nil
+	case r.lagging < maxLagging:
+		r.lagging++
+		return false, nil
+	}
+	return false, r.restart(ctx, errLagging)
+}
+
+// passed reports whether the consumer's server holds every message up to
+// the read's through position, so that its "nothing pending" covers them.
+// The stream leader's info says how far the stream has got. An R1 consumer
+// of a replicated stream lives on any of its peers, and a follower may
+// still be applying what the leader committed before a failover: it must
+// be current, with no lag.
+func (r *reader) passed(ctx context.Context, info *jetstream.ConsumerInfo) (bool, error) {
+	ictx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	s, err := r.h.js.Stream(ictx, r.h.stream)
+	if err != nil {
+		return false, err
+	}
+	si := s.CachedInfo()
+	if si.State.LastSeq < r.through {
+		return false, nil
+	}
+	if info.Cluster == nil || si.Cluster == nil || info.Cluster.Leader == si.Cluster.Leader {
+		return true, nil
+	}
+	for _, p := range si.Cluster.Replicas {
+		if p.Name == info.Cluster.Leader {
+			return p.Current && p.Lag == 0, nil
+		}
+	}
+	return false, nil
+}
+
+// follow passes on every message from r.last on, restarting the consumer
+// as often as it must, until ctx ends or fn fails.
+func (r *reader) followAll(ctx context.Context) error {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, followBackoff) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.start(ctx); err == nil {
+			wait = 100 * time.Millisecond
+			err = r.followConsumer(ctx)
+			var stop stopError
+			if errors.As(err, &stop) {
+				return stop.err
+			}
+		}
+		r.stop()
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// stopError carries fn's own error out of a follower, which otherwise
+// restarts on every error.
+type stopError struct{ err error }
+
+func (e stopError) Error() string { return e.err.Error() }
+
+// followConsumer pulls from one consumer until it fails.
+func (r *reader) followConsumer(ctx context.Context) error {
+	fn := r.fn
+	r.fn = func(m Msg) error {
+		if err := fn(m); err != nil {
+			return stopError{err}
+		}
+		return nil
+	}
+	defer func() { r.fn = fn }()
+	r.restarts = maxRestarts // a failure goes back to followAll, which retries
+	for {
+		if _, err := r.pull(ctx); err != nil {
+			return err
+		}
+	}
 }
 
 // restart replaces the consumer with one that starts after the last

@@ -123,7 +123,7 @@ func TestReadNeverSkips(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := NewHistory(lossy{js, tt.drop}, stream, 2)
 			var got []uint64
-			err := h.Read(ctx, []string{"events.a"}, 0, 0, func(m Msg) error {
+			err := h.Read(ctx, []string{"events.a"}, 0, 0, 0, func(m Msg) error {
 				got = append(got, m.Seq)
 				return nil
 			})
@@ -147,7 +147,7 @@ func TestReadSurvivesConsumerDeletion(t *testing.T) {
 	// Small pulls, so that the deletion lands between two of them.
 	h := NewHistory(js, stream, 2, WithPullBytes(512))
 	var got []uint64
-	err := h.Read(ctx, []string{"events.a"}, 0, 0, func(m Msg) error {
+	err := h.Read(ctx, []string{"events.a"}, 0, 0, 0, func(m Msg) error {
 		got = append(got, m.Seq)
 		if m.Seq == 10 {
 			s, err := js.Stream(ctx, "SSEGATE")
@@ -198,7 +198,7 @@ func TestReadRetriesAFailedCreate(t *testing.T) {
 	}{{2, false}, {maxRestarts + 1, true}} {
 		counted := &creations{JetStream: js, fail: tt.fail}
 		n := 0
-		err := NewHistory(counted, stream, 1).Read(ctx, []string{"events.a"}, 0, 0, func(Msg) error { n++; return nil })
+		err := NewHistory(counted, stream, 1).Read(ctx, []string{"events.a"}, 0, 0, 0, func(Msg) error { n++; return nil })
 		if tt.wantErr {
 			if !errors.Is(err, ErrIncomplete) || !errors.Is(err, context.DeadlineExceeded) || n != 0 {
 				t.Errorf("%d failed creates: %d events, %v", tt.fail, n, err)
@@ -220,7 +220,7 @@ func TestSlowReaderKeepsItsConsumer(t *testing.T) {
 	counted := &creations{JetStream: js}
 	h := NewHistory(counted, stream, 1, WithPullBytes(512))
 	var got []uint64
-	err := h.Read(ctx, []string{"events.a"}, 0, 0, func(m Msg) error {
+	err := h.Read(ctx, []string{"events.a"}, 0, 0, 0, func(m Msg) error {
 		got = append(got, m.Seq)
 		if m.Seq == 2 {
 			time.Sleep(pullWait + 500*time.Millisecond)
@@ -275,7 +275,7 @@ func TestReadsWaitForTheBudget(t *testing.T) {
 	for range readers {
 		wg.Go(func() {
 			n := 0
-			err := h.Read(ctx, []string{"events.big"}, 0, 0, func(m Msg) error {
+			err := h.Read(ctx, []string{"events.big"}, 0, 0, 0, func(m Msg) error {
 				if n == 0 {
 					raise(&maxActive, active.Add(1))
 				}
@@ -323,19 +323,16 @@ func TestTooManySubjects(t *testing.T) {
 		subjects[i] = fmt.Sprintf("events.s%d", i)
 	}
 	fn := func(Msg) error { return nil }
-	if err := h.Read(ctx, subjects, 0, 0, fn); !errors.Is(err, ErrTooManySubjects) {
+	if err := h.Read(ctx, subjects, 0, 0, 0, fn); !errors.Is(err, ErrTooManySubjects) {
 		t.Errorf("Read: %v", err)
-	}
-	if err := h.Backfill(ctx, subjects, 0, fn); !errors.Is(err, ErrTooManySubjects) {
-		t.Errorf("Backfill: %v", err)
 	}
 	if _, err := h.Resolve(ctx, "0", subjects); !errors.Is(err, ErrTooManySubjects) {
 		t.Errorf("Resolve: %v", err)
 	}
-	if err := h.Read(ctx, subjects[:MaxSubjects], 0, 0, fn); err != nil {
+	if err := h.Read(ctx, subjects[:MaxSubjects], 0, 0, 0, fn); err != nil {
 		t.Errorf("Read of MaxSubjects subjects: %v", err)
 	}
-	if err := h.Read(ctx, nil, 0, 0, func(Msg) error { return errors.New("called") }); err != nil {
+	if err := h.Read(ctx, nil, 0, 0, 0, func(Msg) error { return errors.New("called") }); err != nil {
 		t.Errorf("Read of no subjects: %v", err)
 	}
 }
@@ -356,5 +353,77 @@ func noConsumersLeft(t *testing.T, js jetstream.JetStream) {
 	}
 	if n := s.CachedInfo().State.Consumers; n != 0 {
 		t.Fatalf("%d consumers left after the read", n)
+	}
+}
+
+// TestReadPassesThrough: a read does not take "nothing pending" for caught
+// up until its consumer has looked at every sequence up to through. Here
+// the stream has not reached through when the read has taken every
+// matching message, as a server still applying a failover's backlog would
+// answer; the read waits until the stream gets there.
+func TestReadPassesThrough(t *testing.T) {
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(3, "events.a")...)
+	h := NewHistory(js, stream, 1)
+	took := make(chan uint64, 8)
+	done := make(chan error, 1)
+	go func() {
+		done <- h.Read(ctx, []string{"events.a"}, 0, 6, 0, func(m Msg) error {
+			took <- m.Seq
+			return nil
+		})
+	}()
+	for want := uint64(1); want <= 3; want++ {
+		if got := <-took; got != want {
+			t.Fatalf("took %d, want %d", got, want)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("read ended at 3, short of through 6: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	for range 3 {
+		if _, err := js.Publish(ctx, "events.b", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read did not end once the stream passed through")
+	}
+	if len(took) != 0 {
+		t.Fatalf("took %d more messages of other subjects", len(took))
+	}
+}
+
+// TestFollowGoesOn: a follower passes on what is stored and then every
+// message stored later, across subjects, in stream order.
+func TestFollowGoesOn(t *testing.T) {
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, "events.a", "events.b")
+	h := NewHistory(js, stream, 1)
+	var got []uint64
+	enough := errors.New("enough")
+	published := false
+	err := h.Follow(ctx, 1, func(m Msg) error {
+		got = append(got, m.Seq)
+		if !published {
+			published = true
+			for _, s := range []string{"events.c", "events.a"} {
+				if _, err := js.Publish(ctx, s, []byte("x")); err != nil {
+					return err
+				}
+			}
+		}
+		if len(got) == 3 {
+			return enough
+		}
+		return nil
+	})
+	if !errors.Is(err, enough) || !slices.Equal(got, []uint64{2, 3, 4}) {
+		t.Fatalf("followed %v, %v; want [2 3 4]", got, err)
 	}
 }

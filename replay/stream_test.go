@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -146,7 +147,7 @@ func TestHistoryRead(t *testing.T) {
 	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(30, "events.a", "events.b", "events.c")...)
 	h := NewHistory(js, stream, 2)
 	var got []uint64
-	err := h.Read(ctx, []string{"events.a", "events.c"}, 10, 0, func(m Msg) error {
+	err := h.Read(ctx, []string{"events.a", "events.c"}, 10, 0, 0, func(m Msg) error {
 		got = append(got, m.Seq)
 		return nil
 	})
@@ -162,11 +163,11 @@ func TestHistoryRead(t *testing.T) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 	}
-	if err := h.Read(ctx, []string{"events.a"}, 0, 5, func(Msg) error { return nil }); err != ErrTooFarBehind {
+	if err := h.Read(ctx, []string{"events.a"}, 0, 0, 5, func(Msg) error { return nil }); err != ErrTooFarBehind {
 		t.Fatalf("limit: %v", err)
 	}
 	// Nothing pending returns at once, without waiting for new events.
-	if err := h.Read(ctx, []string{"events.a"}, 30, 0, func(Msg) error { t.Fatal("called"); return nil }); err != nil {
+	if err := h.Read(ctx, []string{"events.a"}, 30, 0, 0, func(Msg) error { t.Fatal("called"); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := js.Stream(ctx, "SSEGATE")
@@ -250,16 +251,16 @@ func TestResolveNoticesSubjectPurge(t *testing.T) {
 	}
 }
 
-// TestBackfillDoesNotWaitForReplays: with every replay slot and the
-// reads' whole share of the budget taken, a backfill still runs.
-func TestBackfillDoesNotWaitForReplays(t *testing.T) {
+// TestFollowDoesNotWaitForReplays: with every replay slot and the reads'
+// whole share of the budget taken, the hub's follower still runs.
+func TestFollowDoesNotWaitForReplays(t *testing.T) {
 	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(3, "events.a")...)
 	// One slot, and a budget whose share for reads is one read's worth.
 	h := NewHistory(js, stream, 1, WithPullBytes(1<<16), WithBudget(2<<16))
 	holding, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- h.Read(ctx, []string{"events.a"}, 0, 0, func(Msg) error {
+		done <- h.Read(ctx, []string{"events.a"}, 0, 0, 0, func(Msg) error {
 			select {
 			case <-holding:
 			default:
@@ -272,12 +273,19 @@ func TestBackfillDoesNotWaitForReplays(t *testing.T) {
 	<-holding
 	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancelShort()
-	if err := h.Read(short, []string{"events.a"}, 0, 0, func(Msg) error { return nil }); err == nil {
+	if err := h.Read(short, []string{"events.a"}, 0, 0, 0, func(Msg) error { return nil }); err == nil {
 		t.Fatal("a second replay ran while the only slot was taken")
 	}
 	n := 0
-	if err := h.Backfill(ctx, []string{"events.a"}, 0, func(Msg) error { n++; return nil }); err != nil || n != 3 {
-		t.Fatalf("backfill: %d events, %v", n, err)
+	enough := errors.New("enough")
+	err := h.Follow(ctx, 0, func(Msg) error {
+		if n++; n == 3 {
+			return enough
+		}
+		return nil
+	})
+	if !errors.Is(err, enough) || n != 3 {
+		t.Fatalf("follow: %d events, %v", n, err)
 	}
 	close(release)
 	if err := <-done; err != nil {

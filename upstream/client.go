@@ -27,8 +27,9 @@ const (
 	ReasonSlow
 	// ReasonShutdown: the hub is closing (config reload or shutdown).
 	ReasonShutdown
-	// ReasonResync: events the client is owed could not be read from the
-	// stream in time; it resumes from its position.
+	// ReasonResync: the stream removed events before the hub could read
+	// them back; the client resumes from its position, where the replay
+	// tells it what it cannot have.
 	ReasonResync
 	// ReasonRecreated: the stream was deleted and created again, so the
 	// client's position means nothing any more.
@@ -53,9 +54,9 @@ func (r Reason) String() string {
 //
 // The hub keeps one promise per client: the frames it queues are the
 // client's channels' events after its position, in stream order, with
-// none missing. While that cannot be known (a channel is being recovered,
-// or the session is still reading history) the client is held: live
-// frames wait in a bounded buffer and are released in order afterwards.
+// none missing. While its session is still reading history, the client is
+// held: live frames wait in a bounded buffer and are released in order
+// afterwards.
 type Client struct {
 	hub    *Hub
 	topics []*topic
@@ -65,13 +66,15 @@ type Client struct {
 	ended atomic.Bool
 
 	// Guarded by hub.mu.
-	pos       uint64  // every owed event up to pos has been queued
-	start     uint64  // pos when the client attached without a position
-	held      []Frame // live frames waiting for the hold to lift
+	pos uint64 // every owed event up to pos has been queued
+	// start is the hub's position when the client attached, or when its
+	// hold buffer last overflowed: where a client without a position
+	// starts, and what a replaying client's read must pass.
+	start     uint64
+	held      []Frame // live frames waiting for the replay to end
 	holdCap   int
 	replaying bool // the session is reading the client's history
-	redo      bool // the session's read may have missed an event
-	suspect   int  // how many of the client's topics are being recovered
+	redo      bool // held frames were dropped: the session reads again
 	detached  bool
 
 	mu     sync.Mutex
@@ -90,8 +93,10 @@ func (c *Client) Take(dst []Frame, max int) ([]Frame, bool) { return c.queue.tak
 // Done is closed when the hub ends the stream; Reason says why.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Start is the position of a client that attached without one: every
-// event of its channels after it reaches the client, and none before.
+// Start is the hub's position when the client attached. A client without
+// a position gets every event of its channels after it, and none before.
+// A replaying client's read must pass it (replay.History.Read's through):
+// the hub queues every event after it.
 func (c *Client) Start() uint64 {
 	c.hub.mu.Lock()
 	defer c.hub.mu.Unlock()
@@ -109,22 +114,29 @@ func (c *Client) Reason() Reason {
 }
 
 // EndReplay hands a replaying client over to live delivery once the
-// session has written every event up to pos. It reports false, and the
-// client stays in replay mode, when live delivery may have lost an event
-// meanwhile (its hold buffer overflowed, or one of its channels skipped an
-// event): the session must then read again from pos.
+// session has written every event up to pos, and read the stream past
+// Start. It reports false, and the client stays in replay mode, when its
+// hold buffer overflowed meanwhile: the session must then read again from
+// pos, past the new Start.
 func (c *Client) EndReplay(pos uint64) bool {
 	h := c.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c.pos = max(c.pos, pos)
 	if c.redo {
+		// What is held came after the overflow, past the new Start:
+		// it stays for the read that goes past Start.
 		c.redo = false
-		c.held = c.held[:0]
 		return false
 	}
+
 	c.replaying = false
-	c.releaseLocked()
+	for _, f := range c.held {
+		if f.Seq > c.pos {
+			c.queueLocked(f)
+		}
+	}
+	c.held = nil
 	return true
 }
 
@@ -144,15 +156,13 @@ func (c *Client) End(reason Reason) {
 // channel unsubscribes it. It is safe to call more than once.
 func (c *Client) Detach() { c.hub.detach(c) }
 
-func (c *Client) heldLocked() bool { return c.replaying || c.suspect > 0 }
-
 // offerLocked gives the client a frame of one of its channels, in stream
 // order. hub.mu must be held.
 func (c *Client) offerLocked(f Frame) {
 	if f.Seq <= c.pos || c.ended.Load() {
 		return
 	}
-	if !c.heldLocked() {
+	if !c.replaying {
 		c.queueLocked(f)
 		return
 	}
@@ -160,27 +170,12 @@ func (c *Client) offerLocked(f Frame) {
 		c.held = append(c.held, f)
 		return
 	}
-	if c.replaying {
-		// The session reads again, and the frames are in the stream.
-		c.redo = true
-		c.held = c.held[:0]
-		return
-	}
-	c.held = nil
-	c.slow()
-}
-
-// releaseLocked queues the held frames once nothing holds the client.
-func (c *Client) releaseLocked() {
-	if c.heldLocked() {
-		return
-	}
-	for _, f := range c.held {
-		if f.Seq > c.pos {
-			c.queueLocked(f)
-		}
-	}
-	c.held = nil
+	// The session reads again, past this frame: the frames are in the
+	// stream.
+	c.redo = true
+	c.start = f.Seq
+	clear(c.held)
+	c.held = c.held[:0]
 }
 
 // queueLocked hands a frame to the writer without ever blocking. A frame

@@ -35,6 +35,9 @@ func TestOverflowDuringReplayAsksForAnotherRead(t *testing.T) {
 	if c.EndReplay(10) {
 		t.Fatal("EndReplay ignored the dropped frame")
 	}
+	if c.Start() != 13 {
+		t.Fatalf("Start %d after the overflow at 13; the next read must pass it", c.Start())
+	}
 	c.offerLocked(Frame{Seq: 14})
 	if !c.EndReplay(13) {
 		t.Fatal("EndReplay refused with nothing dropped since")
@@ -44,27 +47,38 @@ func TestOverflowDuringReplayAsksForAnotherRead(t *testing.T) {
 	}
 }
 
-func TestHeldFramesAreReleasedInOrderPastThePosition(t *testing.T) {
-	c := newTestClient(8, false)
-	c.holdCap = 8
-	c.suspect = 1
-	c.offerLocked(Frame{Seq: 5})
-	c.offerLocked(Frame{Seq: 7})
-	if c.queue.len() != 0 {
-		t.Fatal("a held client was given a frame")
+// TestEndReplayReleasesHeldFramesPastWhatWasRead: the replay read past
+// Start and wrote up to 5; held frames at or below either are dropped, and
+// the rest follow in order.
+func TestEndReplayReleasesHeldFramesPastWhatWasRead(t *testing.T) {
+	c := newTestClient(8, true)
+	c.holdCap, c.start = 8, 4
+	for _, seq := range []uint64{5, 6, 8} {
+		c.offerLocked(Frame{Seq: seq})
 	}
-	// A recovery read queues what was missed, including 5 again.
-	c.queueLocked(Frame{Seq: 4})
-	c.queueLocked(Frame{Seq: 5})
-	c.suspect = 0
-	c.releaseLocked()
-	got := seqsOf(c)
-	if len(got) != 3 || got[0] != 4 || got[1] != 5 || got[2] != 7 {
-		t.Fatalf("got %v, want [4 5 7]", got)
+	if c.queue.len() != 0 {
+		t.Fatal("a replaying client was given a frame")
+	}
+	if !c.EndReplay(6) {
+		t.Fatal("EndReplay refused")
+	}
+	if got := seqsOf(c); len(got) != 1 || got[0] != 8 {
+		t.Fatalf("got %v, want [8]", got)
+	}
+	// A replay that wrote nothing past Start still counts as having read
+	// through it.
+	d := newTestClient(8, true)
+	d.holdCap, d.start = 8, 9
+	d.offerLocked(Frame{Seq: 10})
+	if !d.EndReplay(3) {
+		t.Fatal("EndReplay refused")
+	}
+	d.offerLocked(Frame{Seq: 9}) // at or below Start: the read had it
+	if got := seqsOf(d); len(got) != 1 || got[0] != 10 {
+		t.Fatalf("got %v, want [10]", got)
 	}
 }
 
-// seqsOf takes every waiting frame and lists their sequences.
 func seqsOf(c *Client) []uint64 {
 	fs, _ := c.Take(nil, 1<<20)
 	out := make([]uint64, len(fs))

@@ -1,5 +1,3 @@
-// Package upstream owns the gateway's side of NATS: the connection (to a
-// cluster or to an embedded server) and the per-channel live fan-out.
 package upstream
 
 import (

@@ -130,7 +130,12 @@ func dial(cfg Config, streamSubjects []string, key string, log *zap.Logger) (*Co
 			return nil, err
 		}
 		urls = []string{c.embedded.srv.ClientURL()}
-		opts = append(opts, nats.InProcessServer(c.embedded.srv), nats.UserInfo(gatewayUser, c.embedded.password))
+		login, err := c.embedded.gatewayAuth()
+		if err != nil {
+			c.detach()
+			return nil, err
+		}
+		opts = append(opts, nats.InProcessServer(c.embedded.srv), login)
 	}
 	c.urls, c.opts = urls, opts
 	nc, err := c.Dial("ssegate", c.handlers(log)...)

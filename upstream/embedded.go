@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"go.uber.org/zap"
 )
 
@@ -26,12 +27,14 @@ type embeddedServer struct {
 	listen   string
 	storeDir string
 	log      *zap.Logger
-	// password of the gateway's own user. It is random per server, never
-	// logged, and the user only connects in-process.
-	password string
-	// anonymousPassword belongs to the user that clients without
-	// credentials become; nobody logs in with it.
-	anonymousPassword string
+	// The server's own users are nkeys, not passwords: nats-server warns
+	// about plaintext passwords at start, and nobody configured these.
+	// gateway signs the gateway's in-process connection; it is random per
+	// server, never logged, and exists only in memory.
+	gateway nkeys.KeyPair
+	// anonymousKey is the public nkey of the user that clients without
+	// credentials become; its seed is thrown away, so nobody signs as it.
+	anonymousKey string
 
 	mu sync.Mutex
 	// auths holds what each connection on this server asked for, in the
@@ -78,6 +81,7 @@ func (s *embeddedServer) release() { _, _ = pool.Delete(s.key) }
 func (s *embeddedServer) Destruct() error {
 	s.srv.Shutdown()
 	s.srv.WaitForShutdown()
+	s.gateway.Wipe()
 	return nil
 }
 
@@ -90,10 +94,10 @@ func startEmbedded(e EmbeddedConfig, key string, auth *serverAuth, log *zap.Logg
 		listen:   e.Listen,
 		storeDir: e.StoreDir,
 		log:      log,
-		password: rand.Text(),
-		// Stable, so that a reload does not count it as a changed user.
-		anonymousPassword: rand.Text(),
-		applied:           auth,
+		applied:  auth,
+	}
+	if err := s.createKeys(); err != nil {
+		return nil, err
 	}
 	opts, err := s.options(auth)
 	if err != nil {
@@ -115,10 +119,43 @@ func startEmbedded(e EmbeddedConfig, key string, auth *serverAuth, log *zap.Logg
 	return s, nil
 }
 
+// createKeys makes the server's own nkeys, once per server, so that a
+// reload does not count them as changed users.
+func (s *embeddedServer) createKeys() error {
+	gw, err := nkeys.CreateUser()
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	anon, err := nkeys.CreateUser()
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	defer anon.Wipe()
+	if s.anonymousKey, err = anon.PublicKey(); err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	s.gateway = gw
+	return nil
+}
+
+// gatewayAuth is the in-process connection's login: it signs the server's
+// nonce with the gateway's nkey.
+func (s *embeddedServer) gatewayAuth() (nats.Option, error) {
+	pub, err := s.gateway.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return nats.Nkey(pub, s.gateway.Sign), nil
+}
+
 // options builds the whole option set; reloads diff it against the
 // running one, so it must come out the same apart from the users.
 func (s *embeddedServer) options(a *serverAuth) (*server.Options, error) {
 	host, port, err := EmbeddedConfig{Listen: s.listen}.hostPort()
+	if err != nil {
+		return nil, err
+	}
+	gw, err := s.gateway.PublicKey()
 	if err != nil {
 		return nil, err
 	}
@@ -129,19 +166,17 @@ func (s *embeddedServer) options(a *serverAuth) (*server.Options, error) {
 		JetStream:  true,
 		StoreDir:   s.storeDir,
 		NoSigs:     true,
-		Users: []*server.User{{
-			Username:               gatewayUser,
-			Password:               s.password,
+		Nkeys: []*server.NkeyUser{{
+			Nkey:                   gw,
 			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 		}},
 	}
 	if a.anonymous {
-		o.Users = append(o.Users, &server.User{
-			Username:    anonymousUser,
-			Password:    s.anonymousPassword,
+		o.Nkeys = append(o.Nkeys, &server.NkeyUser{
+			Nkey:        s.anonymousKey,
 			Permissions: backendRole(a.streamSubjects),
 		})
-		o.NoAuthUser = anonymousUser
+		o.NoAuthUser = s.anonymousKey
 	}
 	for _, u := range a.users {
 		perms := u.permissions(a.streamSubjects)

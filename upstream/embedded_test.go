@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ssegate/ssegate/replay"
 )
@@ -97,7 +99,7 @@ func TestEmbeddedUsers(t *testing.T) {
 		{"wrong password", "events.demo", []nats.Option{nats.UserInfo("backend", "guess")}},
 		{"the placeholder itself as password", "events.demo", []nats.Option{nats.UserInfo("backend", "{env.SSEGATE_TEST_NATS_PASSWORD}")}},
 		{"nkey outside its list", "events.demo", []nats.Option{nkey}},
-		{"the gateway's user over TCP, even with its password", "events.demo", []nats.Option{nats.UserInfo(gatewayUser, conn.embedded.password)}},
+		{"the gateway's nkey over TCP, even signing with it", "events.demo", []nats.Option{gatewayLogin(t, conn)}},
 	}
 	for _, tt := range refused {
 		if err := canPublish(t, url, tt.subject, tt.opts...); err == nil {
@@ -182,6 +184,44 @@ func TestEmbeddedUsersFollowReloads(t *testing.T) {
 }
 
 // TestEmbeddedAnonymousOff: with anonymous off, only users get in.
+func gatewayLogin(t *testing.T, conn *Conn) nats.Option {
+	t.Helper()
+	login, err := conn.embedded.gatewayAuth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return login
+}
+
+// TestNoPlaintextPasswordWarning: a server whose only users are its own
+// (the gateway and, on loopback, the anonymous publisher) starts without
+// nats-server's "Plaintext passwords detected" warning, which the user
+// could do nothing about. A configured plaintext password still warns.
+func TestNoPlaintextPasswordWarning(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		users []EmbeddedUser
+		warn  bool
+	}{
+		{"no users", nil, false},
+		{"a bcrypt password", []EmbeddedUser{{User: "backend", Password: "$2a$11$M9eOxDCsnBHThsYHbjE2HeYBbjqSdlrpA2ZkwEZpw5tmw1kx3oHDS"}}, false},
+		{"a plaintext password", []EmbeddedUser{{User: "backend", Password: "pw"}}, true},
+	} {
+		core, logs := observer.New(zapcore.InfoLevel)
+		conn, err := Acquire(embeddedConfig(t, tt.users...), zap.New(core), replay.DefaultSubjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.Release()
+		if got := logs.FilterMessageSnippet("Plaintext passwords").Len() > 0; got != tt.warn {
+			t.Errorf("%s: plaintext password warning %v, want %v", tt.name, got, tt.warn)
+		}
+		if logs.FilterMessage("embedded nats-server started").Len() != 1 {
+			t.Errorf("%s: the server did not start; log: %v", tt.name, logs.All())
+		}
+	}
+}
+
 func TestEmbeddedAnonymousOff(t *testing.T) {
 	cfg := embeddedConfig(t, EmbeddedUser{User: "backend", Password: "pw"})
 	off := false

@@ -15,23 +15,15 @@ import (
 	"github.com/ssegate/ssegate/replay"
 )
 
-// headReaderAt answers the hub's stream reads with the benchmark's own
-// newest sequence, so that a settle probe finds nothing missing and no
-// JetStream request sits in the measured path.
+// headReaderAt answers the hub's head checks with the benchmark's own
+// newest sequence, so that no JetStream request sits in the measured path.
 type headReaderAt struct {
 	seq atomic.Uint64
 }
 
-func (r *headReaderAt) Backfill(context.Context, []string, uint64, func(replay.Msg) error) error {
-	return nil
-}
-
-func (r *headReaderAt) LastSequences(_ context.Context, subjects []string) (map[string]uint64, error) {
-	out := make(map[string]uint64, len(subjects))
-	for _, s := range subjects {
-		out[s] = r.seq.Load()
-	}
-	return out, nil
+func (r *headReaderAt) Follow(ctx context.Context, _ uint64, _ func(replay.Msg) error) error {
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 func (r *headReaderAt) Head(context.Context) (replay.Head, error) {
@@ -58,7 +50,10 @@ func benchFanOut(b *testing.B, clients int) {
 	b.Cleanup(func() { _ = conn.Release() })
 	cfg := replay.StreamConfig{Storage: "memory"}.WithDefaults()
 	r := new(headReaderAt)
-	hub := newHub(conn, cfg, r, "bench")
+	hub, err := newHub(conn, cfg, r, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(hub.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -15,29 +15,36 @@ import (
 	"github.com/ssegate/ssegate/replay"
 )
 
-// Hub subscribes once per channel and fans every event out to the local
-// clients of that channel.
+// Hub watches the whole stream and fans each event out to the local
+// clients of its channel.
 //
-// All subscriptions feed one Go channel read by one dispatcher goroutine.
-// nats.go would otherwise run each subscription in its own goroutine, and
-// a client of several channels would see their events out of stream order,
-// which would make its single Last-Event-ID position wrong.
+// It holds one core NATS subscription on the republish prefix, so it sees
+// every position of the stream. Stream sequences are contiguous, so the
+// hub knows the last position it dispatched and every message must be the
+// next one: a jump is a loss, seen at the next message on any channel, and
+// the missing range is read back from the stream before anything after it
+// is dispatched (order.go). Every client therefore gets its channels'
+// events in stream order with none missing, and a client's single
+// Last-Event-ID position is exact across all of its channels.
 //
-// The dispatcher never waits on the network. When it sees that a channel
-// may have lost an event, it holds that channel's clients and hands the
-// channel to the recovery worker (recover.go), which reads the stream and
-// releases them; every other client keeps flowing.
+// One dispatcher goroutine does all of this. It never waits on the
+// network: reads and head checks run in goroutines of their own and hand
+// their results back to it.
 type Hub struct {
 	conn    *Conn
 	stream  replay.StreamConfig
 	history reader
 	log     *zap.Logger
 	metrics Metrics
-	heads   *headReader
 	warn    *ratelog.Limiter // live messages the stream did not send
+	io      effects
+	follows follows
 
+	sub     *nats.Subscription
 	msgs    chan *nats.Msg
-	wake    chan struct{}
+	results chan result
+	poke    chan struct{}
+	ready   chan struct{} // closed once the hub knows its position
 	stopped chan struct{}
 	unwatch func()
 	epoch   atomic.Pointer[string]
@@ -46,62 +53,38 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	topics   map[string]*topic // by live subject
-	queue    []*topic          // suspect topics waiting for the worker
-	settling []*topic          // new topics waiting for their settle probe
-	closed   bool
-	// checkEpoch asks the worker to compare the stream's epoch with ours.
-	checkEpoch  bool
-	epochAsked  time.Time
-	settleTimer *time.Timer
+	mu     sync.Mutex
+	topics map[string]*topic // by stream subject
+	closed bool
+	order  order
 }
 
 // reader is what the hub needs of the stream's history.
 type reader interface {
-	Backfill(ctx context.Context, subjects []string, after uint64, fn func(replay.Msg) error) error
-	LastSequences(ctx context.Context, subjects []string) (map[string]uint64, error)
+	Follow(ctx context.Context, after uint64, fn func(replay.Msg) error) error
 	Head(ctx context.Context) (replay.Head, error)
 }
 
+// topic is one channel with local clients.
 type topic struct {
-	subject string // stream subject
-	live    string
-	sub     *nats.Subscription
-	ready   chan struct{}
-	err     error // set before ready is closed
+	subject string
 	clients map[*Client]struct{}
-
-	// Guarded by hub.mu.
-	//
-	// last is the head of the channel's chain: every event on the subject
-	// up to last was delivered live, or is known to predate the topic, or
-	// is known missing (changed). A live message's Nats-Last-Sequence
-	// above last reveals an event that core NATS lost on the way.
-	last      uint64
-	isReady   bool
-	attaching int  // attaches waiting for ready
-	suspect   bool // held for recovery: a probe, or a read if changed
-	changed   bool // known to have lost an event
-	holdsAll  bool // holds its single-channel clients too (see holds)
-	queued    bool // in hub.queue
-	inJob     bool // the worker has chosen which clients to read for
-	gen       uint64
-	readyAt   time.Time
 }
 
 // Metrics receives the hub's counts. Nil fields are skipped.
 type Metrics struct {
-	// Backfilled counts events recovered from the stream.
+	// Backfilled counts events read back from the stream after core NATS
+	// lost them on the way, and delivered to a local client.
 	Backfilled func(n int)
-	// Channels and Recovering are changes to the number of subscribed
-	// channels and of those held for recovery.
-	Channels   func(delta float64)
+	// Channels is a change to the number of channels with local clients.
+	Channels func(delta float64)
+	// Recovering is a change to the number of channels whose clients wait
+	// while the hub reads back what it missed: all of them, or none.
 	Recovering func(delta float64)
 }
 
 func (m Metrics) add(gauge func(float64), delta float64) {
-	if gauge != nil {
+	if gauge != nil && delta != 0 {
 		gauge(delta)
 	}
 }
@@ -113,7 +96,7 @@ type HubOption func(*Hub)
 func WithMetrics(m Metrics) HubOption { return func(h *Hub) { h.metrics = m } }
 
 // WithPendingLimit sets how many live messages may wait for the
-// dispatcher before NATS drops them (which recovery then finds).
+// dispatcher before NATS drops them (which the hub then reads back).
 func WithPendingLimit(n int) HubOption {
 	return func(h *Hub) { h.msgs = make(chan *nats.Msg, n) }
 }
@@ -123,207 +106,126 @@ func WithLogger(l *zap.Logger) HubOption { return func(h *Hub) { h.log = l } }
 
 // defaultPendingMsgs is how many live messages may wait for the
 // dispatcher. The dispatcher never blocks, so this fills only under a
-// burst; an overflow is itself detected and recovered.
+// burst; an overflow is itself detected and read back.
 const defaultPendingMsgs = 1 << 16
 
+// ErrClosed is returned by Attach on a closed hub.
+var ErrClosed = errors.New("hub is closed")
+
+// ErrNotReady is returned by Attach while the hub does not know the
+// stream's position yet: NATS or JetStream is out of reach.
+var ErrNotReady = errors.New("stream position not known yet")
+
 // NewHub starts a hub on conn for the given stream.
-func NewHub(conn *Conn, stream replay.StreamConfig, history *replay.History, opts ...HubOption) *Hub {
+func NewHub(conn *Conn, stream replay.StreamConfig, history *replay.History, opts ...HubOption) (*Hub, error) {
 	return newHub(conn, stream, history, history.Epoch(), opts...)
 }
 
-func newHub(conn *Conn, stream replay.StreamConfig, history reader, epoch string, opts ...HubOption) *Hub {
+func newHub(conn *Conn, stream replay.StreamConfig, history reader, epoch string, opts ...HubOption) (*Hub, error) {
+	h := newCore(stream, history, epoch, opts...)
+	h.conn = conn
+	h.io = (*liveEffects)(h)
+	sub, err := conn.NC.ChanSubscribe(h.stream.RepublishPrefix+".>", h.msgs)
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to %s.>: %w", h.stream.RepublishPrefix, err)
+	}
+	// The Go channel is the subscription's only buffer: what does not fit
+	// is dropped by nats.go, reported through Dropped, and read back.
+	h.sub = sub
+	// Core NATS delivers at most once. A reconnect, or a subscription that
+	// overflowed, may have lost the newest messages with nothing after
+	// them to show it: the hub then checks the stream's head at once.
+	h.unwatch = conn.Watch(&Watcher{
+		Reconnected: h.kick,
+		Dropped:     func(*nats.Subscription) { h.kick() },
+	})
+	go h.run()
+	return h, nil
+}
+
+// newCore builds the hub's state without any connection or goroutine:
+// the simulation drives it step by step.
+func newCore(stream replay.StreamConfig, history reader, epoch string, opts ...HubOption) *Hub {
 	h := &Hub{
-		conn:    conn,
 		stream:  stream.WithDefaults(),
 		history: history,
 		log:     zap.NewNop(),
 		msgs:    make(chan *nats.Msg, defaultPendingMsgs),
-		wake:    make(chan struct{}, 1),
+		results: make(chan result, resultBuffer),
+		poke:    make(chan struct{}, 1),
+		ready:   make(chan struct{}),
 		stopped: make(chan struct{}),
+		unwatch: func() {},
 		topics:  make(map[string]*topic),
+		warn:    ratelog.New(1.0/60, 1),
 	}
 	h.epoch.Store(&epoch)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(h)
 	}
-	h.warn = ratelog.New(1.0/60, 1)
-	h.heads = &headReader{read: func() (replay.Head, error) {
-		ctx, cancel := context.WithTimeout(h.ctx, requestTimeout)
-		defer cancel()
-		// While NATS is away, nats.go would hold the flush until the
-		// timeout; the client is better told at once to come back.
-		if !h.conn.NC.IsConnected() {
-			return replay.Head{}, nats.ErrConnectionReconnecting
-		}
-		// Once the flush returns, the server has every SUB sent before
-		// it; the head may then be asked on any connection.
-		if err := h.conn.NC.FlushWithContext(ctx); err != nil {
-			return replay.Head{}, err
-		}
-		return h.history.Head(ctx)
-	}}
-	// Core NATS delivers at most once: across a disconnect, or when a
-	// subscription overflows, any channel may lose events. Holding every
-	// channel from the disconnect on means no client sees a newer event
-	// of one channel before a lost older one of another is recovered.
-	h.unwatch = conn.Watch(&Watcher{
-		Disconnected: func() { h.suspectAll() },
-		Reconnected:  func() { h.suspectAll() },
-		Dropped:      func(sub *nats.Subscription) { h.suspectSubject(sub.Subject) },
-	})
-	var workers sync.WaitGroup
-	workers.Add(2)
-	go func() { defer workers.Done(); h.dispatch() }()
-	go func() { defer workers.Done(); h.recoverLoop() }()
-	go func() { workers.Wait(); close(h.stopped) }()
 	return h
 }
 
-// Timeouts of the hub's own requests, and the wait before a new channel's
-// settle probe.
-const (
-	requestTimeout = 5 * time.Second
-	settleDelay    = 2 * time.Second
-	// readTimeout bounds one recovery read; past it, the clients it was
-	// for resume by themselves instead.
-	readTimeout = 10 * time.Second
-)
-
-// ErrClosed is returned by Attach on a closed hub.
-var ErrClosed = errors.New("hub is closed")
-
-// Attach subscribes a new client to the stream subjects. It returns once
-// every subscription has a baseline, so any event stored after Attach
-// returns reaches the client. A replaying client is held until its
-// session calls EndReplay; any other starts at Start.
+// Attach adds a client of the stream subjects. It needs no NATS request:
+// the client starts at the hub's position, and every event after it
+// reaches the client. A replaying client is held until its session calls
+// EndReplay; Start is then the position its read must pass.
 func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, replaying bool) (*Client, error) {
+	if err := h.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
 	c := &Client{
 		hub:       h,
 		queue:     newFrameQueue(queueSize),
 		done:      make(chan struct{}),
 		holdCap:   max(4*queueSize, 1024),
 		replaying: replaying,
-	}
-	topics, err := h.reserve(subjects)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range topics {
-		select {
-		case <-t.ready:
-			err = cmpErr(err, t.err)
-		case <-ctx.Done():
-			err = cmpErr(err, ctx.Err())
-		}
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, t := range topics {
-		t.attaching--
-	}
-	if err == nil && h.closed {
-		err = ErrClosed
-	}
-	if err != nil {
-		for _, t := range topics {
-			h.dropIfUnusedLocked(t)
-		}
-		return nil, err
-	}
-	c.topics = topics
-	for _, t := range topics {
-		t.clients[c] = struct{}{}
-		c.start = max(c.start, t.last)
-		if t.suspect && t.holds(c) {
-			c.suspect++
-		}
-		if t.inJob {
-			// The worker chose its clients before this one came: it
-			// must look again before it lets the topic go.
-			t.gen++
-		}
+		start:     h.order.pos,
 	}
 	if !replaying {
 		c.pos = c.start
 	}
+	for _, s := range subjects {
+		t := h.topics[s]
+		if t == nil {
+			t = &topic{subject: s, clients: make(map[*Client]struct{})}
+			h.topics[s] = t
+			h.metrics.add(h.metrics.Channels, 1)
+			h.metrics.add(h.metrics.Recovering, h.order.waitGauge())
+		}
+		t.clients[c] = struct{}{}
+		c.topics = append(c.topics, t)
+	}
 	return c, nil
 }
 
-func cmpErr(err, next error) error {
-	if err != nil {
-		return err
+// waitReady waits, for a moment at most, until the hub knows its
+// position: a client told at once that the gateway is unavailable comes
+// back in a few seconds, which beats a request left hanging.
+func (h *Hub) waitReady(ctx context.Context) error {
+	select {
+	case <-h.ready:
+		return nil
+	default:
 	}
-	return next
-}
-
-// reserve finds or creates the topics of subjects, marking each as being
-// attached to so that no detach removes it meanwhile.
-func (h *Hub) reserve(subjects []string) ([]*topic, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return nil, ErrClosed
+	wait := time.NewTimer(requestTimeout)
+	defer wait.Stop()
+	select {
+	case <-h.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.ctx.Done():
+		return ErrClosed
+	case <-wait.C:
+		return ErrNotReady
 	}
-	topics := make([]*topic, 0, len(subjects))
-	for _, s := range subjects {
-		t, err := h.topicLocked(s)
-		if err != nil {
-			for _, t := range topics {
-				t.attaching--
-				h.dropIfUnusedLocked(t)
-			}
-			return nil, err
-		}
-		t.attaching++
-		topics = append(topics, t)
-	}
-	return topics, nil
-}
-
-// topicLocked returns the topic of subject, subscribing a new one.
-func (h *Hub) topicLocked(subject string) (*topic, error) {
-	live := h.stream.LiveSubject(subject)
-	if t := h.topics[live]; t != nil {
-		return t, nil
-	}
-	t := &topic{subject: subject, live: live, ready: make(chan struct{}), clients: make(map[*Client]struct{})}
-	sub, err := h.conn.NC.ChanSubscribe(live, h.msgs)
-	if err != nil {
-		return nil, fmt.Errorf("subscribing %s: %w", live, err)
-	}
-	t.sub = sub
-	h.topics[live] = t
-	h.metrics.add(h.metrics.Channels, 1)
-	// Preparing does not depend on the request that created the topic:
-	// other clients share it, and it must finish even if this one leaves.
-	go h.prepare(t)
-	return t, nil
-}
-
-// prepare records the stream's head as the new topic's baseline: every
-// event at or below it was stored before the subscription and is owed to
-// no one who attaches without a position.
-//
-// In a cluster, the stream leader, which republishes, learns of the
-// subscription a moment later over the routes, and an event republished in
-// between is lost on the way. The next event on the channel reveals the
-// gap; for a channel that stays quiet, the settle probe finds it.
-func (h *Hub) prepare(t *topic) {
-	head, err := h.heads.Read(h.ctx)
-	h.mu.Lock()
-	if err != nil {
-		t.err = fmt.Errorf("subscribing %s: %w", t.live, err)
-		h.removeLocked(t)
-	} else {
-		h.noteEpochLocked(head)
-		t.last = max(t.last, head.LastSeq)
-		t.isReady = true
-		t.readyAt = time.Now()
-		h.settleLocked(t)
-	}
-	h.mu.Unlock()
-	close(t.ready)
 }
 
 func (h *Hub) detach(c *Client) {
@@ -336,30 +238,17 @@ func (h *Hub) detach(c *Client) {
 	c.held = nil
 	for _, t := range c.topics {
 		delete(t.clients, c)
-		h.dropIfUnusedLocked(t)
+		if len(t.clients) == 0 && h.topics[t.subject] == t {
+			delete(h.topics, t.subject)
+			h.metrics.add(h.metrics.Channels, -1)
+			h.metrics.add(h.metrics.Recovering, -h.order.waitGauge())
+		}
 	}
 }
 
-// dropIfUnusedLocked unsubscribes a topic nobody reads or waits for.
-func (h *Hub) dropIfUnusedLocked(t *topic) {
-	if len(t.clients) == 0 && t.attaching == 0 {
-		h.removeLocked(t)
-	}
-}
-
-func (h *Hub) removeLocked(t *topic) {
-	if h.topics[t.live] != t {
-		return
-	}
-	delete(h.topics, t.live)
-	h.metrics.add(h.metrics.Channels, -1)
-	if t.suspect {
-		h.metrics.add(h.metrics.Recovering, -1)
-	}
-	if err := t.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		h.log.Debug("unsubscribe", zap.String("subject", t.live), zap.Error(err))
-	}
-}
+// requestTimeout bounds the hub's own requests, and how long Attach waits
+// for the hub's first position.
+const requestTimeout = 5 * time.Second
 
 // Close ends every client's stream with ReasonShutdown and stops the hub.
 func (h *Hub) Close() {
@@ -376,38 +265,47 @@ func (h *Hub) Close() {
 			c.End(ReasonShutdown)
 		}
 	}
-	if h.settleTimer != nil {
-		h.settleTimer.Stop()
-	}
 	h.mu.Unlock()
 	h.unwatch()
 	h.cancel()
-	<-h.stopped
+	if h.sub != nil {
+		if err := h.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			h.log.Debug("unsubscribe", zap.Error(err))
+		}
+		<-h.stopped
+	}
 }
 
-// Recovering reports how many channels are held for recovery.
+// Epoch is the epoch of the stream the hub is following.
+func (h *Hub) Epoch() string { return *h.epoch.Load() }
+
+// Position is the last stream sequence the hub dispatched.
+func (h *Hub) Position() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.order.pos
+}
+
+// Recovering reports how many channels wait while the hub reads back
+// events it missed.
 func (h *Hub) Recovering() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n := 0
-	for _, t := range h.topics {
-		if t.suspect {
-			n++
-		}
+	if h.order.waitGauge() == 0 {
+		return 0
 	}
-	return n
+	return len(h.topics)
 }
 
-// Settled reports whether no channel is held for recovery or waiting for
-// its settle probe.
+// Settled reports whether the hub knows its position and is reading
+// nothing back.
 func (h *Hub) Settled() bool {
 	h.mu.Lock()
-	settling := len(h.settling)
-	h.mu.Unlock()
-	return settling == 0 && h.Recovering() == 0
+	defer h.mu.Unlock()
+	return h.order.based && h.order.reading == 0
 }
 
-// Channels reports how many channels have a subscription.
+// Channels reports how many channels have local clients.
 func (h *Hub) Channels() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +40,10 @@ func hubReading(t testing.TB, wrap func(*replay.History) reader, opts ...HubOpti
 		t.Fatal(err)
 	}
 	history := replay.NewHistory(conn.JS, stream, 0)
-	hub := newHub(conn, cfg, wrap(history), stream.Epoch, append([]HubOption{WithLogger(log)}, opts...)...)
+	hub, err := newHub(conn, cfg, wrap(history), stream.Epoch, append([]HubOption{WithLogger(log)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(hub.Close)
 	pub, _ := natstest.Connect(t, ns)
 	return hub, pub
@@ -79,61 +83,71 @@ func TestDroppedLiveMessagesAreBackfilled(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	hub.mu.Unlock()
-
-	for want := uint64(1); want <= n; want++ {
-		f, ok := recv(c, 10*time.Second)
-		if !ok {
-			t.Fatalf("sequence %d never arrived", want)
-		}
-		if f.Seq != want {
-			t.Fatalf("got sequence %d, want %d", f.Seq, want)
-		}
-	}
+	expect(t, c, seqs(1, n)...)
 	quiet(t, c, "after every event")
 }
 
 func dropped(h *Hub) int {
-	total := 0
-	for _, t := range h.topics {
-		n, _ := t.sub.Dropped()
-		total += n
-	}
-	return total
+	n, _ := h.sub.Dropped()
+	return n
 }
 
-func TestLastClientUnsubscribes(t *testing.T) {
-	hub, _ := hubFixture(t)
+// countingReader counts the hub's requests to the stream.
+type countingReader struct {
+	reader
+	heads, follows atomic.Int64
+}
+
+func (r *countingReader) Head(ctx context.Context) (replay.Head, error) {
+	r.heads.Add(1)
+	return r.reader.Head(ctx)
+}
+
+func (r *countingReader) Follow(ctx context.Context, after uint64, fn func(replay.Msg) error) error {
+	r.follows.Add(1)
+	return r.reader.Follow(ctx, after, fn)
+}
+
+// TestNewChannelsNeedNoRequest: a channel's baseline is the hub's
+// position, so attaching to new channels subscribes nothing and asks the
+// stream nothing, and the last client of a channel leaves nothing behind.
+func TestNewChannelsNeedNoRequest(t *testing.T) {
+	var counted *countingReader
+	hub, _ := hubReading(t, func(h *replay.History) reader {
+		counted = &countingReader{reader: h}
+		return counted
+	})
 	ctx := context.Background()
-	// A first attach makes nats.go open its shared request inbox; count
-	// subscriptions from there on.
 	warm, err := hub.Attach(ctx, []string{"events.w"}, 8, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	warm.Detach()
-	base := hub.conn.NC.NumSubscriptions()
-	a, err := hub.Attach(ctx, []string{"events.x", "events.y"}, 8, false)
-	if err != nil {
-		t.Fatal(err)
+	subs, heads := hub.conn.NC.NumSubscriptions(), counted.heads.Load()
+	var clients []*Client
+	for i := range 100 {
+		c, err := hub.Attach(ctx, []string{fmt.Sprintf("events.n%d", i), "events.x"}, 8, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
 	}
-	b, err := hub.Attach(ctx, []string{"events.x"}, 8, false)
-	if err != nil {
-		t.Fatal(err)
+	if got := hub.Channels(); got != 101 {
+		t.Fatalf("%d channels, want 101", got)
 	}
-	if got := hub.Channels(); got != 2 {
-		t.Fatalf("%d channels, want 2", got)
+	if n := hub.conn.NC.NumSubscriptions(); n != subs {
+		t.Fatalf("%d NATS subscriptions, want %d", n, subs)
 	}
-	a.Detach()
-	a.Detach() // idempotent
-	if got := hub.Channels(); got != 1 {
-		t.Fatalf("%d channels after first detach, want 1", got)
+	if n := counted.heads.Load() - heads; n > 1 {
+		// The idle check may ask once meanwhile; 100 channels did not.
+		t.Fatalf("%d head requests for 100 new channels", n)
 	}
-	b.Detach()
+	for _, c := range clients {
+		c.Detach()
+		c.Detach() // idempotent
+	}
 	if got := hub.Channels(); got != 0 {
-		t.Fatalf("%d channels after last detach, want 0", got)
-	}
-	if n := hub.conn.NC.NumSubscriptions(); n != base {
-		t.Fatalf("%d NATS subscriptions left", n)
+		t.Fatalf("%d channels after the last detach, want 0", got)
 	}
 }
 
@@ -157,48 +171,109 @@ func TestCloseEndsClients(t *testing.T) {
 	}
 }
 
-// TestQuietChannelCheckFindsALostEvent: an event lost on its way to a new
-// subscription, with no later event to reveal the gap, is found by the
-// check that follows a new subscription.
-func TestQuietChannelCheckFindsALostEvent(t *testing.T) {
+// lose makes the hub miss whatever is published while fn runs, as core
+// NATS does across a reconnect: its subscription is away meanwhile.
+func lose(t *testing.T, hub *Hub, fn func()) {
+	t.Helper()
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if err := hub.sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	fn()
+	sub, err := hub.conn.NC.ChanSubscribe(hub.stream.RepublishPrefix+".>", hub.msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.sub = sub
+	if err := hub.conn.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func publish(t *testing.T, pub *nats.Conn, subjects ...string) {
+	t.Helper()
+	js, err := pub.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range subjects {
+		if _, err := js.Publish(s, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestQuietChannelLossIsFoundByTheNextEventOfAnyChannel is the issue's
+// case 2: a client of a quiet channel and a busy one. The quiet channel's
+// event is lost; the busy channel's next event reveals it at once, and the
+// client gets both, in order. Watching each channel apart, the client
+// moved past the loss.
+func TestQuietChannelLossIsFoundByTheNextEventOfAnyChannel(t *testing.T) {
+	hub, pub := hubFixture(t)
+	c, err := hub.Attach(context.Background(), []string{"events.quiet", "events.marker"}, 8, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Detach()
+	lose(t, hub, func() { publish(t, pub, "events.quiet") })
+	publish(t, pub, "events.marker")
+	expect(t, c, 1, 2)
+}
+
+// TestLossWithNothingAfterIsFound: an event lost with no later event to
+// reveal it is found by the idle check of the stream's head.
+func TestLossWithNothingAfterIsFound(t *testing.T) {
 	hub, pub := hubFixture(t)
 	c, err := hub.Attach(context.Background(), []string{"events.quiet"}, 8, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Detach()
-	marker, err := hub.Attach(context.Background(), []string{"events.marker"}, 8, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer marker.Detach()
-	live := hub.stream.LiveSubject("events.quiet")
+	lose(t, hub, func() { publish(t, pub, "events.quiet") })
+	expect(t, c, 1)
+}
 
-	// Hide the topic from the dispatcher so that the event is dropped as
-	// if core NATS had lost it. The dispatcher handles messages in order,
-	// so once the marker after it arrives, the event is gone.
-	hub.mu.Lock()
-	tp := hub.topics[live]
-	delete(hub.topics, live)
-	hub.mu.Unlock()
-	for _, subj := range []string{"events.quiet", "events.marker"} {
-		if err := pub.Publish(subj, []byte("x")); err != nil {
-			t.Fatal(err)
+func seqs(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+// expect waits for c to be given exactly want, in order.
+func expect(t *testing.T, c *Client, want ...uint64) {
+	t.Helper()
+	for _, w := range want {
+		f, ok := recv(c, 10*time.Second)
+		if !ok {
+			t.Fatalf("sequence %d never arrived", w)
+		}
+		if f.Seq != w {
+			t.Fatalf("got sequence %d, want %d", f.Seq, w)
 		}
 	}
-	if _, ok := recv(marker, 5*time.Second); !ok {
-		t.Fatal("marker never arrived")
-	}
-	hub.mu.Lock()
-	hub.topics[live] = tp
-	hub.mu.Unlock()
-	quiet(t, c, "before recovery; the test proves nothing")
+}
 
-	f, ok := recv(c, settleDelay+5*time.Second)
-	if !ok {
-		t.Fatal("the lost event was never recovered")
+func recv(c *Client, timeout time.Duration) (Frame, bool) {
+	deadline := time.After(timeout)
+	for {
+		if fs, _ := c.Take(nil, 1); len(fs) == 1 {
+			return fs[0], true
+		}
+		select {
+		case <-c.Ready():
+		case <-deadline:
+			return Frame{}, false
+		}
 	}
-	if f.Seq != 1 {
-		t.Fatalf("got sequence %d", f.Seq)
+}
+
+// quiet checks that nothing more is given to c for a moment.
+func quiet(t *testing.T, c *Client, what string) {
+	t.Helper()
+	if f, ok := recv(c, 200*time.Millisecond); ok {
+		t.Fatalf("unexpected sequence %d %s", f.Seq, what)
 	}
 }

@@ -34,12 +34,10 @@ type EmbeddedUser struct {
 	Subscribe []string `json:"subscribe,omitempty"`
 }
 
-// The embedded server's own users. Configured names may not start with
-// reservedPrefix, so that they cannot collide.
+// Configured names may not start with reservedPrefix, which is kept for
+// the gateway's own names (its own users are nkeys made at start).
 const (
 	reservedPrefix = "_ssegate"
-	gatewayUser    = "_ssegate_gateway"
-	anonymousUser  = "_ssegate_anonymous"
 	// InboxPrefix is where the gateway's replies arrive. It is not under
 	// _INBOX, which backends may read to get their publish acks.
 	InboxPrefix = "_SSEGATE_INBOX"

@@ -18,6 +18,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/internal/version"
 )
 
 // passwordEnv holds the NATS password for -user, so that it does not show
@@ -33,7 +35,7 @@ type options struct {
 	server, subject, channel, event string
 	count                           int
 	interval                        time.Duration
-	core                            bool
+	core, version                   bool
 	creds, token, user, password    string
 	headers                         headerFlags
 }
@@ -50,11 +52,23 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.version {
+		_, err := fmt.Fprintln(stdout, "publish: ssegate", version.Full())
+		return err
+	}
 	msg, err := o.message(data)
 	if err != nil {
 		return err
 	}
 	nc, err := nats.Connect(o.server, o.natsOptions()...)
+	if errors.Is(err, nats.ErrNoServers) {
+		// The usual first-hour mistake: the gateway, whose embedded NATS
+		// this talks to, is not running yet.
+		return fmt.Errorf("connecting to %s: %w\n"+
+			"Is the gateway running? With Caddyfile.example, its embedded NATS listens on 127.0.0.1:4222\n"+
+			"once this runs in another terminal (or give -server):\n"+
+			"  go run ./cmd/caddy run --config Caddyfile.example", o.server, err)
+	}
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", o.server, err)
 	}
@@ -78,12 +92,16 @@ func parse(args []string, stdin io.Reader, stderr io.Writer) (*options, []byte, 
 	fs.StringVar(&o.user, "user", "", "NATS user; the password comes from $"+passwordEnv+" or -password")
 	fs.StringVar(&o.password, "password", "", "NATS password for -user (prefer $"+passwordEnv+")")
 	fs.Var(&o.headers, "header", "extra NATS header Key=Value (repeatable)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: publish [flags] <data>   (data '-' reads standard input, less one final newline)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
+	}
+	if o.version {
+		return o, nil, nil
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

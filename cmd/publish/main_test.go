@@ -12,7 +12,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/natstest"
+	"github.com/ssegate/ssegate/internal/version"
 )
+
+func TestVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	// -version needs no data argument and no server.
+	if err := run([]string{"-version", "-server", "nats://127.0.0.1:1"}, strings.NewReader(""), &stdout, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stdout.String(), "publish: ssegate "+version.Release+"\n"; got != want {
+		t.Errorf("-version printed %q, want %q", got, want)
+	}
+}
 
 func TestBadArguments(t *testing.T) {
 	t.Setenv(passwordEnv, "")
@@ -34,6 +46,8 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"-user", "u", "-password", "p", "-token", "t", "x"}, "choose one of"},
 		{[]string{"-creds", "c", "-token", "t", "x"}, "choose one of"},
 		{[]string{"-server", dead, "x"}, "connecting to nats://127.0.0.1:1"},
+		// Nothing listening: say what should be.
+		{[]string{"-server", dead, "x"}, "Is the gateway running? With Caddyfile.example, its embedded NATS listens on 127.0.0.1:4222"},
 	}
 	for _, tt := range tests {
 		var stdout bytes.Buffer

@@ -1,8 +1,10 @@
 // Command token mints an HS256 JWT that ssegate accepts as a cookie, a
 // bearer token or (with -ticket) a one-time ticket, for development and
-// scripts. Backends mint their own tokens; see the README.
+// scripts; with -publish, the token may also publish over HTTP. Backends
+// mint their own tokens; see the README.
 //
 //	go run ./cmd/token -sub alice -channel 'user.{sub}'
+//	go run ./cmd/token -sub backend -publish demo
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ssegate/ssegate/internal/devsecret"
+	"github.com/ssegate/ssegate/internal/version"
 )
 
 const (
@@ -35,10 +38,25 @@ const (
 	minSecretBytes = 32
 )
 
-type channelFlags []string
+// patternFlags collects a repeatable channel pattern flag.
+type patternFlags []string
 
-func (c *channelFlags) String() string     { return strings.Join(*c, ",") }
-func (c *channelFlags) Set(v string) error { *c = append(*c, v); return nil }
+func (c *patternFlags) String() string { return strings.Join(*c, ",") }
+func (c *patternFlags) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("an empty pattern grants nothing")
+	}
+	*c = append(*c, v)
+	return nil
+}
+
+// options are the command's flags.
+type options struct {
+	sub, aud, iss     string
+	ttl               time.Duration
+	ticket, version   bool
+	channels, publish patternFlags
+}
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -48,29 +66,17 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sub := fs.String("sub", "", "the principal (required)")
-	ttl := fs.Duration("ttl", 0, "lifetime (default 1h, or 30s with -ticket; the gateway refuses tickets over ticket_max_lifetime, 60s by default)")
-	ticket := fs.Bool("ticket", false, "mint a one-time ticket (adds jti)")
-	aud := fs.String("aud", "", "audience claim, if the gateway checks one")
-	iss := fs.String("iss", "", "issuer claim, if the gateway checks one")
-	var channels channelFlags
-	fs.Var(&channels, "channel", "channel pattern the token grants (repeatable; * and > wildcards, {sub})")
-	if err := fs.Parse(args); err != nil {
+	o, err := parse(args, stderr)
+	if err != nil {
 		return err
 	}
-	switch {
-	case fs.NArg() > 0:
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case *sub == "":
-		return errors.New("-sub is required")
-	case *ttl < 0:
-		return errors.New("-ttl cannot be negative")
+	if o.version {
+		_, err := fmt.Fprintln(stdout, "token: ssegate", version.Full())
+		return err
 	}
-	lifetime := cmp.Or(*ttl, defaultTTL)
-	if *ticket {
-		lifetime = cmp.Or(*ttl, defaultTicketTTL)
+	lifetime := cmp.Or(o.ttl, defaultTTL)
+	if o.ticket {
+		lifetime = cmp.Or(o.ttl, defaultTicketTTL)
 		if lifetime > ticketMaxLifetime {
 			fmt.Fprintf(stderr, "token: a %v ticket is refused unless the gateway's ticket_max_lifetime allows it (default %v)\n", lifetime, ticketMaxLifetime)
 		}
@@ -79,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	claims, err := newClaims(*sub, channels, *aud, *iss, lifetime, *ticket)
+	claims, err := o.claims(lifetime)
 	if err != nil {
 		return err
 	}
@@ -89,6 +95,37 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, signed)
 	return nil
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := new(options)
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.sub, "sub", "", "the principal (required)")
+	fs.DurationVar(&o.ttl, "ttl", 0, "lifetime (default 1h, or 30s with -ticket; the gateway refuses tickets over ticket_max_lifetime, 60s by default)")
+	fs.BoolVar(&o.ticket, "ticket", false, "mint a one-time ticket (adds jti)")
+	fs.StringVar(&o.aud, "aud", "", "audience claim, if the gateway checks one")
+	fs.StringVar(&o.iss, "iss", "", "issuer claim, if the gateway checks one")
+	fs.Var(&o.channels, "channel", "channel pattern the token may read (repeatable; * and > wildcards, {sub})")
+	fs.Var(&o.publish, "publish", "channel pattern the token may publish to over HTTP, such as POST /events/publish?channel=demo (repeatable; * and > wildcards, {sub})")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.version:
+		return o, nil
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case o.sub == "":
+		return nil, errors.New("-sub is required")
+	case o.ttl < 0:
+		return nil, errors.New("-ttl cannot be negative")
+	case o.ticket && len(o.publish) > 0:
+		// The gateway refuses to publish with a ticket: say so now.
+		return nil, errors.New("-ticket and -publish exclude each other: a ticket opens one stream, and cannot publish")
+	}
+	return o, nil
 }
 
 // signingSecret is SSEGATE_JWT_SECRET, or the development secret of
@@ -106,21 +143,25 @@ func signingSecret(stderr io.Writer) ([]byte, error) {
 	return []byte(secret), nil
 }
 
-func newClaims(sub string, channels []string, aud, iss string, lifetime time.Duration, ticket bool) (jwt.MapClaims, error) {
+func (o *options) claims(lifetime time.Duration) (jwt.MapClaims, error) {
 	now := time.Now()
 	claims := jwt.MapClaims{
-		"sub":      sub,
+		"sub":      o.sub,
 		"iat":      now.Unix(),
 		"exp":      now.Add(lifetime).Unix(),
-		"channels": channels,
+		"channels": []string(o.channels),
 	}
-	if aud != "" {
-		claims["aud"] = aud
+	// The gateway's "publish" claim: patterns this token may publish to.
+	if len(o.publish) > 0 {
+		claims["publish"] = []string(o.publish)
 	}
-	if iss != "" {
-		claims["iss"] = iss
+	if o.aud != "" {
+		claims["aud"] = o.aud
 	}
-	if ticket {
+	if o.iss != "" {
+		claims["iss"] = o.iss
+	}
+	if o.ticket {
 		id := make([]byte, 16)
 		if _, err := rand.Read(id); err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/devsecret"
 	"github.com/ssegate/ssegate/internal/natstest"
+	"github.com/ssegate/ssegate/internal/version"
 )
 
 const testSecret = "a-test-secret-that-is-long-enough-for-hs256"
@@ -31,6 +33,9 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"-sub", "a", "-nosuchflag"}, testSecret, "flag provided but not defined"},
 		{[]string{"-sub", "a", "-ttl", "-1s"}, testSecret, "-ttl cannot be negative"},
 		{[]string{"-sub", "a", "user.a"}, testSecret, `unexpected argument "user.a"`},
+		{[]string{"-sub", "a", "-publish", ""}, testSecret, "an empty pattern grants nothing"},
+		{[]string{"-sub", "a", "-channel", " "}, testSecret, "an empty pattern grants nothing"},
+		{[]string{"-sub", "a", "-ticket", "-publish", "demo"}, testSecret, "-ticket and -publish exclude each other"},
 		// Set but empty or short: the gateway would answer invalid_token.
 		{[]string{"-sub", "a"}, "", "SSEGATE_JWT_SECRET is 0 bytes"},
 		{[]string{"-sub", "a"}, "short", "SSEGATE_JWT_SECRET is 5 bytes"},
@@ -145,5 +150,61 @@ func TestTicketAccepted(t *testing.T) {
 	}
 	if e := admit(); e == nil || e.Code != auth.CodeTicketUsed {
 		t.Fatalf("second use: %v, want ticket_used", e)
+	}
+}
+
+// TestPublishGrant: -publish (repeatable) becomes the gateway's publish
+// claim, which its publish endpoint honours for the patterns named and no
+// others; without it, a token grants no publishing.
+func TestPublishGrant(t *testing.T) {
+	t.Setenv("SSEGATE_JWT_SECRET", testSecret)
+	gate, err := auth.NewGate(auth.Config{HMACKeys: []auth.HMACKey{{Secret: testSecret}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gate.Close() })
+	pubs, err := gate.Publishers(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, claims, _ := mint(t, testSecret, "-sub", "backend", "-publish", "demo", "-publish", "orders.*")
+	if got := fmt.Sprint(claims["publish"]); got != "[demo orders.*]" {
+		t.Errorf("publish claim %s, want [demo orders.*]", got)
+	}
+	readOnly, _, _ := mint(t, testSecret, "-sub", "alice", "-channel", "demo")
+	for _, tt := range []struct {
+		tok, channel string
+		want         string // "" for allowed, else the refusal's code
+	}{
+		{tok, "demo", ""},
+		{tok, "orders.eu", ""},
+		{tok, "orders.eu.paris", auth.CodeChannelForbidden},
+		{tok, "user.alice", auth.CodeChannelForbidden},
+		{readOnly, "demo", auth.CodeForbidden},
+	} {
+		r, err := http.NewRequest(http.MethodPost, "/events/publish?channel="+tt.channel, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("Authorization", "Bearer "+tt.tok)
+		_, e := pubs.Authorize(r, tt.channel)
+		switch {
+		case tt.want == "" && e != nil:
+			t.Errorf("publishing to %s: refused with %v", tt.channel, e)
+		case tt.want != "" && (e == nil || e.Code != tt.want):
+			t.Errorf("publishing to %s: %v, want %s", tt.channel, e, tt.want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	// -version needs neither -sub nor a secret.
+	t.Setenv("SSEGATE_JWT_SECRET", "short")
+	if err := run([]string{"-version"}, &stdout, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stdout.String(), "token: ssegate "+version.Release+"\n"; got != want {
+		t.Errorf("-version printed %q, want %q", got, want)
 	}
 }

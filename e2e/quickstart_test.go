@@ -1,0 +1,320 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// example is what Caddyfile.example serves, as the quick start relies on.
+type example struct {
+	src                     string
+	httpPort, tlsPort, nats string // "8080", "8443", "127.0.0.1:4222"
+	store                   string // ./data/nats
+	matcher                 string // /events*
+	paths                   map[string]string
+}
+
+func readExample(t *testing.T) example {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(raw)
+	find := func(re string) string {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)` + re).FindStringSubmatch(src)
+		if m == nil {
+			t.Fatalf("Caddyfile.example has no match for %s", re)
+		}
+		return m[1]
+	}
+	ex := example{
+		src:      src,
+		httpPort: find(`^:(\d+) \{`),
+		tlsPort:  find(`^https://localhost:(\d+) \{`),
+		nats:     find(`^\s+listen (\S+)`),
+		store:    find(`^\s+store_dir (\S+)`),
+		matcher:  find(`^\s+ssegate (/\S+) \{`),
+		paths:    map[string]string{},
+	}
+	for _, d := range []string{"console", "health", "publish", "ticket_path"} {
+		ex.paths[d] = find(`^\s+` + d + ` (/\S+)`)
+	}
+	return ex
+}
+
+// docSection is the text under a "## " heading of a file in the
+// repository, up to the next one.
+func docSection(t *testing.T, file, heading string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(src), "\n## "+heading+"\n")
+	if !ok {
+		t.Fatalf("%s has no section %q", file, heading)
+	}
+	section, _, _ := strings.Cut(after, "\n## ")
+	return section
+}
+
+// quickStart is the README's quick start section.
+func quickStart(t *testing.T) string { return docSection(t, "README.md", "Quick start") }
+
+var localURL = regexp.MustCompile(`https?://localhost:(\d+)(/[^\s'"<>)]*)?`)
+
+// TestReadmeQuickStartMatchesExample reads the quick start: every URL is on
+// one of the example's sites and under a path it serves, every go run names
+// a command of this repository, and the NATS address and store it names are
+// the example's.
+func TestReadmeQuickStartMatchesExample(t *testing.T) {
+	ex, qs := readExample(t), quickStart(t)
+	prefix := strings.TrimSuffix(ex.matcher, "*")
+	urls := localURL.FindAllStringSubmatch(qs, -1)
+	if len(urls) < 4 {
+		t.Fatalf("found only %d localhost URLs in the quick start", len(urls))
+	}
+	for _, u := range urls {
+		if u[1] != ex.httpPort && u[1] != ex.tlsPort {
+			t.Errorf("%s: port %s is neither of the example's sites (:%s, :%s)", u[0], u[1], ex.httpPort, ex.tlsPort)
+		}
+		path, _, _ := strings.Cut(u[2], "?")
+		switch {
+		case path == "" || path == "/" || path == prefix:
+		case strings.HasPrefix(path, prefix+"/"):
+			if !servedPath(ex, path) {
+				t.Errorf("%s: the example serves no %s (it has %v)", u[0], path, ex.paths)
+			}
+		default:
+			t.Errorf("%s: %s is outside the example's ssegate %s", u[0], path, ex.matcher)
+		}
+	}
+	for _, m := range regexp.MustCompile(`go run (\./cmd/\w+)`).FindAllStringSubmatch(qs, -1) {
+		if !fileExists(filepath.Join("..", m[1])) {
+			t.Errorf("go run %s: no such command", m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`--config (\S+)`).FindAllStringSubmatch(qs, -1) {
+		if !fileExists(filepath.Join("..", m[1])) {
+			t.Errorf("--config %s: no such file", m[1])
+		}
+	}
+	if !strings.Contains(qs, "`"+ex.nats+"`") || !strings.Contains(qs, "`"+ex.store+"`") {
+		t.Errorf("the quick start does not name the example's NATS address %s and store %s", ex.nats, ex.store)
+	}
+	pub, err := os.ReadFile(filepath.Join("..", "cmd", "publish", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(pub), `"nats://`+ex.nats+`"`) {
+		t.Errorf("cmd/publish's default server is not the example's embedded NATS at %s", ex.nats)
+	}
+}
+
+func servedPath(ex example, path string) bool {
+	for _, p := range ex.paths {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// exampleGateway runs Caddyfile.example itself with the built caddy. Only
+// what must differ on a shared machine is changed: its two ports and the
+// NATS port become free ones, its data directory a temporary one, the
+// admin endpoint is off, and the demo root is made absolute. replace maps
+// the example's addresses to the ones in use, for the snippets.
+func exampleGateway(t *testing.T, bin string, ex example) (g *caddyProcess, replace *strings.Replacer) {
+	t.Helper()
+	ports := freePorts(t, 3)
+	dir := t.TempDir()
+	demo, err := filepath.Abs(filepath.Join("..", "demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsHost, _, _ := strings.Cut(ex.nats, ":")
+	nats := fmt.Sprintf("%s:%d", natsHost, ports[2])
+	http, https := fmt.Sprint(ports[0]), fmt.Sprint(ports[1])
+	cfg := strings.NewReplacer(
+		"127.0.0.1:"+ex.httpPort, "127.0.0.1:"+http,
+		"\n:"+ex.httpPort+" {", "\n:"+http+" {",
+		"localhost:"+ex.tlsPort, "localhost:"+https,
+		ex.nats, nats,
+		ex.store, filepath.Join(dir, "nats"),
+		"root * ./demo", "root * "+demo,
+	).Replace(ex.src)
+	cfg = strings.Replace(cfg, "\n{\n", "\n{\n\tadmin off\n\tpersist_config off\n", 1)
+	g = runCaddy(t, bin, "example", dir, cfg)
+	replace = strings.NewReplacer(
+		"localhost:"+ex.httpPort, "localhost:"+http,
+		"localhost:"+ex.tlsPort, "localhost:"+https,
+		"go run ./cmd/publish", filepath.Join(bin, "publish")+" -server nats://"+nats,
+		"go run ./cmd/token", filepath.Join(bin, "token"),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	base := "http://localhost:" + http
+	waitFor(ctx, t, &gateway{caddyProcess: g}, "the example's health endpoint", func() error {
+		return getStatus(ctx, base+ex.paths["health"], 200)
+	})
+	return g, replace
+}
+
+// shell runs a snippet with bash, with the example's addresses replaced,
+// and returns its standard output.
+func shell(ctx context.Context, t *testing.T, replace *strings.Replacer, snippet string, env ...string) string {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", replace.Replace(snippet))
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s\n%v\nstdout: %s\nstderr: %s", replace.Replace(snippet), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+// getStatus says whether GET url answers with the status want.
+func getStatus(ctx context.Context, url string, want int) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("GET %s: %s, want %d", url, resp.Status, want)
+	}
+	return nil
+}
+
+// fencedBlocks are the section's code blocks of one language ("" for a
+// bare fence).
+func fencedBlocks(section, lang string) []string {
+	var out []string
+	var block *strings.Builder
+	open := ""
+	for _, line := range strings.SplitAfter(section, "\n") {
+		fence, isFence := strings.CutPrefix(strings.TrimRight(line, "\n"), "```")
+		switch {
+		case isFence && block == nil:
+			block, open = new(strings.Builder), fence
+		case isFence:
+			if open == lang {
+				out = append(out, block.String())
+			}
+			block = nil
+		case block != nil:
+			block.WriteString(line)
+		}
+	}
+	return out
+}
+
+// blockWith is the first block that contains text.
+func blockWith(t *testing.T, blocks []string, text string) string {
+	t.Helper()
+	for _, b := range blocks {
+		if strings.Contains(b, text) {
+			return b
+		}
+	}
+	t.Fatalf("no code block holds %q", text)
+	return ""
+}
+
+// background starts cmd with its output collected, and kills it when the
+// test ends.
+func background(t *testing.T, cmd *exec.Cmd) *lockedBuffer {
+	t.Helper()
+	out := new(lockedBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	return out
+}
+
+// listen runs a one-line curl -N snippet in the background until the test
+// ends, and returns what it receives.
+func listen(ctx context.Context, t *testing.T, replace *strings.Replacer, line string, env ...string) *lockedBuffer {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "bash", "-c", "exec "+replace.Replace(strings.TrimSpace(line)))
+	cmd.Env = append(os.Environ(), env...)
+	return background(t, cmd)
+}
+
+// waitText waits until out holds text.
+func waitText(ctx context.Context, t *testing.T, out *lockedBuffer, text string) {
+	t.Helper()
+	if err := pollUntil(ctx, 20*time.Second, func() bool { return strings.Contains(out.String(), text) }); err != nil {
+		t.Fatalf("waiting for %q: %v; got:\n%s", text, err, out.String())
+	}
+}
+
+var sampleID = regexp.MustCompile(`\d+-[a-z2-7]{4}`)
+
+// TestReadmeQuickStart runs the README's quick start against
+// Caddyfile.example as written (see exampleGateway for the few changes a
+// shared machine needs): curl listens on demo, cmd/publish publishes twice
+// through NATS, and a publisher token from cmd/token publishes over HTTP.
+// The listener gets all three, with the event block the README shows. The
+// token lines mint tokens, and docs/publishing.md's HTTP samples publish
+// to the example as written.
+func TestReadmeQuickStart(t *testing.T) {
+	ex, qs := readExample(t), quickStart(t)
+	bin := buildCommands(t)
+	_, replace := exampleGateway(t, bin, ex)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sh := fencedBlocks(qs, "sh")
+
+	out := listen(ctx, t, replace, blockWith(t, sh, "curl -N"))
+	waitText(ctx, t, out, ": ssegate")
+	shell(ctx, t, replace, blockWith(t, sh, "go run ./cmd/publish"))
+	answer := shell(ctx, t, replace, blockWith(t, sh, "-publish demo"))
+	m := regexp.MustCompile(`^\{"id":"(` + sampleID.String() + `)"\}\n?$`).FindStringSubmatch(answer)
+	if m == nil {
+		t.Fatalf("the HTTP publish answered %q, want {\"id\":\"<seq>-<epoch>\"}", answer)
+	}
+	waitText(ctx, t, out, "data: hello over HTTP\n")
+	got := out.String()
+	for _, want := range []string{"event: greeting\ndata: hello\n", "data: {\"n\": 1}\n", "id: " + m[1] + "\nevent: greeting\ndata: hello over HTTP\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the listener did not get %q; got:\n%s", want, got)
+		}
+	}
+	shown := blockWith(t, fencedBlocks(qs, ""), "event: greeting")
+	pattern := regexp.QuoteMeta(sampleID.ReplaceAllString(shown, "ID"))
+	if !regexp.MustCompile(strings.ReplaceAll(pattern, "ID", sampleID.String())).MatchString(got) {
+		t.Errorf("the stream holds no block like the README's:\n%s\ngot:\n%s", shown, got)
+	}
+
+	for _, line := range strings.Split(strings.TrimSpace(blockWith(t, sh, "-sub alice")), "\n") {
+		tok := shell(ctx, t, replace, line)
+		if len(strings.Split(strings.TrimSpace(tok), ".")) != 3 {
+			t.Errorf("%s printed %q, want a JWT", line, tok)
+		}
+	}
+	t.Run("publishing samples", func(t *testing.T) { publishingSamples(ctx, t, replace) })
+}

@@ -1,0 +1,335 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/replay"
+	"github.com/ssegate/ssegate/sse"
+	"github.com/ssegate/ssegate/upstream"
+)
+
+// session is one open event stream.
+type session struct {
+	sv       *Server
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	client   Client
+	history  History
+	subjects []string
+	buf      []byte
+
+	// lastSent is the position the client has every event up to: the
+	// sequence of the newest event written, or where it started.
+	lastSent uint64
+	// known is set once the client holds lastSent as its last event id:
+	// it sent it, or was sent an event with it.
+	known bool
+
+	sent int
+	// ended is why the stream ended, once it has (see end), and broken
+	// is set once a write failed: nothing more is written then.
+	ended  string
+	broken bool
+	// The stream's bytes go to out, through Caddy's writers or, after a
+	// takeover, straight to the connection.
+	out         io.Writer
+	flushOut    func() error
+	setDeadline func(time.Time) error
+	// ownDeadline is set when Caddy does not bound the writes, and
+	// clearDeadline when a deadline must not outlive a flush (see
+	// boundWrites); armedAt is when the session last set a deadline.
+	ownDeadline   bool
+	clearDeadline bool
+	armedAt       time.Time
+	// lastWrite is when live delivery last wrote, for the heartbeat.
+	lastWrite time.Time
+}
+
+// Why a stream ends: the reasons its log line and the ended count carry,
+// besides the hub's (upstream.Reason).
+const (
+	endSlow        = "slow"
+	endUnavailable = "unavailable"
+	endExpired     = "expired"
+	// endStopped is a stream that stopped without a last frame: its
+	// client left, or can no longer be written to. Its log line says
+	// endClientLeft.
+	endStopped    = ""
+	endClientLeft = "client_left"
+)
+
+// Endings are the reasons a stream ends, for the ended count's labels.
+func Endings() []string {
+	return []string{endSlow, upstream.ReasonShutdown.String(), endExpired, upstream.ReasonResync.String(),
+		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft}
+}
+
+// errBroken is what a write returns once one has failed.
+var errBroken = errors.New("stream broken by an earlier write")
+
+// maxBatch bounds how many queued frames are written before one flush, so
+// a busy channel still flushes regularly.
+const maxBatch = 64
+
+// maxBuffered is the size of the buffer a batch of frames is gathered in
+// (see writeFrames): it bounds the memory a burst of large events takes.
+const maxBuffered = 16 << 10
+
+// maxCatchUpPasses bounds how often a replay reads again because live
+// delivery moved on meanwhile. A channel busier than the client can read
+// would otherwise keep it replaying for ever.
+const maxCatchUpPasses = 4
+
+// Serve is a stream's life, top to bottom: it attaches the client and runs
+// its stream to the end. It owns adm and releases it when the stream ends,
+// which with a takeover is after Serve has returned.
+func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, attach Attach) {
+	s := sv.newSession(w, subjects)
+	end := s.closer(r, adm, time.Now())
+
+	// Attach before the headers go out: a client whose EventSource is open
+	// is subscribed, so an event published after onopen reaches it.
+	client, history, err := attach(r.Context(), subjects, position != "")
+	if err != nil {
+		defer end()
+		s.open()
+		// An EventSource gives up for good on a non-200 status, so a
+		// gateway that cannot reach NATS answers 200 and asks it to retry.
+		// While NATS is away every client comes back every few seconds.
+		if ok, n := sv.unavailable.Allow(); ok {
+			sv.log.Warn("stream unavailable", zap.Error(err), zap.Int64("suppressed_before", n))
+		}
+		s.end(endUnavailable)
+		return
+	}
+	s.client, s.history = client, history
+	if conn := s.takeOver(r); conn != nil {
+		// The request's context ends when ServeHTTP returns, and nothing
+		// of the request is kept: it holds what the takeover lets go.
+		ctx, cancel := context.WithCancel(context.Background())
+		proto, expires := r.Proto, adm.Expires
+		go func() {
+			defer end()
+			defer conn.Close()
+			defer cancel()
+			s.run(ctx, proto, position, expires)
+		}()
+		return
+	}
+	defer end()
+	defer s.boundWrites(r)()
+	s.open()
+	s.run(r.Context(), r.Proto, position, adm.Expires)
+}
+
+// newSession writes a stream through w; a takeover redirects it later.
+func (sv *Server) newSession(w http.ResponseWriter, subjects []string) *session {
+	s := &session{sv: sv, w: w, rc: http.NewResponseController(w), subjects: subjects}
+	s.out, s.flushOut, s.setDeadline = w, s.rc.Flush, s.rc.SetWriteDeadline
+	return s
+}
+
+// closer returns what ends a stream's life: its log line, which is the
+// record of every stream (Caddy skips the access line of a request that
+// carried a ticket; r.URL is scrubbed), and the admission's release.
+func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) func() {
+	proto, remote := r.Proto, r.RemoteAddr
+	return func() {
+		adm.Release()
+		s.sv.log.Info("stream closed",
+			zap.String("sub", adm.Subject),
+			zap.Strings("channels", adm.Channels),
+			zap.String("proto", proto),
+			zap.String("remote", remote),
+			zap.Duration("duration", time.Since(start)),
+			zap.Int("events", s.sent),
+			zap.String("end", cmp.Or(s.ended, endClientLeft)))
+	}
+}
+
+// run replays what the client missed, if it has a position, then streams
+// live until the end, and ends the stream with the reason it stopped.
+func (s *session) run(ctx context.Context, proto, position string, expires time.Time) {
+	defer s.client.Detach()
+	s.sv.m.Opened(proto)
+	defer s.sv.m.Closed(proto)
+	why, live := endStopped, true
+	if position == "" {
+		s.lastSent = s.client.Start()
+		s.announce()
+	} else {
+		s.known = true
+		why, live = s.catchUp(ctx, position)
+	}
+	if live {
+		why = s.live(ctx, expires)
+	}
+	s.end(why)
+}
+
+// open sends the headers and a first comment at once: Caddy's encode
+// handler, and some proxies, hold headers back until the first body write.
+func (s *session) open() {
+	streamHeaders(s.w.Header())
+	s.w.WriteHeader(http.StatusOK)
+	s.buf = sse.AppendComment(s.buf[:0], "ssegate")
+	s.buf = sse.AppendRetry(s.buf, s.sv.cfg.Retry)
+	_ = s.write(s.buf)
+	_ = s.flush()
+}
+
+func streamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	hdr.Del("Content-Length")
+}
+
+// catchUp replays what the client missed, then hands it over to live
+// delivery, which held its events meanwhile. When live delivery may have
+// lost one in the meantime, it reads again from where it stopped. It
+// reports whether the stream goes live, and if not, why it ends.
+func (s *session) catchUp(ctx context.Context, position string) (why string, live bool) {
+	res, err := s.history.Resolve(ctx, position, s.subjects)
+	if err != nil {
+		s.sv.log.Warn("cannot read stream state for replay", zap.Error(err))
+		return endUnavailable, false
+	}
+	s.lastSent = res.After
+	if res.Reset != "" {
+		s.reset(res.Reset, res.Current)
+		s.lastSent = res.Current.Seq
+	}
+	for pass := 1; ; pass++ {
+		// The read must pass the hub's position at attach (or at the
+		// last overflow of the hold): the hub queues what comes after.
+		err := s.history.Read(ctx, s.subjects, s.lastSent, s.client.Start(), s.sv.cfg.ReplayLimit, s.replayOne)
+		switch {
+		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
+			s.reset(replay.ResetTooFarBehind, res.Current)
+			s.lastSent = max(s.lastSent, res.Current.Seq)
+		case errors.Is(err, replay.ErrTooFarBehind):
+			// It fell behind again while replaying: a slow client.
+			return endSlow, false
+		case err != nil && (ctx.Err() != nil || s.broken):
+			// The client left, or a write to it failed, which ended it.
+			return endStopped, false
+		case err != nil:
+			s.sv.log.Warn("replay failed", zap.Error(err))
+			return endUnavailable, false
+		}
+		if s.flush() != nil {
+			return endStopped, false
+		}
+		if s.client.EndReplay(s.lastSent) {
+			return endStopped, true
+		}
+		if pass == maxCatchUpPasses {
+			return endSlow, false
+		}
+	}
+}
+
+func (s *session) replayOne(m replay.Msg) error {
+	s.buf = replay.Encode(s.buf[:0], m, s.history.Epoch())
+	if err := s.write(s.buf); err != nil {
+		return err
+	}
+	s.lastSent = m.Seq
+	s.sent++
+	s.sv.m.Replayed()
+	s.sv.m.Delivered(1)
+	return nil
+}
+
+// announce tells a client that came without a position where its stream
+// starts, before any event: an id line with no data sets an EventSource's
+// last event id and dispatches nothing. A client whose gateway dies before
+// the first event then comes back with a position, and misses nothing
+// published meanwhile.
+func (s *session) announce() {
+	s.buf = sse.AppendID(s.buf[:0], replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String())
+	s.known = true
+	if s.write(s.buf) == nil {
+		_ = s.flush()
+	}
+}
+
+// reset tells the client its position could not be honoured. The event's
+// id is the position it continues from, so a reconnect does not repeat it.
+func (s *session) reset(reason string, current replay.ID) {
+	s.sv.m.Reset(reason)
+	s.buf = sse.AppendEvent(s.buf[:0], sse.Event{
+		ID:   current.String(),
+		Name: "reset",
+		Data: []byte(`{"reason":"` + reason + `"}`),
+	})
+	s.known = true
+	_ = s.write(s.buf)
+}
+
+// hubEnding is why a stream the hub gave up on ends. The client has every
+// event up to what was written, so it resumes from there; what was queued
+// but not written comes again from the stream.
+func (s *session) hubEnding() string {
+	reason := s.client.Reason()
+	if reason == upstream.ReasonRecreated {
+		// The old position means nothing in the new stream: start it
+		// from its beginning, after telling the client to reload.
+		s.reset(replay.ResetStreamRecreated, replay.ID{Epoch: s.client.Epoch()})
+	}
+	return reason.String()
+}
+
+// resumeID is the id a client must resume from, when it does not hold it
+// already: a client that attached without a position and got no event yet
+// would otherwise come back with none and miss what was published
+// meanwhile. A stream that never attached has none to give.
+func (s *session) resumeID() string {
+	if s.known || s.client == nil {
+		return ""
+	}
+	return replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String()
+}
+
+// end is the one place a stream's end is recorded and counted, once: a
+// write that timed out ends it as slow (see failed), and whatever ends it
+// afterwards is not counted again. It writes the last frame (why, where
+// to resume from, and when to come back) unless a write failed: a client
+// that stopped reading is not written to again. The delay is jittered, so
+// that streams ended together do not all come back together.
+func (s *session) end(why string) {
+	if why == endStopped || s.ended != "" {
+		return
+	}
+	s.ended = why
+	if why == endSlow {
+		s.sv.m.Slow()
+	}
+	s.sv.m.Ended(why)
+	if s.broken {
+		return
+	}
+	s.buf = sse.AppendComment(s.buf[:0], "end: "+why)
+	if id := s.resumeID(); id != "" {
+		s.buf = sse.AppendID(s.buf, id)
+	}
+	s.buf = sse.AppendRetry(s.buf, s.jitteredRetry())
+	_ = s.write(s.buf)
+	_ = s.flush()
+}
+
+// jitteredRetry is the retry delay scaled by a random factor in [1, 2).
+func (s *session) jitteredRetry() time.Duration {
+	r := s.sv.cfg.Retry
+	return r + rand.N(r)
+}

@@ -1,0 +1,298 @@
+// Package publish serves the publish endpoint: events POSTed over HTTP,
+// stored in the gateway's stream, for backends without a NATS client.
+package publish
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/caddyargs"
+	"github.com/ssegate/ssegate/internal/refusal"
+	"github.com/ssegate/ssegate/replay"
+)
+
+// Config enables publishing over HTTP, for backends without a NATS
+// client: POST <path>?channel=<channel>[&event=<name>] with the event's
+// data as the body, authorized by a bearer publish key or a JWT whose
+// "publish" claim covers the channel.
+type Config struct {
+	// Path is the exact path that takes POSTs, such as /events/publish.
+	Path string `json:"path"`
+	// Keys are bearer secrets for publishers that do not mint JWTs.
+	Keys []auth.PublishKey `json:"keys,omitempty"`
+	// MaxBody bounds an event's data, in bytes. Default 64 KiB; NATS's
+	// own max_payload (1 MiB by default) bounds it too.
+	MaxBody int64 `json:"max_body,omitempty"`
+}
+
+// DefaultMaxBody is the default of Config.MaxBody.
+const DefaultMaxBody = 64 << 10
+
+// Store is the gateway's stream, where events are stored, once the
+// gateway runs.
+type Store struct {
+	JS jetstream.JetStream
+	// Stream is the stream's name; an ack from another is refused.
+	Stream string
+	// MaxPayload is the NATS server's max_payload.
+	MaxPayload int64
+	// Epoch is the stream's epoch, for the ids the endpoint answers with.
+	Epoch string
+}
+
+// Gateway is what the endpoint needs of the gateway.
+type Gateway struct {
+	// Channel checks a channel's name and maps it to its subject.
+	Channel func(channel string) (subject string, err *auth.Error)
+	// Store waits for the running gateway's stream.
+	Store func(ctx context.Context) (Store, error)
+	// Publishers authorizes publishers.
+	Publishers *auth.Publishers
+	Log        *zap.Logger
+	Refuse     refusal.Refuser
+}
+
+// Endpoint is the publish endpoint.
+type Endpoint struct {
+	cfg Config
+	gw  Gateway
+}
+
+// New returns the endpoint of cfg.
+func New(cfg Config, gw Gateway) *Endpoint {
+	if gw.Log == nil {
+		gw.Log = zap.NewNop()
+	}
+	return &Endpoint{cfg: cfg, gw: gw}
+}
+
+const (
+	// publishTimeout bounds waiting for the app and for JetStream's ack.
+	publishTimeout = 5 * time.Second
+	// maxEventName and maxIdempotencyKey keep header values short.
+	maxEventName      = 128
+	maxIdempotencyKey = 128
+	// resetEvent is the gateway's own event (README: The reset event); a
+	// publisher must not be able to fake one.
+	resetEvent = "reset"
+)
+
+// published is the answer to a stored event.
+type published struct {
+	ID        string `json:"id"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// ServeHTTP stores one event and answers with its id: 201 when it was
+// stored now, 200 when its Idempotency-Key had stored it before.
+func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return h.refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "publish with POST")
+	}
+	q := r.URL.Query()
+	chans := q["channel"]
+	if len(chans) != 1 {
+		return h.refuse(w, r, http.StatusBadRequest, auth.CodeNoChannel, "name exactly one channel, as ?channel=")
+	}
+	channel := chans[0]
+	subject, cerr := h.gw.Channel(channel)
+	if cerr != nil {
+		return h.refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
+	}
+	name := cmp.Or(q.Get("event"), r.Header.Get(replay.EventHeader))
+	if err := checkEventName(name); err != "" {
+		return h.refuse(w, r, http.StatusBadRequest, auth.CodeInvalidEvent, err)
+	}
+	idem := r.Header.Get("Idempotency-Key")
+	if !validIdempotencyKey(idem) {
+		return h.refuse(w, r, http.StatusBadRequest, auth.CodeInvalidIdempotencyKey, fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey))
+	}
+	sub, aerr := h.gw.Publishers.Authorize(r, channel)
+	if aerr != nil {
+		if aerr.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ssegate publish"`)
+		}
+		aerr.Write(w)
+		return nil
+	}
+	data, derr := readEventData(w, r, h.maxBody())
+	if derr != nil {
+		return h.refuse(w, r, derr.Status, derr.Code, derr.Detail)
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	defer cancel()
+	store, err := h.gw.Store(ctx)
+	if err == nil && int64(len(data)) > store.MaxPayload {
+		return h.refuse(w, r, http.StatusRequestEntityTooLarge, auth.CodeBodyTooLarge, "body is larger than NATS's max_payload")
+	}
+	var ack *jetstream.PubAck
+	if err == nil {
+		ack, err = store.JS.PublishMsg(ctx, eventMsg(subject, name, data), publishOpts(store.Stream, sub, idem)...)
+	}
+	if err != nil {
+		h.gw.Log.Warn("publish failed", zap.String("channel", channel), zap.String("sub", sub), zap.Error(err))
+		return h.refuse(w, r, http.StatusServiceUnavailable, auth.CodeUnavailable, "the event could not be stored; try again (with the same Idempotency-Key)")
+	}
+	out := published{ID: replay.ID{Seq: ack.Sequence, Epoch: store.Epoch}.String(), Duplicate: ack.Duplicate}
+	h.gw.Log.Debug("published", zap.String("channel", channel), zap.String("sub", sub), zap.String("id", out.ID), zap.Bool("duplicate", ack.Duplicate))
+	return writePublished(w, out)
+}
+
+// writePublished answers 201 with a new event's id, 200 with a duplicate's.
+func writePublished(w http.ResponseWriter, out published) error {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if out.Duplicate {
+		w.WriteHeader(http.StatusOK)
+	} else {
+		w.WriteHeader(http.StatusCreated)
+	}
+	return json.NewEncoder(w).Encode(out)
+}
+
+// eventMsg carries only what the gateway sets: the event name. Headers
+// from the request never reach NATS, so no publisher can forge Nats-*
+// position headers through this endpoint.
+func eventMsg(subject, name string, data []byte) *nats.Msg {
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	if name != "" {
+		msg.Header.Set(replay.EventHeader, name)
+	}
+	return msg
+}
+
+// publishOpts makes the ack prove the event is in the gateway's stream, and
+// maps Idempotency-Key to Nats-Msg-Id, within the stream's duplicate
+// window. The key is scoped to the publisher, so one publisher cannot
+// suppress another's event by guessing its key.
+func publishOpts(stream, sub, idem string) []jetstream.PublishOpt {
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(stream)}
+	if idem != "" {
+		who := sha256.Sum256([]byte(sub))
+		opts = append(opts, jetstream.WithMsgID(hex.EncodeToString(who[:8])+":"+idem))
+	}
+	return opts
+}
+
+// readEventData reads the body: non-empty (an EventSource dispatches no
+// event without data), UTF-8 (the event stream is UTF-8), within limit.
+func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *auth.Error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, &auth.Error{Status: http.StatusRequestEntityTooLarge, Code: auth.CodeBodyTooLarge, Detail: fmt.Sprintf("the event's data is limited to %s", humanize.IBytes(uint64(limit)))}
+	case err != nil:
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeBadRequest, Detail: "could not read the body"}
+	case len(data) == 0:
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeEmptyData, Detail: "the body is the event's data and must not be empty"}
+	case !utf8.Valid(data):
+		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeInvalidData, Detail: "the event's data must be UTF-8 text"}
+	}
+	return data, nil
+}
+
+// checkEventName returns why name cannot be an event name, or "".
+func checkEventName(name string) string {
+	if len(name) > maxEventName {
+		return fmt.Sprintf("the event name is limited to %d bytes", maxEventName)
+	}
+	if name == resetEvent {
+		return "the event name reset is reserved for the gateway"
+	}
+	if !utf8.ValidString(name) {
+		return "the event name must be UTF-8"
+	}
+	for _, c := range name {
+		if c < ' ' || c == 0x7f {
+			return "the event name must not hold control characters"
+		}
+	}
+	return ""
+}
+
+func validIdempotencyKey(k string) bool {
+	if len(k) > maxIdempotencyKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] <= ' ' || k[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Endpoint) maxBody() int64 {
+	return cmp.Or(h.cfg.MaxBody, DefaultMaxBody)
+}
+
+func (h *Endpoint) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
+	return h.gw.Refuse.Refuse(w, r, status, code, detail)
+}
+
+// Validate checks the config; hasAuthKeys says whether the gateway can
+// verify JWTs. Without publish keys, publishers need JWTs, and so the
+// handler needs keys to verify them.
+func (c *Config) Validate(hasAuthKeys bool) error {
+	switch {
+	case c.Path == "":
+		return errors.New("publish: a path is required")
+	case c.MaxBody < 0:
+		return errors.New("publish: max_body cannot be negative")
+	case len(c.Keys) == 0 && !hasAuthKeys:
+		return errors.New("publish: no key, and no auth keys to verify publisher JWTs")
+	}
+	return nil
+}
+
+// maxMaxBody bounds max_body: an event is one NATS message, and NATS's
+// max_payload is at most 64 MiB.
+const maxMaxBody = 64 << 20
+
+// UnmarshalCaddyfile reads:
+//
+//	publish <path> {
+//	    key      <secret> [<channel pattern>...]
+//	    max_body <size>
+//	}
+func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := caddyargs.String(d, &c.Path); err != nil {
+		return err
+	}
+	return caddyargs.Lines(d, func(key string) error {
+		switch key {
+		case "key":
+			var args []string
+			if err := caddyargs.Strings(d, &args); err != nil {
+				return err
+			}
+			c.Keys = append(c.Keys, auth.PublishKey{Secret: args[0], Channels: args[1:]})
+			return nil
+		case "max_body":
+			return caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody)
+		}
+		return d.Errf("unknown publish option %q", key)
+	})
+}
