@@ -70,6 +70,7 @@ type failover struct {
 
 	joins    sync.WaitGroup
 	joinErrs chan error
+	joined   int // clients joined so far, for their first gateways
 	mu       sync.Mutex
 	notes    []string // the faults as they happened
 }
@@ -131,7 +132,8 @@ func (h *failover) client(name string, i int, lastID string, channels ...string)
 // join starts, in the background, three new clients without a position on
 // channel (a new one), alone and with the busy and quiet channels.
 func (h *failover) join(channel string) {
-	n := len(h.fleet.Clients)
+	n := h.joined
+	h.joined += 3
 	clients := []*faulttest.Client{
 		h.client("new-"+channel+"-alone", n, "", channel),
 		h.client("new-"+channel+"+a", n+1, "", channel, "room.a"),

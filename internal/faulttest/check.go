@@ -248,6 +248,7 @@ type Fleet struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
+	mu      sync.Mutex // held while Join changes Clients
 }
 
 // StartAll runs the clients and waits until each has its first stream
@@ -267,16 +268,18 @@ func StartAll(ctx context.Context, pub *Publisher, clients []*Client, timeout ti
 // stream open, recording each one's start window from what pub has acked:
 // every event whose publish began after the streams opened is owed (see
 // Publisher.SettledSeq). A client with a LastID starts exactly there. The
-// clients stay in the fleet when it fails. Join and the fleet's other
-// methods are not for concurrent use.
+// clients stay in the fleet when it fails. Joins may run concurrently,
+// with each other only: Clients is read once they have returned.
 func (f *Fleet) Join(pub *Publisher, clients []*Client, timeout time.Duration) error {
 	before := pub.LastSeq()
+	f.mu.Lock()
 	first := len(f.Clients)
 	for _, c := range clients {
 		w := Window{After: before}
 		if c.LastID != "" {
 			seq, err := strconv.ParseUint(strings.SplitN(c.LastID, "-", 2)[0], 10, 64)
 			if err != nil {
+				f.mu.Unlock()
 				return fmt.Errorf("%s: last id %q: %w", c.Name, c.LastID, err)
 			}
 			w = Window{After: seq, Sure: seq}
@@ -288,6 +291,7 @@ func (f *Fleet) Join(pub *Publisher, clients []*Client, timeout time.Duration) e
 			_ = c.Run(f.ctx)
 		}()
 	}
+	f.mu.Unlock()
 	deadline := time.After(timeout)
 	for _, c := range clients {
 		select {
@@ -297,7 +301,9 @@ func (f *Fleet) Join(pub *Publisher, clients []*Client, timeout time.Duration) e
 		}
 	}
 	sure := pub.SettledSeq(5 * time.Second)
-	for i := first; i < len(f.Clients); i++ {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := first; i < first+len(clients); i++ {
 		if f.Clients[i].LastID == "" {
 			f.Clients[i].Sure = sure
 		}
