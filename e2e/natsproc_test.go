@@ -195,17 +195,7 @@ func (cl *natsProcCluster) clientURLs() []string {
 // forever, quickly, and connects once a node listens.
 func (cl *natsProcCluster) connect(t *testing.T, name string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(strings.Join(cl.clientURLs(), ","), nats.RetryOnFailedConnect(true),
-		nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return connectCluster(t, cl.clientURLs(), name, nats.RetryOnFailedConnect(true))
 }
 
 // waitJetStream waits until an R3 stream can be placed: a throwaway one
