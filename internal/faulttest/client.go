@@ -159,23 +159,8 @@ func (c *Client) stream(ctx context.Context, n int) (time.Duration, bool, error)
 	}
 	c.mu.Unlock()
 	var hopped atomic.Bool
-	onEvent := func() {}
-	if c.SessionTime > 0 {
-		hop := func() { hopped.Store(true); cancel() }
-		idle := time.AfterFunc(cmp.Or(c.SessionIdle, 2*time.Second), hop)
-		defer idle.Stop()
-		var session *time.Timer
-		onEvent = func() {
-			if session == nil && idle.Stop() {
-				session = time.AfterFunc(c.SessionTime, hop)
-			}
-		}
-		defer func() {
-			if session != nil {
-				session.Stop()
-			}
-		}()
-	}
+	onEvent, stop := c.hopTimer(func() { hopped.Store(true); cancel() })
+	defer stop()
 	retry, broken, err := c.read(resp.Body, stream, onEvent)
 	if broken && !hopped.Load() {
 		c.mu.Lock()
@@ -183,6 +168,29 @@ func (c *Client) stream(ctx context.Context, n int) (time.Duration, bool, error)
 		c.mu.Unlock()
 	}
 	return retry, hopped.Load() && err == nil, err
+}
+
+// hopTimer arms the end of a stream by SessionTime: hop runs that long
+// after the first event (onEvent says when one came), or after SessionIdle
+// if none comes. stop disarms it.
+func (c *Client) hopTimer(hop func()) (onEvent, stop func()) {
+	if c.SessionTime == 0 {
+		return func() {}, func() {}
+	}
+	idle := time.AfterFunc(cmp.Or(c.SessionIdle, 2*time.Second), hop)
+	var session *time.Timer
+	onEvent = func() {
+		if session == nil && idle.Stop() {
+			session = time.AfterFunc(c.SessionTime, hop)
+		}
+	}
+	stop = func() {
+		idle.Stop()
+		if session != nil {
+			session.Stop()
+		}
+	}
+	return onEvent, stop
 }
 
 // read parses one stream by the WHATWG rules, up to its end, calling
