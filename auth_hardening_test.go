@@ -201,17 +201,7 @@ func TestTokenInLeewayAtTheGateway(t *testing.T) {
 	exp := time.Now().Add(-time.Second).Unix()
 	late := token(t, jwt.MapClaims{"sub": "carol", "exp": exp, "channels": []string{"user.{sub}"}})
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodGet, eventsURL(g.httpURL, []string{"user.carol"}, nil), nil)
-	req.Header.Set("Cookie", "ssegate_token="+late)
-	resp, err := g.h1Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	lines := rawLines(resp.Body)
+	lines := cookieStream(t, g, "user.carol", late)
 	deadline := time.After(15 * time.Second)
 	for {
 		select {

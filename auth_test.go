@@ -226,17 +226,7 @@ func noneToken(t *testing.T) string {
 func TestExpiringCredentialEndsTheStream(t *testing.T) {
 	g := authGateway(t, map[string]any{"leeway": int64(time.Second)}, "")
 	short := token(t, jwt.MapClaims{"sub": "carol", "exp": time.Now().Add(2 * time.Second).Unix(), "channels": []string{"user.{sub}"}})
-	req, _ := http.NewRequest(http.MethodGet, eventsURL(g.httpURL, []string{"user.carol"}, nil), nil)
-	req.Header.Set("Cookie", "ssegate_token="+short)
-	resp, err := g.h1Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	lines := rawLines(resp.Body)
+	lines := cookieStream(t, g, "user.carol", short)
 	var sawEnd, sawRetry bool
 	deadline := time.After(10 * time.Second)
 	for l := range lines {
@@ -276,4 +266,21 @@ func TestTooManyChannelsLeavesTheTicketUnspent(t *testing.T) {
 		t.Fatalf("got %d %s", resp.StatusCode, body)
 	}
 	open(t, g.h1Client(), eventsURL(g.httpURL, []string{"room.r1"}, url.Values{"ticket": {ticket}}), nil)
+}
+
+// cookieStream opens a stream of channel with tok in the auth cookie, and
+// returns its lines as they arrive; the body closes when the test ends.
+func cookieStream(t *testing.T, g *gateway, channel, tok string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, eventsURL(g.httpURL, []string{channel}, nil), nil)
+	req.Header.Set("Cookie", "ssegate_token="+tok)
+	resp, err := g.h1Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	return rawLines(resp.Body)
 }

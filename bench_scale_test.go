@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // BenchmarkPerUserChannels holds one stream per channel, as with
@@ -37,9 +38,8 @@ type perUserClient struct {
 }
 
 func benchPerUser(b *testing.B, n int) {
-	port := portOf(b, freePort(b))
-	store := b.TempDir()
-	ns := natsServerAt(b, port, store)
+	restartable := natstest.NewRestartable(b)
+	ns := restartable.Start()
 	g := startGateway(b, ns, gatewayConfig{noTLS: true, stream: map[string]any{"storage": "file"},
 		nats: map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(100 * time.Millisecond)}})
 	defer benchSettle(b, g)
@@ -111,9 +111,8 @@ func benchPerUser(b *testing.B, n int) {
 	waitAll(b, clients, want, failed, time.Minute)
 	latency := time.Since(latStart)
 
-	ns.Shutdown()
-	ns.WaitForShutdown()
-	ns = natsServerAt(b, port, store)
+	restartable.Stop()
+	ns = restartable.Start()
 	restarted := time.Now()
 	conn := g.app.state.Load().conn
 	eventually(b, time.Minute, "gateway reconnects", conn.NC.IsConnected)

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/history"
 	"github.com/ssegate/ssegate/internal/caddyargs"
 	publishing "github.com/ssegate/ssegate/publish"
 )
@@ -45,6 +46,9 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    publish <path> { ... } (see package publish)
 //	    health  <path>
 //	    console <path>
+//	    history <path> { ... } (see package history)
+//	    poll    <path> { ... } (see package history)
+//	    client  <path> (the browser client, client.js)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -53,7 +57,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	fields := caddyargs.Fields{
 		String: map[string]*string{"subject": &h.Subject, "channel_pattern": &h.ChannelPattern,
-			"health": &h.HealthPath, "console": &h.ConsolePath},
+			"health": &h.HealthPath, "console": &h.ConsolePath, "client": &h.ClientPath},
 		Strings:     map[string]*[]string{"public": &h.Public},
 		PositiveInt: map[string]*int{"max_channels": &h.MaxChannels, "queue_size": &h.QueueSize, "replay_limit": &h.ReplayLimit},
 		Duration:    map[string]*caddy.Duration{"heartbeat": &h.Heartbeat, "retry": &h.Retry, "write_timeout": &h.WriteTimeout},
@@ -88,6 +92,12 @@ func (h *Handler) unmarshalBlock(d *caddyfile.Dispenser) error {
 		}
 		h.Auth = new(auth.Config)
 		return h.Auth.UnmarshalCaddyfile(d)
+	case "history":
+		h.History = new(history.Config)
+		return h.History.UnmarshalCaddyfile(d)
+	case "poll":
+		h.Poll = new(history.PollConfig)
+		return h.Poll.UnmarshalCaddyfile(d)
 	}
 	return d.Errf("unknown ssegate subdirective %q", d.Val())
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/internal/faulttest"
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // The heavy faults: hundreds of thousands of events through thousands of
@@ -71,9 +72,8 @@ func TestFaultReconnectStorm(t *testing.T) {
 // events exactly once.
 func TestFaultScaleNATSRestart(t *testing.T) {
 	const conns, perConn = 25, 200
-	port := portOf(t, freePort(t))
-	store := t.TempDir()
-	ns := natsServerAt(t, port, store)
+	restartable := natstest.NewRestartable(t)
+	ns := restartable.Start()
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	g := startGateway(t, ns, gatewayConfig{
 		noTLS:   true,
@@ -110,7 +110,7 @@ func TestFaultScaleNATSRestart(t *testing.T) {
 	stopPub := runPublisher(ctx, pub)
 	waitAcked(t, pub, int64(len(channels)), 120*time.Second)
 	down := time.Now()
-	backfilled := restartNATS(t, g, ns, port, store, pub, channels[0])
+	backfilled := restartNATS(t, g, restartable, pub, channels[0])
 	t.Logf("recovery delivered %v events stored while the gateway was away, %v after NATS went down",
 		backfilled, time.Since(down).Round(time.Millisecond))
 	waitAcked(t, pub, pub.Count()+int64(len(channels)), 120*time.Second)

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/faulttest"
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // The fault suite: one test per fault, each with a publisher that counts
@@ -29,16 +29,7 @@ import (
 // that it rides out a NATS restart.
 func faultJS(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return natstest.ConnectURL(t, url, natstest.Reconnecting())
 }
 
 // runPublisher runs pub until the returned stop is called; stop returns
@@ -89,16 +80,15 @@ func finish(t testing.TB, stopPub func() error, pub *faulttest.Publisher, fleet 
 // is the fault. Should the gateway come back before the event's ack, it
 // restarts NATS again, up to three times. It returns how many events
 // recovery delivered.
-func restartNATS(t testing.TB, g *gateway, ns *server.Server, port int, store string, pub *faulttest.Publisher, channel string) (backfilled float64) {
+func restartNATS(t testing.TB, g *gateway, ns *natstest.Restartable, pub *faulttest.Publisher, channel string) (backfilled float64) {
 	t.Helper()
 	gw := g.app.state.Load().conn.NC
 	reconnects := gw.Stats().Reconnects
 	before := testutilCounter(g.app.metrics.backfilled)
 	for attempt := 1; ; attempt++ {
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		ns.Stop()
 		eventually(t, 5*time.Second, "the gateway notices NATS is down", func() bool { return !gw.IsConnected() })
-		ns = natsServerAt(t, port, store)
+		ns.Start()
 		if _, err := pub.Publish(context.Background(), channel); err != nil {
 			t.Fatalf("storing an event while the gateway is away: %v", err)
 		}
@@ -150,9 +140,8 @@ func logProblems(t testing.TB, logFile string) {
 // without a position, get every acked event once and in order, and none
 // of the history from before they connected.
 func TestFaultNATSRestart(t *testing.T) {
-	port := portOf(t, freePort(t))
-	store := t.TempDir()
-	ns := natsServerAt(t, port, store)
+	restartable := natstest.NewRestartable(t)
+	ns := restartable.Start()
 	g := startGateway(t, ns, gatewayConfig{
 		noTLS:   true,
 		handler: map[string]any{"heartbeat": int64(200 * time.Millisecond), "retry": int64(100 * time.Millisecond)},
@@ -185,7 +174,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	defer fleet.Stop()
 	waitAcked(t, pub, pub.Count()+100, 10*time.Second)
 
-	t.Logf("recovery delivered %v events stored while the gateway was away", restartNATS(t, g, ns, port, store, pub, "a"))
+	t.Logf("recovery delivered %v events stored while the gateway was away", restartNATS(t, g, restartable, pub, "a"))
 	after := pub.Count()
 	waitAcked(t, pub, after+100, 20*time.Second)
 	if _, err := pub.Publish(ctx, "quiet"); err != nil {

@@ -393,7 +393,10 @@ func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
 }
 
 // TestNewClientOfBusyChannelStartsLive: a client without a position gets
-// events from now on, never the channel's history.
+// events from the gateway's position on, never the channel's history. The
+// gateway's position is the last event it handed out: events stored a
+// moment before the client came, still on their way to the gateway, are
+// after it. So the test waits until the old events have reached it.
 func TestNewClientOfBusyChannelStartsLive(t *testing.T) {
 	ns := natsServer(t)
 	g := startGateway(t, ns, gatewayConfig{noTLS: true})
@@ -402,6 +405,8 @@ func TestNewClientOfBusyChannelStartsLive(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		stored = publish(t, js, "events.busy", "", "old")
 	}
+	hub := g.app.state.Load().hub
+	eventually(t, 5*time.Second, "the old events reached the gateway", func() bool { return hub.Position() >= stored })
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {

@@ -8,10 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,27 +23,16 @@ import (
 	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/ssegate/ssegate/internal/natstest"
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 // natsServer starts a JetStream nats-server on a random loopback port with
 // its store in a temporary directory.
 func natsServer(t testing.TB) *server.Server { return natstest.Server(t) }
 
-func natsServerAt(t testing.TB, port int, storeDir string) *server.Server {
-	return natstest.Server(t, natstest.OnPort(port), natstest.StoringIn(storeDir))
-}
-
 // freePort finds a loopback port for Caddy, which takes listen addresses
 // from config rather than reporting the ones it bound.
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t testing.TB) string { return testkit.FreePort(t) }
 
 // gateway is Caddy running the ssegate module in this process.
 type gateway struct {
@@ -329,13 +316,7 @@ func (s *stream) collect(t testing.TB, n int, timeout time.Duration) []gosse.Eve
 // eventually waits for cond, polling, and fails the test at the deadline.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, timeout, what, cond)
 }
 
 // rawLines reads a stream's lines as they arrive, comments included.
@@ -370,18 +351,4 @@ func seqOf(t testing.TB, id string) uint64 {
 		t.Fatalf("id %q: %v", id, err)
 	}
 	return seq
-}
-
-// portOf is the port of a nats-server, for restarting it on the same one.
-func portOf(t testing.TB, addr string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }

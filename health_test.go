@@ -3,8 +3,6 @@ package ssegate
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -40,12 +38,8 @@ func getHealth(t *testing.T, base string) healthReply {
 // TestHealthFollowsNATSAndJetStream stops NATS, deletes the stream and
 // restarts NATS, and checks that the readiness answer follows each step.
 func TestHealthFollowsNATSAndJetStream(t *testing.T) {
-	addr := freePort(t)
-	_, portStr, _ := net.SplitHostPort(addr)
-	var port int
-	fmt.Sscanf(portStr, "%d", &port)
-	store := t.TempDir()
-	ns := natsServerAt(t, port, store)
+	restartable := natstest.NewRestartable(t)
+	ns := restartable.Start()
 	g := startGateway(t, ns, gatewayConfig{
 		noTLS:   true,
 		handler: map[string]any{"health_path": "/events/health", "publish": map[string]any{"path": "/events/publish", "keys": []any{map[string]any{"secret": testPublishKey}}}},
@@ -69,8 +63,7 @@ func TestHealthFollowsNATSAndJetStream(t *testing.T) {
 		}
 	}
 
-	ns.Shutdown()
-	ns.WaitForShutdown()
+	restartable.Stop()
 	var down healthReply
 	eventually(t, 5*time.Second, "503 while NATS is down", func() bool {
 		down = getHealth(t, g.httpURL)
@@ -85,7 +78,7 @@ func TestHealthFollowsNATSAndJetStream(t *testing.T) {
 		t.Fatalf("publish while NATS is down: %+v", r)
 	}
 
-	ns2 := natsServerAt(t, port, store)
+	ns2 := restartable.Start()
 	eventually(t, 10*time.Second, "200 after NATS is back", func() bool {
 		h := getHealth(t, g.httpURL)
 		return h.status == http.StatusOK && h.body == ok

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate/internal/testkit"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -277,7 +278,7 @@ func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 // TestEmbeddedOpenListenRefused: an embedded server reachable from other
 // hosts needs users; the error names the fix, and nothing starts.
 func TestEmbeddedOpenListenRefused(t *testing.T) {
-	for _, listen := range []string{"0.0.0.0:" + strconv.Itoa(portOf(t, freePort(t))), ":" + strconv.Itoa(portOf(t, freePort(t)))} {
+	for _, listen := range []string{"0.0.0.0:" + strconv.Itoa(testkit.FreePorts(t, 1)[0]), ":" + strconv.Itoa(testkit.FreePorts(t, 1)[0])} {
 		cfg := `{"admin": {"disabled": true, "config": {"persist": false}},
 			"apps": {"ssegate": {"nats": {"embedded": {"listen": "` + listen + `", "store_dir": "` + t.TempDir() + `"}}}}}`
 		err := caddy.Load([]byte(cfg), true)

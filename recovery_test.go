@@ -2,16 +2,15 @@ package ssegate
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/replay"
 )
 
@@ -19,22 +18,12 @@ import (
 // that it can be stopped and started again with its JetStream data.
 func restartableNATS(t *testing.T) (start func() jetstream.JetStream, stop func(), url string) {
 	t.Helper()
-	port := portOf(t, freePort(t))
-	store := t.TempDir()
-	var cur interface{ Shutdown() }
+	r := natstest.NewRestartable(t)
 	start = func() jetstream.JetStream {
-		ns := natsServerAt(t, port, store)
-		cur = ns
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
+		_, js := natstest.Connect(t, r.Start())
 		return js
 	}
-	stop = func() { cur.Shutdown() }
-	return start, stop, fmt.Sprintf("nats://127.0.0.1:%d", port)
+	return start, r.Stop, r.URL()
 }
 
 // TestNATSRestartSendsNoOldHistory: a client that connected without a

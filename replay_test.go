@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	gosse "github.com/tmaxmax/go-sse"
 
+	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/replay"
 )
 
@@ -346,12 +347,8 @@ func dechunk(t *testing.T, body string) string {
 // them alive with heartbeats, and checks that events stored while the
 // gateway was away are delivered once it reconnects.
 func TestNATSRestartLosesNothing(t *testing.T) {
-	addr := freePort(t)
-	_, portStr, _ := net.SplitHostPort(addr)
-	var port int
-	fmt.Sscanf(portStr, "%d", &port)
-	store := t.TempDir()
-	ns := natsServerAt(t, port, store)
+	restartable := natstest.NewRestartable(t)
+	ns := restartable.Start()
 	g := startGateway(t, ns, gatewayConfig{
 		noTLS:   true,
 		handler: map[string]any{"heartbeat": int64(50 * time.Millisecond)},
@@ -377,8 +374,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	defer resp.Body.Close()
 	lines := rawLines(resp.Body)
 
-	ns.Shutdown()
-	ns.WaitForShutdown()
+	restartable.Stop()
 	conn := g.app.state.Load().conn
 	eventually(t, 5*time.Second, "gateway notices", func() bool { return !conn.NC.IsConnected() })
 	// Heartbeats go on while NATS is away.
@@ -393,7 +389,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 		}
 	}
 
-	ns2 := natsServerAt(t, port, store)
+	ns2 := restartable.Start()
 	// Published before the gateway is back: only JetStream has these.
 	nc, err := nats.Connect(ns2.ClientURL())
 	if err != nil {

@@ -91,12 +91,11 @@ func (c *Config) unmarshalOption(d *caddyfile.Dispenser, dir string) error {
 
 // hmac_secret <secret> [HS256|HS384|HS512] [kid <kid>]
 func (c *Config) parseHMAC(d *caddyfile.Dispenser) error {
-	var args []string
-	if err := caddyargs.Strings(d, &args); err != nil {
+	secret, rest, err := caddyargs.Head(d)
+	if err != nil {
 		return err
 	}
-	k := HMACKey{Secret: args[0]}
-	rest := args[1:]
+	k := HMACKey{Secret: secret}
 	if len(rest)%2 == 1 {
 		k.Alg, rest = rest[0], rest[1:]
 		if hmacMinLen(k.Alg) < 0 {
@@ -132,12 +131,11 @@ func parseKeyArgs(d *caddyfile.Dispenser) (key, alg, kid string, err error) {
 
 // jwks <url> [refresh <dur>] [algs <alg>...]
 func (c *Config) parseJWKS(d *caddyfile.Dispenser) error {
-	var args []string
-	if err := caddyargs.Strings(d, &args); err != nil {
+	url, rest, err := caddyargs.Head(d)
+	if err != nil {
 		return err
 	}
-	s := JWKSSource{URL: args[0]}
-	rest := args[1:]
+	s := JWKSSource{URL: url}
 	for len(rest) > 0 {
 		switch rest[0] {
 		case "refresh":

@@ -136,27 +136,29 @@ func (v *verifier) checkSize(tok string) *Error {
 	return nil
 }
 
+// mapJWTError is the refusal of a token that did not verify: the first
+// row whose error err is, or a plain invalid_token.
 func mapJWTError(err error) *Error {
-	u := func(code, detail string) *Error { return newError(http.StatusUnauthorized, code, detail) }
-	switch {
-	case errors.Is(err, errKeysUnavailable):
-		return u(CodeKeysUnavailable, "signing keys are unavailable, try again later")
-	case errors.Is(err, errUnknownKey):
-		return u(CodeUnknownKey, "no key matches the token's kid and alg")
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return u(CodeInvalidToken, "malformed token")
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return u(CodeInvalidToken, "signature or algorithm not accepted")
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return u(CodeTokenExpired, "token has expired")
-	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return u(CodeTokenNotYetValid, "token is not valid yet")
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return u(CodeInvalidToken, "audience not accepted")
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return u(CodeInvalidToken, "issuer not accepted")
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return u(CodeInvalidToken, "token lacks a required claim")
+	rows := []struct {
+		errs         []error
+		code, detail string
+	}{
+		{[]error{errKeysUnavailable}, CodeKeysUnavailable, "signing keys are unavailable, try again later"},
+		{[]error{errUnknownKey}, CodeUnknownKey, "no key matches the token's kid and alg"},
+		{[]error{jwt.ErrTokenMalformed}, CodeInvalidToken, "malformed token"},
+		{[]error{jwt.ErrTokenSignatureInvalid}, CodeInvalidToken, "signature or algorithm not accepted"},
+		{[]error{jwt.ErrTokenExpired}, CodeTokenExpired, "token has expired"},
+		{[]error{jwt.ErrTokenNotValidYet, jwt.ErrTokenUsedBeforeIssued}, CodeTokenNotYetValid, "token is not valid yet"},
+		{[]error{jwt.ErrTokenInvalidAudience}, CodeInvalidToken, "audience not accepted"},
+		{[]error{jwt.ErrTokenInvalidIssuer}, CodeInvalidToken, "issuer not accepted"},
+		{[]error{jwt.ErrTokenRequiredClaimMissing}, CodeInvalidToken, "token lacks a required claim"},
 	}
-	return u(CodeInvalidToken, "token not accepted")
+	for _, row := range rows {
+		for _, target := range row.errs {
+			if errors.Is(err, target) {
+				return newError(http.StatusUnauthorized, row.code, row.detail)
+			}
+		}
+	}
+	return newError(http.StatusUnauthorized, CodeInvalidToken, "token not accepted")
 }

@@ -16,13 +16,7 @@ import { execFile } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { deepStrictEqual, equal, match } from "node:assert/strict";
-import { chromium } from "playwright-core";
-
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined || v === "") throw new Error(`environment variable ${name} is required`);
-  return v;
-};
+import { env, launch, log, run } from "./lib.mjs";
 
 const pageURL = env("SSEGATE_URL");
 const publishBin = env("SSEGATE_PUBLISH");
@@ -37,8 +31,6 @@ const storageKey = "ssegate-last-id:" + channel;
 // Makes this run's data unique, so nothing from another run or case can
 // pass for an event this one published.
 const nonce = `${caseName}-${process.pid}-${Date.now().toString(36)}`;
-
-const log = (...a) => console.log("#", ...a);
 
 // publish sends one event with cmd/publish and returns its stream sequence.
 function publish(data, event) {
@@ -111,21 +103,7 @@ async function shoot(page, name) {
 
 async function main() {
   mkdirSync(outDir, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: Math.max(waitMs, 30000),
-  });
+  const browser = await launch(chromiumPath, waitMs, ["--disable-quic"]);
   let page;
   try {
     log(`${caseName}: Chromium ${browser.version()}, page ${pageURL}, channel ${channel}`);
@@ -219,19 +197,4 @@ async function main() {
   }
 }
 
-// A last-resort deadline, below the one the Go test sets, so that this
-// process ends by itself; Playwright kills the browser it launched when the
-// process exits.
-const deadline = setTimeout(() => {
-  console.error(`browser.mjs: no result after ${12 * waitMs}ms`);
-  process.exit(2);
-}, 12 * waitMs);
-
-main().then(
-  () => clearTimeout(deadline),
-  (err) => {
-    console.error(err?.stack ?? String(err));
-    clearTimeout(deadline);
-    process.exitCode = 1;
-  },
-);
+run("browser.mjs", main, 12 * waitMs);

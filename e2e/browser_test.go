@@ -20,12 +20,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +32,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 const (
@@ -236,20 +235,16 @@ https://localhost:%[8]d {
 // gateway exits.
 func waitFor(ctx context.Context, t *testing.T, g *gateway, what string, check func() error) {
 	t.Helper()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
+	err := testkit.Poll(ctx, 50*time.Millisecond, func() error {
 		select {
 		case <-g.done:
 			t.Fatalf("caddy exited while waiting for %s; log:\n%s", what, g.logTail())
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v (last error: %v); log:\n%s", what, ctx.Err(), err, g.logTail())
-		case <-tick.C:
+		default:
 		}
+		return check()
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v; log:\n%s", what, err, g.logTail())
 	}
 }
 
@@ -364,21 +359,7 @@ func runScript(t *testing.T, tl tools, script string, env []string) {
 
 // freePorts returns n distinct loopback TCP ports that were free a moment
 // ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		_, p, _ := net.SplitHostPort(l.Addr().String())
-		port, _ := strconv.Atoi(p)
-		ports = append(ports, port)
-	}
-	return ports
-}
+func freePorts(t *testing.T, n int) []int { return testkit.FreePorts(t, n) }
 
 // lockedBuffer collects the process's output, written by exec's copying
 // goroutine and read by the test.

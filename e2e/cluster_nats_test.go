@@ -111,23 +111,7 @@ func (cl *natsCluster) clientURLs() []string {
 // forever, quickly.
 func (cl *natsCluster) connect(t *testing.T, name string) jetstream.JetStream {
 	t.Helper()
-	return connectCluster(t, cl.clientURLs(), name)
-}
-
-// connectCluster returns a JetStream client of the servers at urls that
-// reconnects forever, quickly; the test closes it.
-func connectCluster(t *testing.T, urls []string, name string, opts ...nats.Option) jetstream.JetStream {
-	t.Helper()
-	opts = append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
-	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectURL(t, strings.Join(cl.clientURLs(), ","), nats.Name(name), natstest.Reconnecting())
 	return js
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssegate/ssegate/internal/faulttest"
 )
 
 type publisher struct {
@@ -67,22 +68,7 @@ func (p *publisher) run(ctx context.Context) error {
 // publish retries until the stream acks, within publishRetryFor: while a
 // node is down, the stream may be electing a leader.
 func (p *publisher) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
-	ctx, cancel := context.WithTimeout(ctx, publishRetryFor)
-	defer cancel()
-	for {
-		actx, acancel := context.WithTimeout(ctx, time.Second)
-		ack, err := p.js.PublishMsg(actx, msg)
-		acancel()
-		if err == nil {
-			return ack, nil
-		}
-		p.failures.Add(1)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("not acked within %v: %w", publishRetryFor, err)
-		case <-time.After(50 * time.Millisecond): // a retry backoff
-		}
-	}
+	return faulttest.PublishRetrying(ctx, p.js, msg, publishRetryFor, func(error) { p.failures.Add(1) })
 }
 
 func (p *publisher) snapshot() map[string][]uint64 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/ssegate/ssegate/internal/testkit"
 	gosse "github.com/tmaxmax/go-sse"
 )
 
@@ -343,20 +344,9 @@ func seqRanges(seqs []uint64) string {
 	return b.String()
 }
 
-// waitUntil polls cond every 20ms until it holds, within timeout.
+// pollUntil polls cond every 20ms until it holds, within timeout.
 func pollUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("condition not met within %v: %w", timeout, ctx.Err())
-		case <-tick.C:
-		}
-	}
-	return nil
+	return testkit.PollUntil(ctx, timeout, cond)
 }
 
 // buildGateway builds cmd/caddy into a temporary directory, with the race

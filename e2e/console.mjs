@@ -5,13 +5,8 @@
 
 import { readFileSync, statSync } from "node:fs";
 import { deepStrictEqual, equal, ok, match } from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { env, launch, log, run } from "./lib.mjs";
 
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined || v === "") throw new Error(`environment variable ${name} is required`);
-  return v;
-};
 const base = env("SSEGATE_BASE");
 const token = env("SSEGATE_TOKEN");
 const publishKey = env("SSEGATE_PUBLISH_KEY");
@@ -22,7 +17,6 @@ const caddyfile = env("SSEGATE_CADDYFILE");
 const waitMs = Number(env("SSEGATE_WAIT_MS", "10000"));
 const consoleURL = `${base}/events/console/?channel=demo&channel=orders.eu`;
 const nonce = `${process.pid}-${Date.now().toString(36)}`;
-const log = (...a) => console.log("#", ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // publish sends an event as a backend would: fetch with the publish key.
@@ -63,12 +57,7 @@ async function main() {
   // it starts from now, so it must not show them.
   await publish("demo", "before", `before the page ${nonce}`);
 
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    timeout: Math.max(waitMs, 30000),
-  });
+  const browser = await launch(chromiumPath, waitMs);
   try {
     log(`Chromium ${browser.version()}, console ${consoleURL}`);
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 760 } });
@@ -240,16 +229,4 @@ async function main() {
   }
 }
 
-const deadline = setTimeout(() => {
-  console.error(`console.mjs: no result after ${8 * waitMs}ms`);
-  process.exit(2);
-}, 8 * waitMs);
-
-main().then(
-  () => clearTimeout(deadline),
-  (err) => {
-    console.error(err?.stack ?? String(err));
-    clearTimeout(deadline);
-    process.exitCode = 1;
-  },
-);
+run("console.mjs", main, 8 * waitMs);

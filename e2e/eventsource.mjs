@@ -5,13 +5,7 @@
 // more. Any failed check exits non-zero; success prints PASS.
 
 import { deepStrictEqual, equal } from "node:assert/strict";
-import { chromium } from "playwright-core";
-
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined || v === "") throw new Error(`environment variable ${name} is required`);
-  return v;
-};
+import { env, launch, log, run } from "./lib.mjs";
 
 const pageURL = env("SSEGATE_PAGE"); // a page on the gateway's origin
 const backend = env("SSEGATE_BACKEND");
@@ -19,8 +13,6 @@ const chromiumPath = env("CHROMIUM_PATH");
 const channel = env("SSEGATE_CHANNEL", "user.alice");
 const waitMs = Number(env("SSEGATE_WAIT_MS", "10000"));
 const nonce = `${process.pid}-${Date.now().toString(36)}`;
-const log = (...a) => console.log("#", ...a);
-
 async function publish(event, data) {
   const r = await fetch(`${backend}/publish`, {
     method: "POST",
@@ -53,20 +45,7 @@ async function connect({ backend, channel, waitMs }) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: Math.max(waitMs, 30000),
-  });
+  const browser = await launch(chromiumPath, waitMs);
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(waitMs);
@@ -105,16 +84,4 @@ async function main() {
   }
 }
 
-const deadline = setTimeout(() => {
-  console.error(`eventsource.mjs: no result after ${6 * waitMs}ms`);
-  process.exit(2);
-}, 6 * waitMs);
-
-main().then(
-  () => clearTimeout(deadline),
-  (err) => {
-    console.error(err?.stack ?? String(err));
-    clearTimeout(deadline);
-    process.exitCode = 1;
-  },
-);
+run("eventsource.mjs", main, 6 * waitMs);

@@ -61,15 +61,7 @@ func faultGateway(t *testing.T, ctx context.Context, bin, name string, port int,
 // connection that rides out node failures.
 func faultPublisher(t *testing.T, urls string) (*faulttest.Publisher, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(urls, nats.Name("fault-publisher"), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectURL(t, urls, nats.Name("fault-publisher"), natstest.Reconnecting())
 	return &faulttest.Publisher{JS: js, Channels: []string{"room.a", "room.b", "room.c"}}, js
 }
 

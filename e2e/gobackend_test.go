@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // goBackend is backend.mjs in Go, as the README shows it: tickets signed
@@ -28,15 +29,7 @@ type goBackend struct {
 // returns its URL.
 func startGoBackend(t *testing.T, natsURL, secret, origin string) string {
 	t.Helper()
-	nc, err := nats.Connect(natsURL, nats.Name("ssegate-go-backend"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectURL(t, natsURL, nats.Name("ssegate-go-backend"))
 	b := &goBackend{secret: []byte(secret), origin: origin, js: js}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ticket", b.ticket)

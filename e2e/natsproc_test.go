@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // A NATS cluster of real nats-server processes, for faults that an
@@ -195,7 +197,8 @@ func (cl *natsProcCluster) clientURLs() []string {
 // forever, quickly, and connects once a node listens.
 func (cl *natsProcCluster) connect(t *testing.T, name string) jetstream.JetStream {
 	t.Helper()
-	return connectCluster(t, cl.clientURLs(), name, nats.RetryOnFailedConnect(true))
+	_, js := natstest.ConnectURL(t, strings.Join(cl.clientURLs(), ","), nats.Name(name), natstest.Reconnecting(), nats.RetryOnFailedConnect(true))
+	return js
 }
 
 // waitJetStream waits until an R3 stream can be placed: a throwaway one

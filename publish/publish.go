@@ -284,12 +284,11 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return caddyargs.Lines(d, func(key string) error {
 		switch key {
 		case "key":
-			var args []string
-			if err := caddyargs.Strings(d, &args); err != nil {
-				return err
+			secret, channels, err := caddyargs.Head(d)
+			if err == nil {
+				c.Keys = append(c.Keys, auth.PublishKey{Secret: secret, Channels: channels})
 			}
-			c.Keys = append(c.Keys, auth.PublishKey{Secret: args[0], Channels: args[1:]})
-			return nil
+			return err
 		case "max_body":
 			return caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody)
 		}

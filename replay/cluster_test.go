@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/natstest"
@@ -159,14 +158,6 @@ func clusterClient(t *testing.T, servers []*server.Server) jetstream.JetStream {
 	for i, ns := range servers {
 		urls[i] = ns.ClientURL()
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectURL(t, strings.Join(urls, ","), natstest.Reconnecting())
 	return js
 }

@@ -36,7 +36,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -358,56 +357,4 @@ func warm(ctx context.Context, c *http.Client, rawURL string) error {
 		return fmt.Errorf("server answered h2c with %s", resp.Proto)
 	}
 	return nil
-}
-
-func report(out io.Writer, o options, rs []result, delivered, opened int64, elapsed time.Duration) {
-	var first, lat []time.Duration
-	failed, outOfOrder := 0, 0
-	errs := map[string]int{}
-	for _, r := range rs {
-		if r.err != nil {
-			failed++
-			errs[r.err.Error()]++
-		}
-		if r.events > 0 {
-			first = append(first, r.firstEvent)
-		}
-		lat = append(lat, r.lat...)
-		outOfOrder += r.outOfOrder
-	}
-	fmt.Fprintf(out, "streams     %d requested, %d opened (%s, %d connections)\n", o.n, opened, o.proto, connsFor(o))
-	fmt.Fprintf(out, "duration    %v\n", elapsed.Round(time.Millisecond))
-	fmt.Fprintf(out, "events      %d delivered, %.0f events/s\n", delivered, float64(delivered)/elapsed.Seconds())
-	if outOfOrder > 0 {
-		fmt.Fprintf(out, "ORDER       %d events arrived with an id at or below the previous one\n", outOfOrder)
-	}
-	if len(first) > 0 {
-		fmt.Fprintf(out, "first event %s (from request start, %d streams)\n", percentiles(first), len(first))
-	}
-	if len(lat) > 0 {
-		fmt.Fprintf(out, "latency     %s (publish to receipt, %d samples)\n", percentiles(lat), len(lat))
-	}
-	if failed > 0 {
-		fmt.Fprintf(out, "errors      %d streams:\n", failed)
-		for e, n := range errs {
-			fmt.Fprintf(out, "  %5d  %s\n", n, e)
-		}
-	}
-}
-
-func connsFor(o options) int {
-	if o.proto == "h1" {
-		return o.n
-	}
-	return o.conns
-}
-
-func percentiles(d []time.Duration) string {
-	slices.Sort(d)
-	at := func(p float64) time.Duration {
-		i := int(math.Ceil(p*float64(len(d)))) - 1
-		return d[min(max(i, 0), len(d)-1)]
-	}
-	ms := func(x time.Duration) string { return strconv.FormatFloat(float64(x)/1e6, 'f', 2, 64) }
-	return fmt.Sprintf("p50 %s ms  p90 %s ms  p99 %s ms  max %s ms", ms(at(0.5)), ms(at(0.9)), ms(at(0.99)), ms(d[len(d)-1]))
 }

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ssegate/ssegate/internal/loopback"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,27 +86,7 @@ func (p *proc) stop() {
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
-// freePort finds a loopback port that is free now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	return ports, nil
-}
+func freePorts(n int) ([]int, error) { return loopback.FreePorts(n) }
 
 // waitHTTP polls url until it answers 200, for at most 60 s.
 func waitHTTP(p *proc, url string) error {

@@ -105,9 +105,22 @@ func startTarget(kind, label, bindir, workdir, handlerExtra string) (*target, er
 	if t.pub, err = ensureStream(natsURL); err != nil {
 		return nil, err
 	}
+	if t.srv, err = startServer(kind, bindir, dir, natsURL, handlerExtra, natsPort, httpPort, adminPort); err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(t.srv, t.base+"/healthz"); err != nil {
+		return nil, err
+	}
+	ok = true
+	return t, nil
+}
+
+// startServer starts the HTTP server under test: raw, or Caddy with
+// ssegate or with the floor handler.
+func startServer(kind, bindir, dir, natsURL, handlerExtra string, natsPort, httpPort, adminPort int) (*proc, error) {
 	switch kind {
 	case "raw":
-		t.srv, err = start(kind, dir, nil, filepath.Join(bindir, "raw"),
+		return start(kind, dir, nil, filepath.Join(bindir, "raw"),
 			"-listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
 			"-admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "-nats", natsURL)
 	case "ssegate", "floor":
@@ -120,19 +133,10 @@ func startTarget(kind, label, bindir, workdir, handlerExtra string) (*target, er
 			return nil, err
 		}
 		xdg := filepath.Join(dir, "xdg")
-		t.srv, err = start(kind, dir, []string{"XDG_CONFIG_HOME=" + xdg, "XDG_DATA_HOME=" + xdg},
+		return start(kind, dir, []string{"XDG_CONFIG_HOME=" + xdg, "XDG_DATA_HOME=" + xdg},
 			filepath.Join(bindir, "caddy"), "run", "--config", cf, "--adapter", "caddyfile")
-	default:
-		return nil, fmt.Errorf("unknown server %q (want raw, ssegate or floor)", kind)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if err := waitHTTP(t.srv, t.base+"/healthz"); err != nil {
-		return nil, err
-	}
-	ok = true
-	return t, nil
+	return nil, fmt.Errorf("unknown server %q (want raw, ssegate or floor)", kind)
 }
 
 // ensureStream creates the stream both servers read from, as ssegate

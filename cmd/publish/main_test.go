@@ -78,15 +78,7 @@ func streamServer(t *testing.T) (string, jetstream.Stream) {
 
 func createStream(t *testing.T, url string, opts ...nats.Option) jetstream.Stream {
 	t.Helper()
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectURL(t, url, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SSEGATE", Subjects: []string{"events.>"}})

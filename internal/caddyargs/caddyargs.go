@@ -43,6 +43,15 @@ func Strings(d *caddyfile.Dispenser, dst *[]string) error {
 	return nil
 }
 
+// Head reads the line's arguments, one or more: the first, and the rest.
+func Head(d *caddyfile.Dispenser) (first string, rest []string, err error) {
+	var args []string
+	if err := Strings(d, &args); err != nil {
+		return "", nil, err
+	}
+	return args[0], args[1:], nil
+}
+
 // String reads the line's one argument.
 func String(d *caddyfile.Dispenser, dst *string) error {
 	if !d.NextArg() {

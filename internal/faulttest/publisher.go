@@ -128,20 +128,30 @@ func (p *Publisher) record(ev Event) {
 }
 
 func (p *Publisher) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
-	ctx, cancel := context.WithTimeout(ctx, cmp.Or(p.RetryFor, 20*time.Second))
+	return PublishRetrying(ctx, p.JS, msg, cmp.Or(p.RetryFor, 20*time.Second), func(error) { p.failures.Add(1) })
+}
+
+// PublishRetrying publishes msg until the stream acks it, within retryFor,
+// each attempt bounded by a second: while a node is down or NATS restarts,
+// the stream may be electing a leader. Each failed attempt is told to
+// failed, which may be nil.
+func PublishRetrying(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, retryFor time.Duration, failed func(error)) (*jetstream.PubAck, error) {
+	ctx, cancel := context.WithTimeout(ctx, retryFor)
 	defer cancel()
 	for {
 		actx, acancel := context.WithTimeout(ctx, time.Second)
-		ack, err := p.JS.PublishMsg(actx, msg)
+		ack, err := js.PublishMsg(actx, msg)
 		acancel()
 		if err == nil {
 			return ack, nil
 		}
-		p.failures.Add(1)
+		if failed != nil {
+			failed(err)
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("not acked: %w", err)
-		case <-time.After(20 * time.Millisecond):
+			return nil, fmt.Errorf("not acked within %v: %w", retryFor, err)
+		case <-time.After(20 * time.Millisecond): // a retry backoff
 		}
 	}
 }

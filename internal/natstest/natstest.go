@@ -3,12 +3,15 @@
 package natstest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 // Option adjusts the server's options before it starts.
@@ -42,10 +45,18 @@ func Server(t testing.TB, opts ...Option) *server.Server {
 	return ns
 }
 
-// Connect opens a JetStream client to ns that the test closes.
-func Connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) {
+// Connect opens a JetStream client to ns, with opts, that the test
+// closes.
+func Connect(t testing.TB, ns *server.Server, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
+	return ConnectURL(t, ns.ClientURL(), opts...)
+}
+
+// ConnectURL opens a JetStream client to url (several, comma-separated,
+// for a cluster), with opts, that the test closes.
+func ConnectURL(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +67,49 @@ func Connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) 
 	}
 	return nc, js
 }
+
+// Reconnecting makes a client reconnect for ever, every 50 ms, so that it
+// rides out a server's restart or a cluster node's failure.
+func Reconnecting() nats.Option {
+	return func(o *nats.Options) error {
+		o.MaxReconnect, o.ReconnectWait = -1, 50*time.Millisecond
+		return nil
+	}
+}
+
+// Restartable is a server that a test stops and starts again on the same
+// port with the same JetStream store.
+type Restartable struct {
+	t     testing.TB
+	port  int
+	store string
+	opts  []Option
+	// Server is the running server, or the last one to run.
+	*server.Server
+}
+
+// NewRestartable returns a server, not yet started, on a free port that
+// it keeps, storing in a directory of its own.
+func NewRestartable(t testing.TB, opts ...Option) *Restartable {
+	t.Helper()
+	return &Restartable{t: t, port: testkit.FreePorts(t, 1)[0], store: t.TempDir(), opts: opts}
+}
+
+// Start starts the server, or starts it again, on its port and store.
+func (r *Restartable) Start() *server.Server {
+	r.t.Helper()
+	r.Server = Server(r.t, append([]Option{OnPort(r.port), StoringIn(r.store)}, r.opts...)...)
+	return r.Server
+}
+
+// Stop shuts the server down and waits until it is down.
+func (r *Restartable) Stop() {
+	r.Shutdown()
+	r.WaitForShutdown()
+}
+
+// URL is the client URL, the same across restarts.
+func (r *Restartable) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", r.port) }
 
 // AllPeersOnline reports whether the JetStream meta leader among servers
 // counts every one of them as an online peer. Until then an R3 stream

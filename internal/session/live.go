@@ -80,6 +80,9 @@ func (s *session) drain(batch []upstream.Frame) ([]upstream.Frame, error) {
 // sendBatch writes frames the hub queued, each once and in order, then
 // flushes them.
 func (s *session) sendBatch(batch []upstream.Frame) error {
+	if batch = s.keep(batch); len(batch) == 0 {
+		return nil
+	}
 	first, last := batch[0], batch[len(batch)-1]
 	// Counted as the client's before the write: should it fail part-way,
 	// the client may hold them, and it resumes from its own last id.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/sse"
 	"github.com/ssegate/ssegate/upstream"
@@ -33,6 +34,16 @@ type session struct {
 	// known is set once the client holds lastSent as its last event id:
 	// it sent it, or was sent an event with it.
 	known bool
+	// read is the position the replay has examined every event up to.
+	// It runs ahead of lastSent past events the filter drops, which
+	// advance no client's id.
+	read uint64
+
+	// filter keeps the events the client asked for; skipped counts the
+	// others. since is the time the client asked to start at.
+	filter  eventfilter.Filter
+	skipped int
+	since   string
 
 	sent int
 	// ended is why the stream ended, once it has (see end), and broken
@@ -92,13 +103,16 @@ const maxCatchUpPasses = 4
 // Serve is a stream's life, top to bottom: it attaches the client and runs
 // its stream to the end. It owns adm and releases it when the stream ends,
 // which with a takeover is after Serve has returned.
-func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, attach Attach) {
+func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, attach Attach, opts ...Option) {
 	s := sv.newSession(w, subjects)
+	for _, o := range opts {
+		o(s)
+	}
 	end := s.closer(r, adm, time.Now())
 
 	// Attach before the headers go out: a client whose EventSource is open
 	// is subscribed, so an event published after onopen reaches it.
-	client, history, err := attach(r.Context(), subjects, position != "")
+	client, history, err := attach(r.Context(), subjects, position != "" || s.since != "")
 	if err != nil {
 		defer end()
 		s.open()
@@ -152,6 +166,7 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 			zap.String("remote", remote),
 			zap.Duration("duration", time.Since(start)),
 			zap.Int("events", s.sent),
+			zap.Int("skipped", s.skipped),
 			zap.String("end", cmp.Or(s.ended, endClientLeft)))
 	}
 }
@@ -163,10 +178,14 @@ func (s *session) run(ctx context.Context, proto, position string, expires time.
 	s.sv.m.Opened(proto)
 	defer s.sv.m.Closed(proto)
 	why, live := endStopped, true
-	if position == "" {
+	switch {
+	case position == "" && s.since != "":
+		s.known = true
+		why, live = s.catchUpSince(ctx)
+	case position == "":
 		s.lastSent = s.client.Start()
 		s.announce()
-	} else {
+	default:
 		s.known = true
 		why, live = s.catchUp(ctx, position)
 	}
@@ -204,19 +223,20 @@ func (s *session) catchUp(ctx context.Context, position string) (why string, liv
 		s.sv.log.Warn("cannot read stream state for replay", zap.Error(err))
 		return endUnavailable, false
 	}
-	s.lastSent = res.After
+	s.lastSent, s.read = res.After, res.After
 	if res.Reset != "" {
 		s.reset(res.Reset, res.Current)
-		s.lastSent = res.Current.Seq
+		s.lastSent, s.read = res.Current.Seq, res.Current.Seq
 	}
 	for pass := 1; ; pass++ {
 		// The read must pass the hub's position at attach (or at the
 		// last overflow of the hold): the hub queues what comes after.
-		err := s.history.Read(ctx, s.subjects, s.lastSent, s.client.Start(), s.sv.cfg.ReplayLimit, s.replayOne)
+		err := s.history.Read(ctx, s.subjects, s.read, s.client.Start(), s.sv.cfg.ReplayLimit, s.replayOne)
 		switch {
 		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
 			s.reset(replay.ResetTooFarBehind, res.Current)
 			s.lastSent = max(s.lastSent, res.Current.Seq)
+			s.read = max(s.read, res.Current.Seq)
 		case errors.Is(err, replay.ErrTooFarBehind):
 			// It fell behind again while replaying: a slow client.
 			return endSlow, false
@@ -230,7 +250,7 @@ func (s *session) catchUp(ctx context.Context, position string) (why string, liv
 		if s.flush() != nil {
 			return endStopped, false
 		}
-		if s.client.EndReplay(s.lastSent) {
+		if s.client.EndReplay(s.read) {
 			return endStopped, true
 		}
 		if pass == maxCatchUpPasses {
@@ -241,6 +261,11 @@ func (s *session) catchUp(ctx context.Context, position string) (why string, liv
 
 func (s *session) replayOne(m replay.Msg) error {
 	s.buf = replay.Encode(s.buf[:0], m, s.history.Epoch())
+	s.read = m.Seq
+	if !s.filter.PassesFrame(s.buf) {
+		s.skipped++
+		return nil
+	}
 	if err := s.write(s.buf); err != nil {
 		return err
 	}
