@@ -111,7 +111,7 @@ func findTools(t *testing.T) tools {
 	if err != nil {
 		missing = append(missing, "node (Node.js 20 or later)")
 	}
-	for _, pkg := range []string{"playwright-core", "jose", "nats"} {
+	for _, pkg := range []string{"playwright-core", "jose", "nats", "eventsource"} {
 		if _, err := os.Stat(filepath.Join("node_modules", pkg, "package.json")); err != nil {
 			missing = append(missing, "e2e/node_modules/"+pkg+" (cd e2e && npm ci)")
 		}

@@ -19,6 +19,9 @@ var commands struct {
 	once sync.Once
 	dir  string
 	err  error
+
+	natsOnce sync.Once // nats-server, for natsServerBin
+	natsErr  error
 }
 
 func TestMain(m *testing.M) {

@@ -94,8 +94,58 @@ func (l *Ledger) Check(c *Client, w Window) Result {
 	if len(missing) > 0 {
 		slices.Sort(missing)
 		problem("missing %d of %d acked events: %s", len(missing), r.Want, ranges(missing, 12))
+		for _, hole := range l.holes(got, missing, 4) {
+			problem("%s", hole)
+		}
 	}
 	return r
+}
+
+// holes says, for the first n holes in what the client got, which
+// events it lost and what it got on either side, on which stream and
+// gateway: a hole inside one stream is the live path's, one across
+// streams the resume's.
+func (l *Ledger) holes(got []Received, missing []uint64, n int) []string {
+	var out []string
+	for i := 0; i < len(missing) && len(out) < n; {
+		at := sort.Search(len(got), func(k int) bool { return got[k].Seq > missing[i] })
+		j := i
+		for j+1 < len(missing) && (at == len(got) || missing[j+1] < got[at].Seq) {
+			j++
+		}
+		say := func(ev Received) string {
+			return fmt.Sprintf("%d on %s (stream %d, %s)", ev.Seq, ev.Channel, ev.Stream, ev.Gateway)
+		}
+		before, after := "its start", "nothing"
+		if at > 0 {
+			before = say(got[at-1])
+		}
+		if at < len(got) {
+			after = say(got[at])
+		}
+		var lost []string
+		for _, seq := range missing[i : j+1] {
+			if len(lost) == 8 {
+				lost = append(lost, "…")
+				break
+			}
+			lost = append(lost, fmt.Sprintf("%d %s", seq, l.channelOf[seq]))
+		}
+		out = append(out, fmt.Sprintf("lost %d (%s): after %s came %s", j-i+1, strings.Join(lost, ", "), before, after))
+		i = j + 1
+	}
+	return out
+}
+
+// window is where c starts: a client without a position that the gateway
+// told its start position starts exactly there.
+func window(c Watched) Window {
+	if c.LastID == "" {
+		if seq, ok := c.StartSeq(); ok {
+			return Window{After: seq, Sure: seq}
+		}
+	}
+	return c.Window
 }
 
 // Watched is a client with its start window.
@@ -148,7 +198,8 @@ func CheckAll(t testing.TB, pub *Publisher, clients []Watched) (delivered int) {
 	l := NewLedger(pub.Acked())
 	failed := 0
 	for _, c := range clients {
-		r := l.Check(c.Client, c.Window)
+		w := window(c)
+		r := l.Check(c.Client, w)
 		delivered += r.Got
 		if len(r.Problems) == 0 {
 			continue
@@ -157,7 +208,7 @@ func CheckAll(t testing.TB, pub *Publisher, clients []Watched) (delivered int) {
 		if failed <= 10 {
 			st := c.Stats()
 			t.Errorf("%s on %v from %+v: got %d, wanted %d; %d streams, ends %v, resets %v:\n  %s",
-				c.Name, c.Channels, c.Window, r.Got, r.Want, st.Streams, st.Ends, st.Resets, strings.Join(r.Problems, "\n  "))
+				c.Name, c.Channels, w, r.Got, r.Want, st.Streams, st.Ends, st.Resets, strings.Join(r.Problems, "\n  "))
 		}
 		if st := c.Stats(); st.Fatal != nil {
 			t.Errorf("%s gave up: %v", c.Name, st.Fatal)
@@ -194,25 +245,42 @@ func ranges(seqs []uint64, n int) string {
 // Fleet is a set of running clients.
 type Fleet struct {
 	Clients []Watched
+	ctx     context.Context
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
+	mu      sync.Mutex // held while Join changes Clients
 }
 
 // StartAll runs the clients and waits until each has its first stream
-// open, recording each one's start window from what pub has acked: every
-// event whose publish began after the streams opened is owed (see
-// Publisher.SettledSeq). A client with a LastID starts exactly there.
+// open, recording each one's start window from what pub has acked (see
+// Join).
 func StartAll(ctx context.Context, pub *Publisher, clients []*Client, timeout time.Duration) (*Fleet, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	f := &Fleet{cancel: cancel}
+	f := &Fleet{ctx: ctx, cancel: cancel}
+	if err := f.Join(pub, clients, timeout); err != nil {
+		f.Stop()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Join runs more clients in the fleet and waits until each has its first
+// stream open, recording each one's start window from what pub has acked:
+// every event whose publish began after the streams opened is owed (see
+// Publisher.SettledSeq). A client with a LastID starts exactly there. The
+// clients stay in the fleet when it fails. Joins may run concurrently,
+// with each other only: Clients is read once they have returned.
+func (f *Fleet) Join(pub *Publisher, clients []*Client, timeout time.Duration) error {
 	before := pub.LastSeq()
+	f.mu.Lock()
+	first := len(f.Clients)
 	for _, c := range clients {
 		w := Window{After: before}
 		if c.LastID != "" {
 			seq, err := strconv.ParseUint(strings.SplitN(c.LastID, "-", 2)[0], 10, 64)
 			if err != nil {
-				cancel()
-				return nil, fmt.Errorf("%s: last id %q: %w", c.Name, c.LastID, err)
+				f.mu.Unlock()
+				return fmt.Errorf("%s: last id %q: %w", c.Name, c.LastID, err)
 			}
 			w = Window{After: seq, Sure: seq}
 		}
@@ -220,25 +288,27 @@ func StartAll(ctx context.Context, pub *Publisher, clients []*Client, timeout ti
 		f.done.Add(1)
 		go func() {
 			defer f.done.Done()
-			_ = c.Run(ctx)
+			_ = c.Run(f.ctx)
 		}()
 	}
+	f.mu.Unlock()
 	deadline := time.After(timeout)
 	for _, c := range clients {
 		select {
 		case <-c.Opened():
 		case <-deadline:
-			f.Stop()
-			return nil, fmt.Errorf("%s: no stream open within %v (%+v)", c.Name, timeout, c.Stats())
+			return fmt.Errorf("%s: no stream open within %v (%+v)", c.Name, timeout, c.Stats())
 		}
 	}
 	sure := pub.SettledSeq(5 * time.Second)
-	for i := range f.Clients {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := first; i < first+len(clients); i++ {
 		if f.Clients[i].LastID == "" {
 			f.Clients[i].Sure = sure
 		}
 	}
-	return f, nil
+	return nil
 }
 
 // Stop ends every client and waits for them.

@@ -23,6 +23,7 @@ func TestCheckFindsEveryKindOfFault(t *testing.T) {
 		{"duplicate after a rewind", Window{}, []uint64{1, 2, 3, 2, 5, 6}, "out of order"},
 		{"out of order", Window{}, []uint64{1, 3, 2, 5, 6}, "out of order"},
 		{"missing", Window{}, []uint64{1, 2, 5, 6}, "missing 1 of 5 acked events: 3"},
+		{"missing, where", Window{}, []uint64{1, 5, 6}, "lost 2 (2 b, 3 a): after 1 on a (stream 0, ) came 5 on b"},
 		{"missing the last", Window{}, []uint64{1, 2, 3, 5}, "missing 1 of 5 acked events: 6"},
 		{"history before the start", Window{After: 3, Sure: 3}, []uint64{1, 5, 6}, "at or before the client's start"},
 		{"another channel", Window{}, []uint64{1, 2, 3, 4, 5, 6}, "not one of the client's channels"},
@@ -52,7 +53,7 @@ func TestCheckFindsEveryKindOfFault(t *testing.T) {
 func TestClientFollowsEventSourceRules(t *testing.T) {
 	c := &Client{Name: "c", Channels: []string{"a"}, ends: map[string]int{}}
 	wire := ": ssegate\nretry: 250\n\nid: 7-abcd\ndata: a|1\n\nevent: reset\nid: 9-abcd\ndata: expired\n\n: end: slow\nid: 12-abcd\nretry: 300\n\n"
-	retry, err := c.read(strings.NewReader(wire), 1)
+	retry, _, err := c.read(strings.NewReader(wire), 1, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +62,24 @@ func TestClientFollowsEventSourceRules(t *testing.T) {
 	}
 	if got := c.Received(); len(got) != 1 || got[0].Seq != 7 || got[0].Channel != "a" {
 		t.Fatalf("received %+v", got)
+	}
+}
+
+// TestStartPositionSetsTheWindow: a client without a position whose first
+// stream opens with an id and no data starts exactly there, so the
+// checker owes it every event after that id and none before.
+func TestStartPositionSetsTheWindow(t *testing.T) {
+	l := NewLedger([]Event{{1, "a"}, {2, "a"}, {3, "a"}, {4, "a"}})
+	c := &Client{Name: "c", Channels: []string{"a"}, ends: map[string]int{}}
+	if _, _, err := c.read(strings.NewReader(": ssegate\nretry: 100\n\nid: 2-abcd\n\nid: 4-abcd\ndata: a|4\n\n"), 1, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, ok := c.StartSeq(); !ok || seq != 2 {
+		t.Fatalf("start %d %v, want 2", seq, ok)
+	}
+	w := window(Watched{Client: c, Window: Window{After: 0, Sure: 4}})
+	r := l.Check(c, w)
+	if w != (Window{After: 2, Sure: 2}) || r.Missing != 1 || !strings.Contains(strings.Join(r.Problems, "\n"), "lost 1 (3 a): after its start came 4") {
+		t.Fatalf("window %+v, result %+v", w, r)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,17 @@ type Client struct {
 	// SessionEvents, when set, makes the client close each stream itself
 	// after that many events, then reconnect (to the next Base).
 	SessionEvents int
+	// SessionTime, when set, makes the client close each stream itself
+	// that long after the stream's first event, and open the next one (to
+	// the next Base) at once, as a page that moves its EventSource between
+	// gateways does. A stream that brings no event is closed after
+	// SessionIdle (2 s when zero). Counted from the first event, not from
+	// the opening, the hop lets a replay that takes longer than SessionTime
+	// deliver its first events: otherwise every stream of a client whose
+	// replays are slower than that would be cut before its first event,
+	// and the client would never move on.
+	SessionTime time.Duration
+	SessionIdle time.Duration
 	// StallAfter and StallFor make the client stop reading for StallFor
 	// once, after StallAfter events of its first stream: a slow client.
 	StallAfter int
@@ -51,13 +63,16 @@ type Client struct {
 	fatal    error
 	opened   chan struct{}
 	stalled  bool
+	bases    []string // by stream, from 1: the gateway each one was on
+	startID  string   // an id without data on the first stream, before any event
 }
 
 // Received is one event as a client got it.
 type Received struct {
 	Event
-	At     time.Time
-	Stream int // which connection carried it, from 1
+	At      time.Time
+	Stream  int    // which connection carried it, from 1
+	Gateway string // that connection's base URL
 }
 
 // Run reads until ctx is done or the client gives up. It returns the
@@ -69,7 +84,10 @@ func (c *Client) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	retry := time.Second
 	for n := 0; ctx.Err() == nil; n++ {
-		hint, err := c.stream(ctx, n)
+		hint, hopped, err := c.stream(ctx, n)
+		if hopped {
+			continue
+		}
 		if err != nil {
 			c.mu.Lock()
 			c.fatal = err
@@ -98,14 +116,16 @@ func (c *Client) Opened() <-chan struct{} {
 }
 
 // stream runs one connection. It returns an error only for what makes an
-// EventSource give up, and the retry hint the server sent, if any.
-func (c *Client) stream(ctx context.Context, n int) (time.Duration, error) {
+// EventSource give up, the retry hint the server sent, if any, and
+// whether the client ended the stream itself to hop to the next gateway.
+func (c *Client) stream(ctx context.Context, n int) (time.Duration, bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	base := c.Base(n)
 	q := url.Values{"channel": c.Channels}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base(n)+"/events?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?"+q.Encode(), nil)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	c.mu.Lock()
 	c.attempts++
@@ -118,16 +138,17 @@ func (c *Client) stream(ctx context.Context, n int) (time.Duration, error) {
 		c.mu.Lock()
 		c.netErrs++
 		c.mu.Unlock()
-		return 0, nil
+		return 0, false, nil
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return 0, fmt.Errorf("%s: %s %q: %s", c.Name, resp.Status, resp.Header.Get("Content-Type"), body)
+		return 0, false, fmt.Errorf("%s: %s %q: %s", c.Name, resp.Status, resp.Header.Get("Content-Type"), body)
 	}
 	c.mu.Lock()
 	c.streams++
 	stream := c.streams
+	c.bases = append(c.bases, base)
 	if c.opened == nil {
 		c.opened = make(chan struct{})
 	}
@@ -137,12 +158,45 @@ func (c *Client) stream(ctx context.Context, n int) (time.Duration, error) {
 		close(c.opened)
 	}
 	c.mu.Unlock()
-	return c.read(resp.Body, stream)
+	var hopped atomic.Bool
+	onEvent, stop := c.hopTimer(func() { hopped.Store(true); cancel() })
+	defer stop()
+	retry, broken, err := c.read(resp.Body, stream, onEvent)
+	if broken && !hopped.Load() {
+		c.mu.Lock()
+		c.netErrs++
+		c.mu.Unlock()
+	}
+	return retry, hopped.Load() && err == nil, err
 }
 
-// read parses one stream by the WHATWG rules, up to its end. It returns
-// the retry hint.
-func (c *Client) read(body io.Reader, stream int) (time.Duration, error) {
+// hopTimer arms the end of a stream by SessionTime: hop runs that long
+// after the first event (onEvent says when one came), or after SessionIdle
+// if none comes. stop disarms it.
+func (c *Client) hopTimer(hop func()) (onEvent, stop func()) {
+	if c.SessionTime == 0 {
+		return func() {}, func() {}
+	}
+	idle := time.AfterFunc(cmp.Or(c.SessionIdle, 2*time.Second), hop)
+	var session *time.Timer
+	onEvent = func() {
+		if session == nil && idle.Stop() {
+			session = time.AfterFunc(c.SessionTime, hop)
+		}
+	}
+	stop = func() {
+		idle.Stop()
+		if session != nil {
+			session.Stop()
+		}
+	}
+	return onEvent, stop
+}
+
+// read parses one stream by the WHATWG rules, up to its end, calling
+// onEvent after each event. It returns the retry hint, and whether the
+// stream broke rather than ended.
+func (c *Client) read(body io.Reader, stream int, onEvent func()) (time.Duration, bool, error) {
 	var retry time.Duration
 	var data, typ []string
 	var idBuf string
@@ -154,15 +208,16 @@ func (c *Client) read(body io.Reader, stream int) (time.Duration, error) {
 		line := sc.Text()
 		if line == "" {
 			if hasID {
-				c.setLastID(idBuf)
+				c.setLastID(idBuf, stream == 1 && events == 0 && len(data) == 0)
 			}
 			if len(data) > 0 {
 				if err := c.dispatch(strings.Join(typ, ""), strings.Join(data, "\n"), idBuf, stream); err != nil {
-					return retry, err
+					return retry, false, err
 				}
 				events++
+				onEvent()
 				if c.SessionEvents > 0 && events >= c.SessionEvents {
-					return retry, nil
+					return retry, false, nil
 				}
 				c.maybeStall(events, stream)
 			}
@@ -192,18 +247,29 @@ func (c *Client) read(body io.Reader, stream int) (time.Duration, error) {
 			}
 		}
 	}
-	if sc.Err() != nil {
-		c.mu.Lock()
-		c.netErrs++
-		c.mu.Unlock()
-	}
-	return retry, nil
+	return retry, sc.Err() != nil, nil
 }
 
-func (c *Client) setLastID(id string) {
+// setLastID moves the position a reconnect sends. An id without data on
+// the first stream, before any event, is where a client without a
+// position starts: every event after it is owed to the client.
+func (c *Client) setLastID(id string, start bool) {
 	c.mu.Lock()
 	c.lastID = id
+	if start && c.LastID == "" && c.startID == "" {
+		c.startID = id
+	}
 	c.mu.Unlock()
+}
+
+// StartSeq is the position the gateway said a client without a position
+// starts at, as an id without data when its first stream opened; false if
+// it said none.
+func (c *Client) StartSeq() (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seq, err := strconv.ParseUint(strings.SplitN(c.startID, "-", 2)[0], 10, 64)
+	return seq, c.startID != "" && err == nil
 }
 
 func (c *Client) maybeStall(events, stream int) {
@@ -231,7 +297,11 @@ func (c *Client) dispatch(typ, data, id string, stream int) error {
 	if err != nil || !ok {
 		return fmt.Errorf("%s: event %q with id %q", c.Name, data, id)
 	}
-	c.got = append(c.got, Received{Event: Event{Seq: seq, Channel: ch}, At: time.Now(), Stream: stream})
+	var gw string
+	if stream >= 1 && stream <= len(c.bases) {
+		gw = c.bases[stream-1]
+	}
+	c.got = append(c.got, Received{Event: Event{Seq: seq, Channel: ch}, At: time.Now(), Stream: stream, Gateway: gw})
 	if c.newest == nil {
 		c.newest = make(map[string]uint64, len(c.Channels))
 	}

@@ -37,6 +37,10 @@ type Publisher struct {
 	RetryFor time.Duration
 	// Pad adds this many bytes to each event's data.
 	Pad int
+	// InFlight is how many events may wait for their acks at once; 1 when
+	// zero. A cluster's ack takes milliseconds, so a steady rate of
+	// hundreds a second needs several.
+	InFlight int
 
 	failures atomic.Int64
 	count    atomic.Int64
@@ -52,12 +56,36 @@ type Publisher struct {
 func (p *Publisher) Run(ctx context.Context) error {
 	pace := time.NewTicker(cmp.Or(p.Interval, 5*time.Millisecond))
 	defer pace.Stop()
-	for i := 0; ; i++ {
+	var next atomic.Int64
+	errs := make(chan error, max(1, p.InFlight))
+	var wg sync.WaitGroup
+	for range max(1, p.InFlight) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- p.run(ctx, pace.C, &next)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run is one of Run's workers: it publishes event after event on the
+// shared pace, each numbered from next.
+func (p *Publisher) run(ctx context.Context, pace <-chan time.Time, next *atomic.Int64) error {
+	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-pace.C:
+		case <-pace:
 		}
+		i := int(next.Add(1) - 1)
 		ch := p.Channels[i%len(p.Channels)]
 		msg := nats.NewMsg(cmp.Or(p.Prefix, "events.") + ch)
 		msg.Data = fmt.Appendf(nil, "%s|%d|%s", ch, i, strings.Repeat("x", p.Pad))

@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/internal/natstest"
+)
+
+// A NATS cluster of real nats-server processes, for faults that an
+// embedded server cannot show: a SIGKILL takes with it whatever the node
+// had in its buffers, and a restarted node comes back on the same ports
+// with the same store.
+
+// natsServerBin builds nats-server (the version go.mod pins) next to the
+// other commands, once, without the race detector: the gateway is what is
+// under test, and a race-built server would change the cluster's timing.
+func natsServerBin(t *testing.T) string {
+	t.Helper()
+	dir := buildCommands(t)
+	commands.natsOnce.Do(func() {
+		build := exec.Command(goCommand(), "build", "-o", filepath.Join(dir, "nats-server"), "github.com/nats-io/nats-server/v2")
+		if out, err := build.CombinedOutput(); err != nil {
+			commands.natsErr = fmt.Errorf("%s: %v\n%s", build, err, out)
+		}
+	})
+	if commands.natsErr != nil {
+		t.Fatal(commands.natsErr)
+	}
+	return filepath.Join(dir, "nats-server")
+}
+
+const natsNodeConf = `server_name: %[1]s
+listen: 127.0.0.1:%[2]d
+http: 127.0.0.1:%[3]d
+jetstream { store_dir: %[4]q }
+cluster {
+	name: ssegate-faults
+	listen: 127.0.0.1:%[5]d
+	routes: [%[6]s]
+}
+`
+
+// natsNode is one nats-server process; start runs it again on the same
+// ports and store after a kill.
+type natsNode struct {
+	name, conf string
+	port       int
+	log        *lockedBuffer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+type natsProcCluster struct {
+	bin   string
+	nodes []*natsNode
+}
+
+// startNATSProcCluster runs three nodes, s1 to s3, and waits until
+// JetStream can place an R3 stream.
+func startNATSProcCluster(t *testing.T) *natsProcCluster {
+	t.Helper()
+	cl := &natsProcCluster{bin: natsServerBin(t)}
+	ports := freePorts(t, 9)
+	var routes []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[6+i]))
+	}
+	dir := t.TempDir()
+	for i := range 3 {
+		n := &natsNode{name: fmt.Sprintf("s%d", i+1), port: ports[i], log: new(lockedBuffer), conf: filepath.Join(dir, fmt.Sprintf("s%d.conf", i+1))}
+		conf := fmt.Sprintf(natsNodeConf, n.name, ports[i], ports[3+i], filepath.Join(dir, n.name), ports[6+i], strings.Join(routes, ", "))
+		if err := os.WriteFile(n.conf, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cl.nodes = append(cl.nodes, n)
+		cl.start(t, n)
+	}
+	t.Cleanup(func() {
+		for _, n := range cl.nodes {
+			n.stop()
+		}
+		if t.Failed() {
+			for _, n := range cl.nodes {
+				t.Logf("nats-server %s log:\n%s", n.name, logTailOf(n.log.String(), 6000))
+			}
+		}
+	})
+	cl.waitJetStream(t)
+	return cl
+}
+
+func (cl *natsProcCluster) start(t *testing.T, n *natsNode) {
+	t.Helper()
+	cmd := exec.Command(cl.bin, "-c", n.conf)
+	cmd.Stdout, cmd.Stderr = n.log, n.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	n.mu.Lock()
+	n.cmd, n.done = cmd, done
+	n.mu.Unlock()
+}
+
+// kill sends SIGKILL and waits until the process is gone: reaped, and its
+// pid answers no signal. It returns the pid.
+func (n *natsNode) kill(t *testing.T) int {
+	t.Helper()
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	pid := cmd.Process.Pid
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatalf("killing %s (pid %d): %v", n.name, pid, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s (pid %d) still runs 10s after SIGKILL", n.name, pid)
+	}
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("%s (pid %d) ended with %v, not by SIGKILL", n.name, pid, cmd.ProcessState)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("%s: pid %d still answers signal 0 (%v)", n.name, pid, err)
+	}
+	return pid
+}
+
+func (n *natsNode) running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.done:
+		return false
+	default:
+		return n.cmd != nil
+	}
+}
+
+func (n *natsNode) stop() {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (n *natsNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+func (cl *natsProcCluster) node(name string) *natsNode {
+	for _, n := range cl.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (cl *natsProcCluster) clientURLs() []string {
+	var urls []string
+	for _, n := range cl.nodes {
+		urls = append(urls, n.url())
+	}
+	return urls
+}
+
+// connect returns a JetStream client of the cluster that reconnects
+// forever, quickly, and connects once a node listens.
+func (cl *natsProcCluster) connect(t *testing.T, name string) jetstream.JetStream {
+	t.Helper()
+	_, js := natstest.ConnectURL(t, strings.Join(cl.clientURLs(), ","), nats.Name(name), natstest.Reconnecting(), nats.RetryOnFailedConnect(true))
+	return js
+}
+
+// waitJetStream waits until an R3 stream can be placed: a throwaway one
+// is created and deleted, so the gateway's own create does not meet a meta
+// group that does not know every peer yet.
+func (cl *natsProcCluster) waitJetStream(t *testing.T) {
+	t.Helper()
+	js := cl.connect(t, "e2e-probe")
+	var last error
+	err := pollUntil(context.Background(), clusterTimeout, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, last = js.CreateStream(ctx, jetstream.StreamConfig{Name: "PROBE", Subjects: []string{"probe.>"}, Replicas: 3})
+		if last == nil {
+			last = js.DeleteStream(ctx, "PROBE")
+		}
+		return last == nil
+	})
+	js.Conn().Close()
+	if err != nil {
+		t.Fatalf("JetStream cannot place an R3 stream: %v (last error: %v)", err, last)
+	}
+}
