@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 // the restart has reached its client. Every client must get exactly its
 // channel's events, in order.
 //
-//	go test -run '^$' -bench PerUserChannels -benchtime=1x .
+//	go test -run '^$' -bench PerUserChannels -benchtime=1x ./gatewaytest/
 func BenchmarkPerUserChannels(b *testing.B) {
 	for _, n := range []int{5000, 20000, 50000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) { benchPerUser(b, n) })
@@ -43,7 +43,6 @@ func benchPerUser(b *testing.B, n int) {
 	g := startGateway(b, ns, gatewayConfig{noTLS: true, stream: map[string]any{"storage": "file"},
 		nats: map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(100 * time.Millisecond)}})
 	defer benchSettle(b, g)
-	hub := g.app.state.Load().hub
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool := benchH2CPool(b, g.httpURL, n/benchStreamsPerConn, nil)
@@ -98,9 +97,9 @@ func benchPerUser(b *testing.B, n int) {
 		b.Fatal(err)
 	default:
 	}
-	eventually(b, time.Minute, "streams attached", func() bool { return testutilGauge(g.app.metrics.clients) == float64(n) })
+	eventually(b, time.Minute, "streams attached", func() bool { return g.metric(mClients) == float64(n) })
 	subscribe := time.Since(start)
-	eventually(b, time.Minute, "settle probes done", hub.Settled)
+	eventually(b, time.Minute, "settle probes done", func() bool { return g.inspect().Settled })
 	apiPerChannel := float64(jsAPITotal(b, ns)-apiBefore) / float64(n)
 
 	pub := newBenchPublisher(b, ns.ClientURL())
@@ -114,9 +113,8 @@ func benchPerUser(b *testing.B, n int) {
 	restartable.Stop()
 	ns = restartable.Start()
 	restarted := time.Now()
-	conn := g.app.state.Load().conn
-	eventually(b, time.Minute, "gateway reconnects", conn.NC.IsConnected)
-	eventually(b, 2*time.Minute, "channels recovered", func() bool { return hub.Recovering() == 0 })
+	eventually(b, time.Minute, "gateway reconnects", g.natsUp)
+	eventually(b, 2*time.Minute, "channels recovered", func() bool { return g.metric(mRecovering) == 0 })
 	recovered := time.Since(restarted)
 	pub = newBenchPublisher(b, ns.ClientURL())
 	pubPaced(b, pub, n, want)

@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 // Benchmarks of the whole gateway: a JetStream nats-server, Caddy with the
 // ssegate handler, and the HTTP clients all run in this process, so every
@@ -6,7 +6,7 @@ package ssegate
 // harness loads Caddy's global config, so one gateway runs at a time; each
 // benchmark starts its servers once, before its timer starts.
 //
-//	go test -run '^$' -bench . -benchtime=1x -count=1 .
+//	go test -run '^$' -bench . -benchtime=1x -count=1 ./gatewaytest/
 //
 // See BENCHMARKS.md for results and what limits them.
 
@@ -188,7 +188,7 @@ func benchHandoff(b *testing.B, shared bool) {
 	var before int
 	earlyEnds := 0
 	pubStart, pub0 := time.Now(), published.Load()
-	backfilled0 := testutilCounter(g.app.metrics.backfilled)
+	backfilled0 := g.metric(mBackfilled)
 	b.ResetTimer()
 	for range b.N {
 		for r := range reconnects {
@@ -254,7 +254,7 @@ func benchHandoff(b *testing.B, shared bool) {
 	b.ReportMetric(rate, "pub_events/s")
 	b.ReportMetric(float64(before)/float64(len(lat)), "events_before_live")
 	b.ReportMetric(float64(earlyEnds), "early_ends")
-	b.ReportMetric(testutilCounter(g.app.metrics.backfilled)-backfilled0, "backfilled_events")
+	b.ReportMetric(g.metric(mBackfilled)-backfilled0, "backfilled_events")
 }
 
 // benchHandoffRate is the publisher's pace in BenchmarkHandoffLatency.
@@ -406,7 +406,7 @@ func BenchmarkReconnectStorm1000(b *testing.B) {
 			return err == nil && n == 0
 		})
 		eventually(b, 10*time.Second, "streams closed", func() bool {
-			return testutilGauge(g.app.metrics.clients) == 0 && g.app.state.Load().hub.Channels() == 0
+			return g.metric(mClients) == 0 && g.metric(mChannels) == 0
 		})
 		b.StartTimer()
 	}
@@ -543,7 +543,7 @@ func benchFanOut(b *testing.B, events, rate int) {
 	// The gauge is shared with streams of an earlier gateway that may
 	// still be ending; they only lower it.
 	eventually(b, 10*time.Second, fmt.Sprint(clients, " clients attached"), func() bool {
-		return testutilGauge(g.app.metrics.clients) == clients
+		return g.metric(mClients) == clients
 	})
 
 	var elapsed, publishing time.Duration
@@ -580,7 +580,7 @@ func benchFanOut(b *testing.B, events, rate int) {
 		elapsed += end.Sub(start)
 	}
 	b.StopTimer()
-	if n := testutilCounter(g.app.metrics.slow); n != 0 {
+	if n := g.metric(mSlow); n != 0 {
 		b.Fatalf("%v slow-client disconnects", n)
 	}
 	var lat []time.Duration
@@ -602,7 +602,7 @@ func benchFanOut(b *testing.B, events, rate int) {
 // after its client has gone.
 func benchSettle(b testing.TB, g *gateway) {
 	eventually(b, 10*time.Second, "streams ended", func() bool {
-		return testutilGauge(g.app.metrics.clients) == 0
+		return g.metric(mClients) == 0
 	})
 }
 

@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"bufio"
@@ -19,6 +19,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate"
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 // The image: xcaddy.Dockerfile copies docker/Caddyfile to where the
@@ -99,6 +102,7 @@ func dockerignored(t *testing.T, p string) bool {
 // image copies are in the build context, and every path its Caddyfile
 // names is in the image or on the /data volume.
 func TestDockerImageLayout(t *testing.T) {
+	t.Chdir("..") // the image's paths are the repository's
 	copies := imageCopies(t)
 	if copies["/etc/caddy/Caddyfile"] != imageCaddyfile {
 		t.Errorf("the image does not copy %s to /etc/caddy/Caddyfile: COPY lines %v", imageCaddyfile, copies)
@@ -146,6 +150,7 @@ func normalize(s string) string {
 // TestDockerDocsAgree keeps one `docker run` in the Dockerfile, the image
 // Caddyfile and the README, and its ports the ones the image serves.
 func TestDockerDocsAgree(t *testing.T) {
+	t.Chdir("..") // the image's paths are the repository's
 	var want string
 	for _, file := range []string{dockerfile, imageCaddyfile, "README.md"} {
 		src, err := os.ReadFile(file)
@@ -185,7 +190,7 @@ func adaptImage(t *testing.T, replace ...string) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, warnings, err := adapt(t, strings.NewReplacer(replace...).Replace(string(src)), map[string]any{"filename": imageCaddyfile})
+	out, warnings, err := testkit.Adapt(t, strings.NewReplacer(replace...).Replace(string(src)), map[string]any{"filename": imageCaddyfile})
 	if err != nil {
 		t.Fatalf("adapting %s: %v", imageCaddyfile, err)
 	}
@@ -202,12 +207,13 @@ func adaptImage(t *testing.T, replace ...string) map[string]any {
 // TestDockerCaddyfileAdapts: the image's config as the image reads it.
 // Needs the embedded server's users (the `user` block).
 func TestDockerCaddyfileAdapts(t *testing.T) {
+	t.Chdir("..") // the image's paths are the repository's
 	cfg := adaptImage(t)
 	raw, err := json.Marshal(cfg["apps"].(map[string]any)["ssegate"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var app App
+	var app ssegate.App
 	if err := json.Unmarshal(raw, &app); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +224,7 @@ func TestDockerCaddyfileAdapts(t *testing.T) {
 		t.Errorf("the NATS password is not read from the environment at start: %s", raw)
 	}
 	var handlers []map[string]any
-	findHandlers(cfg, "ssegate", &handlers)
+	testkit.FindHandlers(cfg, "ssegate", &handlers)
 	if len(handlers) != 1 {
 		t.Fatalf("%d ssegate handlers, want 1", len(handlers))
 	}
@@ -232,6 +238,7 @@ func TestDockerCaddyfileAdapts(t *testing.T) {
 // page is served, and a backend publishes as the NATS user "backend"
 // while an anonymous client cannot. Needs the embedded server's users.
 func TestDockerCaddyfileRuns(t *testing.T) {
+	t.Chdir("..") // the image's paths are the repository's
 	httpAddr, natsAddr := freePort(t), freePort(t)
 	demo, err := filepath.Abs("demo")
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build !race || faultheavy
 
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -47,7 +47,7 @@ func TestFaultReconnectStorm(t *testing.T) {
 		}
 		cs = append(cs, g.faultClient(fmt.Sprintf("storm-%d", i), h2c, from, pair...))
 	}
-	replayedBefore := testutilCounter(g.app.metrics.replayed)
+	replayedBefore := g.metric(mReplayed)
 	start := time.Now()
 	fleet, err := faulttest.StartAll(ctx, pub, cs, 60*time.Second)
 	if err != nil {
@@ -60,7 +60,7 @@ func TestFaultReconnectStorm(t *testing.T) {
 		t.Errorf("only %d events delivered", delivered)
 	}
 	t.Logf("storm caught up in %v", time.Since(start).Round(time.Millisecond))
-	if n := testutilCounter(g.app.metrics.replayed) - replayedBefore; n < clients*behind*9/10 {
+	if n := g.metric(mReplayed) - replayedBefore; n < clients*behind*9/10 {
 		t.Errorf("only %v events replayed; the clients did not come back from behind", n)
 	}
 }

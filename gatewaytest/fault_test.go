@@ -1,9 +1,10 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate"
 	"github.com/ssegate/ssegate/internal/faulttest"
 	"github.com/ssegate/ssegate/internal/natstest"
 )
@@ -82,32 +84,31 @@ func finish(t testing.TB, stopPub func() error, pub *faulttest.Publisher, fleet 
 // recovery delivered.
 func restartNATS(t testing.TB, g *gateway, ns *natstest.Restartable, pub *faulttest.Publisher, channel string) (backfilled float64) {
 	t.Helper()
-	gw := g.app.state.Load().conn.NC
-	reconnects := gw.Stats().Reconnects
-	before := testutilCounter(g.app.metrics.backfilled)
+	reconnects := g.metric(mReconnects)
+	before := g.metric(mBackfilled)
 	for attempt := 1; ; attempt++ {
 		ns.Stop()
-		eventually(t, 5*time.Second, "the gateway notices NATS is down", func() bool { return !gw.IsConnected() })
+		eventually(t, 5*time.Second, "the gateway notices NATS is down", func() bool { return !g.natsUp() })
 		ns.Start()
 		if _, err := pub.Publish(context.Background(), channel); err != nil {
 			t.Fatalf("storing an event while the gateway is away: %v", err)
 		}
-		if !gw.IsConnected() {
+		if !g.natsUp() {
 			break
 		}
 		if attempt == 3 {
 			t.Fatalf("the gateway came back before an event was stored without it, %d times", attempt)
 		}
-		eventually(t, 10*time.Second, "the gateway reconnects", gw.IsConnected)
+		eventually(t, 10*time.Second, "the gateway reconnects", g.natsUp)
 	}
-	eventually(t, 10*time.Second, "the gateway reconnects", gw.IsConnected)
-	if gw.Stats().Reconnects <= reconnects {
-		t.Fatalf("the gateway's NATS connection did not reconnect (%d reconnects)", gw.Stats().Reconnects)
+	eventually(t, 10*time.Second, "the gateway reconnects", g.natsUp)
+	if n := g.metric(mReconnects); n <= reconnects {
+		t.Fatalf("the gateway's NATS connection did not reconnect (%v reconnects)", n)
 	}
 	eventually(t, 20*time.Second, "the gateway recovers events stored while it was away", func() bool {
-		return testutilCounter(g.app.metrics.backfilled) > before
+		return g.metric(mBackfilled) > before
 	})
-	return testutilCounter(g.app.metrics.backfilled) - before
+	return g.metric(mBackfilled) - before
 }
 
 // logProblems shows the gateway's warnings and errors when t failed.
@@ -217,7 +218,7 @@ func TestFaultSlowClient(t *testing.T) {
 		g.faultClient("fast-b-c", g.h1Client(), "", "b", "c"),
 		g.faultClient("fast-all-empty", g.h2cClient(), "", "a", "b", "c", "empty"),
 	}
-	slowBefore := testutilCounter(g.app.metrics.slow)
+	slowBefore := g.metric(mSlow)
 	fleet, err := faulttest.StartAll(ctx, pub, append(fast, slow), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -226,15 +227,15 @@ func TestFaultSlowClient(t *testing.T) {
 	// The end comment may never reach a client that stopped reading: the
 	// gateway's counter says it was cut, the client's second stream that
 	// it came back.
-	defer func() { t.Logf("slow: %+v, counter %v", slow.Stats(), testutilCounter(g.app.metrics.slow)) }()
+	defer func() { t.Logf("slow: %+v, counter %v", slow.Stats(), g.metric(mSlow)) }()
 	eventually(t, 20*time.Second, "the slow client is cut and comes back", func() bool {
-		return testutilCounter(g.app.metrics.slow) > slowBefore && slow.Stats().Streams > 1
+		return g.metric(mSlow) > slowBefore && slow.Stats().Streams > 1
 	})
 	waitAcked(t, pub, pub.Count()+200, 10*time.Second)
 	if delivered := finish(t, stopPub, pub, fleet, 20*time.Second); delivered < 1000 {
 		t.Errorf("only %d events delivered", delivered)
 	}
-	if n := testutilCounter(g.app.metrics.slow) - slowBefore; n < 1 {
+	if n := g.metric(mSlow) - slowBefore; n < 1 {
 		t.Errorf("the slow-client counter did not move")
 	}
 	if st := slow.Stats(); !st.Stalled || st.Streams < 2 {
@@ -256,7 +257,6 @@ func TestFaultReloadTwice(t *testing.T) {
 		}}
 	}
 	g := startGateway(t, ns, config(time.Second))
-	conn := g.app.state.Load().conn
 	_, js := faultJS(t, ns.ClientURL())
 	pub := &faulttest.Publisher{JS: js, Channels: []string{"a", "b", "c"}}
 	ctx := context.Background()
@@ -277,11 +277,12 @@ func TestFaultReloadTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fleet.Stop()
-	apps := []*App{g.app}
+	apps := []*ssegate.App{g.app}
 	for i, hb := range []time.Duration{2 * time.Second, 3 * time.Second} {
 		waitAcked(t, pub, pub.Count()+100, 10*time.Second)
+		conns := natsConns(t, ns)
 		g2 := startGateway(t, ns, config(hb))
-		if g2.app == apps[len(apps)-1] || g2.app.state.Load().conn != conn {
+		if g2.app == apps[len(apps)-1] || !maps.Equal(natsConns(t, ns), conns) {
 			t.Fatalf("reload %d: same app %v, or NATS dialled again", i+1, g2.app == apps[len(apps)-1])
 		}
 		apps = append(apps, g2.app)

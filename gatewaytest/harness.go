@@ -1,4 +1,8 @@
-package ssegate
+// Package gatewaytest runs Caddy with the ssegate module in the test's
+// process, in the manner of Caddy's caddytest, and holds the gateway-level
+// tests. They see the gateway as a user does: through its HTTP endpoints,
+// Caddy's /metrics, and the NATS server's monitoring of its connections.
+package gatewaytest
 
 import (
 	"bufio"
@@ -22,6 +26,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 	gosse "github.com/tmaxmax/go-sse"
 
+	"github.com/ssegate/ssegate"
 	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/internal/testkit"
 )
@@ -40,7 +45,7 @@ type gateway struct {
 	nats    *server.Server
 	httpURL string // h1 and h2c
 	tlsURL  string // h1 and h2 over TLS
-	app     *App
+	app     *ssegate.App
 }
 
 type gatewayConfig struct {
@@ -74,6 +79,10 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 	routes := []any{map[string]any{
 		"match":  []any{map[string]any{"path": []string{"/events", "/events/*"}}},
 		"handle": handlers,
+	}, map[string]any{
+		// The tests read the gateway's counters where an operator does.
+		"match":  []any{map[string]any{"path": []string{"/metrics"}}},
+		"handle": []any{map[string]any{"handler": "metrics"}},
 	}}
 	servers := map[string]any{
 		"plain": map[string]any{
@@ -146,7 +155,7 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.app = appIface.(*App)
+	g.app = appIface.(*ssegate.App)
 	if cfg.noTLS {
 		return g
 	}

@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -57,11 +57,7 @@ func (v violations) expect(t *testing.T, what, subject string) {
 // attacker tried to change.
 func gatewayJS(t *testing.T, g *gateway) jetstream.JetStream {
 	t.Helper()
-	r := g.app.state.Load()
-	if r == nil {
-		t.Fatal("app not running")
-	}
-	return r.conn.JS
+	return g.inspect().JS
 }
 
 // withTickets is a handler config with a ticket endpoint and public demo.
@@ -198,8 +194,8 @@ func checkPublishOnly(t *testing.T, g *gateway, nc *nats.Conn, denied violations
 // configured with the users of docs/security.md, verbatim: the gateway works through
 // them, and the backend user can publish events and nothing more.
 func TestProductionNATSPermissions(t *testing.T) {
-	conf := filepath.Join("testdata", "nats-production.conf")
-	checkDocHolds(t, conf, filepath.Join("docs", "security.md"))
+	conf := filepath.Join("..", "testdata", "nats-production.conf")
+	checkDocHolds(t, conf, filepath.Join("..", "docs", "security.md"))
 	gatewayPass, backendPass := "gateway-"+rand.Text(), "backend-"+rand.Text()
 	t.Setenv("SSEGATE_NATS_PASSWORD", gatewayPass)
 	t.Setenv("BACKEND_NATS_PASSWORD", backendPass)

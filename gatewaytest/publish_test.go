@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -265,7 +265,7 @@ func TestPublishFromNode(t *testing.T) {
 	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"orders.eu"}, nil), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "publish_client.mjs"))
+	cmd := exec.CommandContext(ctx, node, filepath.Join("..", "testdata", "publish_client.mjs"))
 	cmd.Env = append(os.Environ(), "SSEGATE_URL="+g.httpURL+"/events/publish", "SSEGATE_PUBLISH_KEY="+testPublishKey)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -1,5 +1,5 @@
 //go:build !race
 
-package ssegate
+package gatewaytest
 
 const raceEnabled = false

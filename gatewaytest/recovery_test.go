@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -44,12 +44,11 @@ func TestNATSRestartSendsNoOldHistory(t *testing.T) {
 	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"alpha", "gamma"}, nil), nil)
 	defer s.close()
 
-	conn := g.app.state.Load().conn
-	reconnects := conn.NC.Stats().Reconnects
+	reconnects := g.metric(mReconnects)
 	stop()
-	eventually(t, 5*time.Second, "gateway notices", func() bool { return !conn.NC.IsConnected() })
+	eventually(t, 5*time.Second, "gateway notices", func() bool { return !g.natsUp() })
 	js = start()
-	eventually(t, 10*time.Second, "gateway reconnects", func() bool { return conn.NC.Stats().Reconnects > reconnects })
+	eventually(t, 10*time.Second, "gateway reconnects", func() bool { return g.metric(mReconnects) > reconnects })
 
 	want := []uint64{publish(t, js, "events.gamma", "", "new")}
 	// A marker after it: anything old sent again would come before it.
@@ -115,8 +114,7 @@ func TestUnavailableEndingsAreJittered(t *testing.T) {
 	g := startGateway(t, nil, gatewayConfig{noTLS: true, handler: map[string]any{"retry": int64(time.Second)},
 		nats: map[string]any{"urls": []string{url}, "reconnect_wait": int64(time.Minute)}})
 	stop()
-	conn := g.app.state.Load().conn
-	eventually(t, 5*time.Second, "gateway notices", func() bool { return !conn.NC.IsConnected() })
+	eventually(t, 5*time.Second, "gateway notices", func() bool { return !g.natsUp() })
 	jittered := false
 	for range 3 {
 		resp, err := g.h1Client().Get(eventsURL(g.httpURL, []string{"away"}, nil))

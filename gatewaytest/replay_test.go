@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -21,8 +21,6 @@ import (
 	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/replay"
 )
-
-func (g *gateway) epoch() string { return g.app.state.Load().history.Epoch() }
 
 func (g *gateway) id(seq uint64) string {
 	return replay.ID{Seq: seq, Epoch: g.epoch()}.String()
@@ -279,7 +277,7 @@ func TestSlowClientResumesWithoutLoss(t *testing.T) {
 	}
 	defer slow.Close()
 	fmt.Fprintf(slow, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
-	eventually(t, 5*time.Second, "client attached", func() bool { return testutilGauge(g.app.metrics.clients) == 1 })
+	eventually(t, 5*time.Second, "client attached", func() bool { return g.metric(mClients) == 1 })
 
 	const events = 1500
 	payload := strings.Repeat("y", 8192)
@@ -287,7 +285,7 @@ func TestSlowClientResumesWithoutLoss(t *testing.T) {
 	for i := 0; i < events; i++ {
 		want = append(want, publish(t, js, "events.burst", "", payload))
 	}
-	eventually(t, 10*time.Second, "slow client cut off", func() bool { return testutilCounter(g.app.metrics.slow) >= 1 })
+	eventually(t, 10*time.Second, "slow client cut off", func() bool { return g.metric(mSlow) >= 1 })
 
 	// Now read what the server managed to send before it gave up.
 	_ = slow.SetReadDeadline(time.Now().Add(20 * time.Second))
@@ -375,8 +373,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	lines := rawLines(resp.Body)
 
 	restartable.Stop()
-	conn := g.app.state.Load().conn
-	eventually(t, 5*time.Second, "gateway notices", func() bool { return !conn.NC.IsConnected() })
+	eventually(t, 5*time.Second, "gateway notices", func() bool { return !g.natsUp() })
 	// Heartbeats go on while NATS is away.
 	for beats := 0; beats < 3; {
 		select {
@@ -400,7 +397,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		want = append(want, publish(t, js2, []string{"events.x", "events.y"}[i%2], "", "while away"))
 	}
-	eventually(t, 10*time.Second, "gateway reconnects", conn.NC.IsConnected)
+	eventually(t, 10*time.Second, "gateway reconnects", g.natsUp)
 	for i := 0; i < 5; i++ {
 		want = append(want, publish(t, js2, []string{"events.x", "events.y"}[i%2], "", "after"))
 	}
@@ -443,8 +440,8 @@ func TestLiveClientsNeedNoConsumers(t *testing.T) {
 		info, err := stream.Info(context.Background())
 		return err == nil && info.State.Consumers == 0
 	})
-	if got := g.app.state.Load().hub.Channels(); got != 11 {
-		t.Fatalf("%d subscriptions for 11 channels", got)
+	if got := g.metric(mChannels); got != 11 {
+		t.Fatalf("%v subscriptions for 11 channels", got)
 	}
 	live := publish(t, js, "events.crowd", "", "y")
 	for i, s := range streams {

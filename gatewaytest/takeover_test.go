@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"bufio"
@@ -83,7 +83,7 @@ func TestHTTP1TakeoverReleasesWhatTheStreamHeld(t *testing.T) {
 	}})
 	path := strings.TrimPrefix(eventsURL(g.httpURL, []string{"once"}, nil), g.httpURL)
 	conn, _, _ := rawStream(t, g.httpURL, path)
-	eventually(t, 5*time.Second, "stream attached", func() bool { return testutilGauge(g.app.metrics.clients) == 1 })
+	eventually(t, 5*time.Second, "stream attached", func() bool { return g.metric(mClients) == 1 })
 	resp, err := g.h1Client().Get(g.httpURL + path)
 	if err != nil {
 		t.Fatal(err)
@@ -93,9 +93,8 @@ func TestHTTP1TakeoverReleasesWhatTheStreamHeld(t *testing.T) {
 		t.Fatalf("a second stream got %s; the limit proves nothing", resp.Status)
 	}
 	conn.Close()
-	hub := g.app.state.Load().hub
 	eventually(t, 5*time.Second, "stream ended and released", func() bool {
-		return testutilGauge(g.app.metrics.clients) == 0 && hub.Channels() == 0
+		return g.metric(mClients) == 0 && g.metric(mChannels) == 0
 	})
 	s := open(t, g.h1Client(), g.httpURL+path, nil) // admitted again
 	s.close()
@@ -110,14 +109,14 @@ func TestHTTP1TakeoverCutsASlowClient(t *testing.T) {
 	}})
 	path := strings.TrimPrefix(eventsURL(g.httpURL, []string{"flood"}, nil), g.httpURL)
 	conn, _, head := rawStream(t, g.httpURL, path) // and read no more until cut
-	slow := testutilCounter(g.app.metrics.slow)
+	slow := g.metric(mSlow)
 	payload := strings.Repeat("y", 8192)
 	js := g.js()
-	for i := 0; i < 1500 && testutilCounter(g.app.metrics.slow) == slow; i++ {
+	for i := 0; i < 1500 && g.metric(mSlow) == slow; i++ {
 		publish(t, js, "events.flood", "", payload)
 	}
-	eventually(t, 10*time.Second, "slow client cut", func() bool { return testutilCounter(g.app.metrics.slow) > slow })
-	eventually(t, 10*time.Second, "stream ended", func() bool { return testutilGauge(g.app.metrics.clients) == 0 })
+	eventually(t, 10*time.Second, "slow client cut", func() bool { return g.metric(mSlow) > slow })
+	eventually(t, 10*time.Second, "stream ended", func() bool { return g.metric(mClients) == 0 })
 	// The server closed the connection: reading runs into its end.
 	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	n, err := io.Copy(io.Discard, conn)
@@ -133,7 +132,7 @@ func TestHTTP1TakeoverEndsOnReload(t *testing.T) {
 	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{"http1_takeover": true}})
 	path := strings.TrimPrefix(eventsURL(g.httpURL, []string{"reloaded"}, nil), g.httpURL)
 	conn, br, _ := rawStream(t, g.httpURL, path)
-	eventually(t, 5*time.Second, "stream attached", func() bool { return testutilGauge(g.app.metrics.clients) == 1 })
+	eventually(t, 5*time.Second, "stream attached", func() bool { return g.metric(mClients) == 1 })
 	startGateway(t, ns, gatewayConfig{noTLS: true})
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	rest, err := io.ReadAll(br)
