@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -91,14 +90,7 @@ func TestAmbiguousTicketsAtTheGateway(t *testing.T) {
 	plain := mintTicket(t, g, bearer, "user.alice")
 	open(t, g.h1Client(), eventsURL(g.httpURL, []string{"user.alice"}, url.Values{"ticket": {plain}}), nil).close()
 
-	eventually(t, 5*time.Second, "stream closed line", func() bool {
-		b, _ := os.ReadFile(logFile)
-		return bytes.Contains(b, []byte(`"stream closed"`))
-	})
-	logs, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := logsAfterStreamClosed(t, logFile)
 	if !bytes.Contains(logs, []byte(`"logger":"http.log.access`)) || !bytes.Contains(logs, []byte(`"auth refused"`)) {
 		t.Fatalf("no access or refusal lines; the search proves nothing:\n%s", logs)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,14 +103,7 @@ func TestTicketFlowLeavesNoSecretInLogs(t *testing.T) {
 		t.Fatalf("garbage ticket: %d", resp.StatusCode)
 	}
 
-	eventually(t, 5*time.Second, "stream closed line", func() bool {
-		b, _ := os.ReadFile(logFile)
-		return bytes.Contains(b, []byte(`"stream closed"`))
-	})
-	logs, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := logsAfterStreamClosed(t, logFile)
 	for name, secret := range map[string]string{"ticket": ticket, "bearer": bearer, "garbage ticket": garbage, "hmac secret": testSecret} {
 		if bytes.Contains(logs, []byte(secret)) {
 			t.Errorf("the %s appears in the logs", name)

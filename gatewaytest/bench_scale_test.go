@@ -87,16 +87,7 @@ func benchPerUser(b *testing.B, n int) {
 			}
 		}()
 	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	opening.Wait()
-	select {
-	case err := <-failed:
-		b.Fatal(err)
-	default:
-	}
+	feedOpeners(b, next, n, &opening, failed)
 	eventually(b, time.Minute, "streams attached", func() bool { return g.metric(mClients) == float64(n) })
 	subscribe := time.Since(start)
 	eventually(b, time.Minute, "settle probes done", func() bool { return g.inspect().Settled })

@@ -530,16 +530,7 @@ func benchFanOut(b *testing.B, events, rate int) {
 			}
 		}()
 	}
-	for i := range clients {
-		next <- i
-	}
-	close(next)
-	opening.Wait()
-	select {
-	case err := <-failed:
-		b.Fatal(err)
-	default:
-	}
+	feedOpeners(b, next, clients, &opening, failed)
 	// The gauge is shared with streams of an earlier gateway that may
 	// still be ending; they only lower it.
 	eventually(b, 10*time.Second, fmt.Sprint(clients, " clients attached"), func() bool {
@@ -850,3 +841,19 @@ func benchPct(sorted []time.Duration, p float64) time.Duration {
 }
 
 func benchMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// feedOpeners hands the indexes 0..n-1 to the goroutines opening streams,
+// waits for them, and fails the benchmark if one of them failed.
+func feedOpeners(b *testing.B, next chan<- int, n int, opening *sync.WaitGroup, failed <-chan error) {
+	b.Helper()
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	opening.Wait()
+	select {
+	case err := <-failed:
+		b.Fatal(err)
+	default:
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -258,14 +257,7 @@ func TestDockerCaddyfileRuns(t *testing.T) {
 	// in; here it listens on loopback, where they are unless told not to.
 	embedded := cfg["apps"].(map[string]any)["ssegate"].(map[string]any)["nats"].(map[string]any)["embedded"].(map[string]any)
 	embedded["anonymous"] = false
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := caddy.Load(raw, true); err != nil {
-		t.Fatalf("loading the image config: %v", err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
+	load(t, cfg, "the image config")
 
 	resp, err := http.Get("http://" + httpAddr + "/")
 	if err != nil {

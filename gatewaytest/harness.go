@@ -142,14 +142,7 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 		"logging": logging,
 		"apps":    apps,
 	}
-	raw, err := json.Marshal(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := caddy.Load(raw, true); err != nil {
-		t.Fatalf("loading caddy config: %v", err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
+	load(t, full, "caddy config")
 	ctx := caddy.ActiveContext()
 	appIface, err := ctx.App("ssegate")
 	if err != nil {
@@ -360,4 +353,17 @@ func seqOf(t testing.TB, id string) uint64 {
 		t.Fatalf("id %q: %v", id, err)
 	}
 	return seq
+}
+
+// load runs cfg in this process's Caddy until the test ends.
+func load(t testing.TB, cfg map[string]any, what string) {
+	t.Helper()
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(raw, true); err != nil {
+		t.Fatalf("loading %s: %v", what, err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
 }

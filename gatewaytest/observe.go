@@ -2,10 +2,13 @@ package gatewaytest
 
 import (
 	"bufio"
+	"bytes"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -131,4 +134,19 @@ func natsConn(t testing.TB, ns *server.Server, name string) *server.ConnInfo {
 	}
 	t.Fatalf("the server has no connection named %q", name)
 	return nil
+}
+
+// logsAfterStreamClosed waits for the gateway's log file to hold a
+// "stream closed" line, and returns the file.
+func logsAfterStreamClosed(t testing.TB, logFile string) []byte {
+	t.Helper()
+	eventually(t, 5*time.Second, "stream closed line", func() bool {
+		b, _ := os.ReadFile(logFile)
+		return bytes.Contains(b, []byte(`"stream closed"`))
+	})
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logs
 }
