@@ -10,7 +10,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/control"
+	"github.com/ssegate/ssegate/history"
 	"github.com/ssegate/ssegate/internal/caddyargs"
+	"github.com/ssegate/ssegate/presence"
 	publishing "github.com/ssegate/ssegate/publish"
 )
 
@@ -45,6 +48,13 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    publish <path> { ... } (see package publish)
 //	    health  <path>
 //	    console <path>
+//	    history <path> { ... } (see package history)
+//	    poll    <path> { ... } (see package history)
+//	    client  <path> (the browser client, client.js)
+//	    presence <path> { ... } (see package presence)
+//	    presence_channels <pattern...>
+//	    presence_events   <pattern...>
+//	    control <path> { ... }  (see package control)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -53,7 +63,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	fields := caddyargs.Fields{
 		String: map[string]*string{"subject": &h.Subject, "channel_pattern": &h.ChannelPattern,
-			"health": &h.HealthPath, "console": &h.ConsolePath},
+			"health": &h.HealthPath, "console": &h.ConsolePath, "client": &h.ClientPath},
 		Strings:     map[string]*[]string{"public": &h.Public},
 		PositiveInt: map[string]*int{"max_channels": &h.MaxChannels, "queue_size": &h.QueueSize, "replay_limit": &h.ReplayLimit},
 		Duration:    map[string]*caddy.Duration{"heartbeat": &h.Heartbeat, "retry": &h.Retry, "write_timeout": &h.WriteTimeout},
@@ -82,12 +92,26 @@ func (h *Handler) unmarshalBlock(d *caddyfile.Dispenser) error {
 		}
 		h.Publish = new(publishing.Config)
 		return h.Publish.UnmarshalCaddyfile(d)
+	case "presence", "presence_channels", "presence_events":
+		return presence.UnmarshalCaddyfile(d, &h.Presence)
+	case "control":
+		if h.Control != nil {
+			return d.Err("control is given more than once")
+		}
+		h.Control = new(control.Config)
+		return h.Control.UnmarshalCaddyfile(d)
 	case "auth":
 		if h.Auth != nil {
 			return d.Err("auth is given more than once")
 		}
 		h.Auth = new(auth.Config)
 		return h.Auth.UnmarshalCaddyfile(d)
+	case "history":
+		h.History = new(history.Config)
+		return h.History.UnmarshalCaddyfile(d)
+	case "poll":
+		h.Poll = new(history.PollConfig)
+		return h.Poll.UnmarshalCaddyfile(d)
 	}
 	return d.Errf("unknown ssegate subdirective %q", d.Val())
 }

@@ -307,6 +307,17 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "auth twice", caddyfile: handler("auth {", "\thmac_secret {env.S}", "}", "auth {", "\thmac_secret {env.S}", "}"), want: "auth is given more than once", line: 6},
 		{name: "auth unknown subdirective", caddyfile: handler("auth {", "\tpassword x", "}"), want: `password`, line: 4},
 
+		// Presence and control.
+		{name: "presence without path", caddyfile: handler("presence"), want: "wrong argument count or unexpected line ending after 'presence'", line: 3},
+		{name: "presence twice", caddyfile: handler("presence /p", "presence /q"), want: "presence is given more than once", line: 4},
+		{name: "presence unknown option", caddyfile: handler("presence /p {", "	interval 1s", "}"), want: `unknown presence option "interval"`, line: 4},
+		{name: "presence bad ttl", caddyfile: handler("presence /p {", "	ttl soon", "}"), want: "ttl", line: 4},
+		{name: "presence_events without pattern", caddyfile: handler("presence_events"), want: "wrong argument count or unexpected line ending after 'presence_events'", line: 3},
+		{name: "control without path", caddyfile: handler("control"), want: "wrong argument count or unexpected line ending after 'control'", line: 3},
+		{name: "control twice", caddyfile: handler("control /c", "control /d"), want: "control is given more than once", line: 4},
+		{name: "control key without value", caddyfile: handler("control /c {", "	key", "}"), want: "wrong argument count or unexpected line ending after 'key'", line: 4},
+		{name: "control unknown option", caddyfile: handler("control /c {", "	secret x", "}"), want: `unknown control option "secret"`, line: 4},
+
 		// Handler: missing arguments.
 		{name: "subject without value", caddyfile: handler("subject"), want: "wrong argument count or unexpected line ending after 'subject'", line: 3},
 		{name: "channels without mode", caddyfile: handler("channels"), want: "wrong argument count or unexpected line ending after 'channels'", line: 3},

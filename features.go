@@ -24,6 +24,19 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 	switch {
 	case h.publish != nil && p == h.Publish.Path:
 		return true, h.publish.ServeHTTP(w, r)
+	case h.History != nil && p == h.History.Path:
+		return true, h.serveHistory(w, r, h.past.ServeHistory)
+	case h.Poll != nil && p == h.Poll.Path:
+		return true, h.serveHistory(w, r, h.past.ServePoll)
+	case h.script != nil && p == h.ClientPath:
+		h.script.ServeHTTP(w, r)
+		return true, nil
+	case h.presence != nil && p == h.presence.Path():
+		h.presence.ServeHTTP(w, r)
+		return true, nil
+	case h.control != nil && h.control.Matches(p):
+		h.control.ServeHTTP(w, r)
+		return true, nil
 	case h.HealthPath != "" && p == h.HealthPath:
 		return true, h.health.ServeHTTP(w, r)
 	case h.console != nil && p != h.ConsolePath+console.StreamPath &&
@@ -37,6 +50,7 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 // needs of the handler and the app.
 func (h *Handler) provisionFeatures() error {
 	h.health = health.New(h.natsConn, h.app.Stream.Name, h.refusal.Named("health"))
+	h.provisionHistory()
 	if h.Publish != nil {
 		verifiesJWTs := h.Auth != nil && len(h.Auth.HMACKeys)+len(h.Auth.PublicKeys)+len(h.Auth.JWKS) > 0
 		if err := h.Publish.Validate(verifiesJWTs); err != nil {
@@ -61,6 +75,12 @@ func (h *Handler) provisionFeatures() error {
 		}
 		if h.Auth != nil {
 			paths.Ticket = h.Auth.TicketPath
+		}
+		if h.Presence != nil {
+			paths.Presence = h.Presence.Path
+		}
+		if h.Control != nil {
+			paths.Control = h.Control.Path
 		}
 		h.console = console.New(h.ConsolePath, paths, console.Sources{
 			Authenticated: func(r *http.Request) *auth.Error {
@@ -118,5 +138,33 @@ func (h *Handler) validateFeatures() error {
 	if h.Publish != nil {
 		pub = h.Publish.Path
 	}
-	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath))
+	var past, poll string
+	if h.History != nil {
+		past = h.History.Path
+		if past == "" {
+			return errors.New("history: a path is required")
+		}
+		if err := h.History.Validate(); err != nil {
+			return err
+		}
+	}
+	if h.Poll != nil {
+		poll = h.Poll.Path
+		if poll == "" {
+			return errors.New("poll: a path is required")
+		}
+		if err := h.Poll.Validate(); err != nil {
+			return err
+		}
+	}
+	var pres, ctrl string
+	if h.Presence != nil {
+		pres = h.Presence.Path
+	}
+	if h.Control != nil {
+		ctrl = h.Control.Path
+	}
+	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath),
+		check("history", past), check("poll", poll), check("client", h.ClientPath),
+		check("presence", pres), check("control", ctrl))
 }

@@ -41,6 +41,7 @@ type metrics struct {
 	channels       prometheus.Gauge
 	recovering     prometheus.Gauge
 	replaysWaiting prometheus.Gauge
+	pollsWaiting   prometheus.Gauge
 }
 
 // Destruct implements caddy.Destructor; the collectors hold nothing.
@@ -113,6 +114,7 @@ func newMetrics() *metrics {
 		channels:       gauge("channel_subscriptions", "Channels with local clients on this instance."),
 		recovering:     gauge("channels_recovering", "Channels whose clients wait while events that core NATS lost are read back: all of them, or none."),
 		replaysWaiting: gauge("replays_waiting", "Replays waiting for a slot (replay_concurrency) or for their share of replay_budget."),
+		pollsWaiting:   gauge("polls_waiting", "Long-polls attached to the live feed, waiting for an event."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_latency_seconds",
 			Help:    "From the event's storage in JetStream (Nats-Time-Stamp) to its write to a client, live events only.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -125,7 +127,8 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.clients, m.connections, m.refusals, m.slow, m.backfilled, m.replayed,
-		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting}
+		m.delivered, m.bytes, m.latency, m.resets, m.ended, m.natsConnected, m.reconnects, m.channels, m.recovering, m.replaysWaiting,
+		m.pollsWaiting}
 }
 
 // refused counts a request refused before a stream opened.

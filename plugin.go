@@ -13,15 +13,22 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/browser"
 	"github.com/ssegate/ssegate/console"
+	"github.com/ssegate/ssegate/control"
+	"github.com/ssegate/ssegate/history"
+	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/internal/health"
 	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/internal/session"
+	"github.com/ssegate/ssegate/internal/versioncmd"
+	"github.com/ssegate/ssegate/presence"
 	publishing "github.com/ssegate/ssegate/publish"
 	"github.com/ssegate/ssegate/replay"
 )
@@ -29,6 +36,7 @@ import (
 func init() {
 	caddy.RegisterModule(new(App))
 	caddy.RegisterModule(new(Handler))
+	caddycmd.RegisterCommand(versioncmd.Command())
 }
 
 // Handler serves event streams: `GET` with one or more channels opens a
@@ -65,6 +73,16 @@ type Handler struct {
 	HealthPath string `json:"health_path,omitempty"`
 	// ConsolePath serves the live console page and its figures.
 	ConsolePath string `json:"console_path,omitempty"`
+	// History serves stored events as JSON pages (docs/history-and-poll.md).
+	History *history.Config `json:"history,omitempty"`
+	// Poll serves long-polls from the live feed (docs/history-and-poll.md).
+	Poll *history.PollConfig `json:"poll,omitempty"`
+	// ClientPath serves the browser client, an ES module.
+	ClientPath string `json:"client_path,omitempty"`
+	// Presence serves who is connected, across gateways (package presence).
+	Presence *presence.Config `json:"presence,omitempty"`
+	// Control ends streams and revokes credentials (package control).
+	Control *control.Config `json:"control,omitempty"`
 
 	// Heartbeat is the idle interval between comment lines. Default 15s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
@@ -93,9 +111,13 @@ type Handler struct {
 	refusal   refusal.Refuser
 
 	// The optional endpoints; nil when off.
-	publish *publishing.Endpoint
-	health  *health.Checker
-	console *console.Console
+	publish  *publishing.Endpoint
+	health   *health.Checker
+	console  *console.Console
+	past     *history.Server
+	script   *browser.Script
+	presence *presence.Registry
+	control  *control.Service
 }
 
 // Defaults of the handler's and the app's settings, all in one place.
@@ -137,7 +159,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.refusal = refusal.New(h.log, h.app.metrics.refused)
+	watchers, err := h.provisionWatchers()
+	if err != nil {
+		return err
+	}
 	h.sessions = session.New(session.Config{
+		Watchers:      watchers,
 		Heartbeat:     h.heartbeat(),
 		Retry:         h.retry(),
 		WriteTimeout:  h.writeTimeout(),
@@ -160,7 +187,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg = *h.Auth
 	}
 	cfg.Public = append(slices.Clone(h.Public), cfg.Public...)
-	h.gate, err = auth.NewGate(cfg,
+	h.gate, err = auth.NewGate(cfg, h.revocations(),
 		auth.WithMaxChannels(h.maxChannels()),
 		auth.WithLogger(h.log),
 		auth.WithJetStream(func(ctx context.Context) (jetstream.JetStream, error) {
@@ -174,11 +201,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.provisionFeatures()
+	if err := h.provisionFeatures(); err != nil {
+		return err
+	}
+	return h.startWatchers()
 }
 
 // Cleanup stops the handler's background work (JWKS refreshes).
 func (h *Handler) Cleanup() error {
+	h.stopWatchers()
 	if h.gate != nil {
 		return h.gate.Close()
 	}
@@ -237,37 +268,64 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if ok, err := h.serveFeature(w, r); ok {
 		return err
 	}
+	if !h.gets(w, r, "event streams are opened with GET") {
+		return nil
+	}
+	filter, ferr := eventfilter.Parse(r.URL.Query())
+	if ferr != nil {
+		return h.refusal.Refuse(w, r, http.StatusBadRequest, "invalid_event", ferr.Error())
+	}
+	adm, subjects, ok := h.admit(w, r)
+	if !ok {
+		return nil
+	}
+	// The stream owns the admission from here, and releases it at its end.
+	h.serveSession(w, r, subjects, lastEventID(r), adm,
+		session.OnlyEvents(filter), session.ResumingSince(r.URL.Query().Get("since")))
+	return nil
+}
+
+// gets answers a CORS preflight, applies CORS, and refuses any method but
+// GET, saying why; it reports whether the request goes on.
+func (h *Handler) gets(w http.ResponseWriter, r *http.Request, why string) bool {
 	if r.Method == http.MethodOptions {
 		h.gate.Preflight(w, r)
-		return nil
+		return false
 	}
 	h.gate.ApplyCORS(w, r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		return h.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "event streams are opened with GET")
+		_ = h.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, why)
+		return false
 	}
+	return true
+}
+
+// admit checks a request's channels and credential, or answers it with
+// the refusal. The caller owns the admission and must release it.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (*auth.Admission, []string, bool) {
 	channels, cerr := h.channels(r)
 	if cerr != nil {
-		return h.refusal.Refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
+		_ = h.refusal.Refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
+		return nil, nil, false
 	}
 	adm, aerr := h.gate.Admit(r, channels)
 	if aerr != nil {
 		h.app.metrics.refused(aerr.Code)
 		aerr.Write(w)
-		return nil
+		return nil, nil, false
 	}
 	subjects := make([]string, len(adm.Channels))
 	for i, ch := range adm.Channels {
 		subject, cerr := h.channelSubject(ch)
 		if cerr != nil {
 			adm.Release()
-			return h.refusal.Refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
+			_ = h.refusal.Refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
+			return nil, nil, false
 		}
 		subjects[i] = subject
 	}
-	// The stream owns the admission from here, and releases it at its end.
-	h.serveSession(w, r, subjects, lastEventID(r), adm)
-	return nil
+	return adm, subjects, true
 }
 
 // lastEventID is the client's position: the header an EventSource sends on

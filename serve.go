@@ -11,8 +11,8 @@ import (
 // serveSession hands an admitted request over to its session, which
 // attaches it to the hub through attach. The session owns adm from here,
 // and releases it at its end.
-func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission) {
-	h.sessions.Serve(w, r, subjects, position, adm, h.attach)
+func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, opts ...session.Option) {
+	h.sessions.Serve(w, r, subjects, position, adm, h.attach, opts...)
 }
 
 // attach attaches a stream's subjects to the running app's hub, waiting

@@ -55,6 +55,11 @@ func (g *Gate) fromJWT(ctx context.Context, tok string, via credKind) (*principa
 		return p, e
 	}
 	p.sub = c.Subject
+	p.jti, p.iat = c.credential()
+	p.presence, p.control = c.Presence, c.Control
+	if e := g.checkRevoked(c); e != nil {
+		return p, e
+	}
 	if via == viaTicket {
 		if e := g.checkTicket(c); e != nil {
 			return p, e
@@ -84,6 +89,17 @@ func (g *Gate) spendStray(ctx context.Context, vals []string) *Error {
 		}
 	}
 	return newError(http.StatusBadRequest, CodeBadRequest, "a ticket must be sent once, as a plain ticket= query parameter; it is now spent")
+}
+
+// checkRevoked refuses a credential that control revoked.
+func (g *Gate) checkRevoked(c *claims) *Error {
+	if g.revoked == nil {
+		return nil
+	}
+	if jti, iat := c.credential(); g.revoked(c.Subject, jti, iat) {
+		return newError(http.StatusUnauthorized, CodeTokenRevoked, "the credential was revoked")
+	}
+	return nil
 }
 
 func (g *Gate) checkTicket(c *claims) *Error {

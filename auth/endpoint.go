@@ -99,7 +99,7 @@ func (g *Gate) mintFor(r *http.Request, p *principal) (string, time.Duration, *E
 	}
 	tok, err := g.signer.mint(mintRequest{
 		sub: p.sub, channels: channels, now: now, life: life, streamExp: p.expires,
-		audience: g.s.Audience, issuer: g.s.Issuer,
+		audience: g.s.Audience, issuer: g.s.Issuer, credJTI: p.jti, credIAT: p.iat,
 	})
 	if err != nil {
 		g.log.Error("minting ticket failed", zap.String("error", err.Error()))

@@ -29,6 +29,7 @@ const (
 	CodeKeysUnavailable        = "keys_unavailable"
 	CodeTicketInvalid          = "ticket_invalid"
 	CodeTicketUsed             = "ticket_used"
+	CodeTokenRevoked           = "token_revoked"
 	CodeTicketStoreUnavailable = "ticket_store_unavailable"
 	CodeAuthUnavailable        = "auth_unavailable"
 	CodeForbidden              = "forbidden"

@@ -25,6 +25,7 @@ type Gate struct {
 	tickets  *ticketStore
 	callout  *callout
 	limits   *limiter
+	revoked  func(sub, jti string, iat time.Time) bool
 	// maxChannels bounds the channels of one stream; 0: no bound.
 	maxChannels int
 	public      []pattern
@@ -41,7 +42,11 @@ type Admission struct {
 	// Expires is when the credential ends; zero if it does not. The
 	// handler ends the stream then, with a retry hint.
 	Expires time.Time
-	Release func()
+	// JTI and IssuedAt are the credential's (for a ticket, those of the
+	// credential that minted it), for control's disconnects.
+	JTI      string
+	IssuedAt time.Time
+	Release  func()
 }
 
 // Option configures a Gate.
@@ -53,6 +58,7 @@ type options struct {
 	js          func(context.Context) (jetstream.JetStream, error)
 	hc          *http.Client
 	now         func() time.Time
+	revoked     func(sub, jti string, iat time.Time) bool
 }
 
 // WithMaxChannels refuses (400 too_many_channels) a stream of more than n
@@ -72,6 +78,13 @@ func WithJetStream(f func(context.Context) (jetstream.JetStream, error)) Option 
 // WithHTTPClient sets the client for JWKS fetches and auth_url callouts.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.hc = c } }
 
+// WithRevocations refuses (401 token_revoked) every JWT credential, and
+// every ticket minted from one, for which revoked answers true. It is
+// asked on every request, so it must answer from memory.
+func WithRevocations(revoked func(sub, jti string, iat time.Time) bool) Option {
+	return func(o *options) { o.revoked = revoked }
+}
+
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -89,7 +102,7 @@ func NewGate(cfg Config, opts ...Option) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
+	g := &Gate{s: s, log: o.log, now: o.now, maxChannels: o.maxChannels, revoked: o.revoked, limits: newLimiter(s.MaxConnections, s.MaxConnectionsPerSubject)}
 	static, err := g.loadKeys()
 	if err != nil {
 		return nil, err
@@ -170,6 +183,11 @@ type principal struct {
 	patterns []pattern
 	expires  time.Time
 	ticket   *claims
+	// jti and iat are the credential's (see claims.credential).
+	jti      string
+	iat      time.Time
+	presence bool
+	control  bool
 }
 
 // streamEnd is when a stream admitted with p must end: the last moment
@@ -267,9 +285,10 @@ func (g *Gate) authorize(p *principal, requested []string) ([]string, *Error) {
 // write.
 func (g *Gate) grant(r *http.Request, p *principal, channels []string) (*Admission, *Error) {
 	sub, via := "", viaAnonymous
-	var expires time.Time
+	var expires, iat time.Time
+	var jti string
 	if p != nil {
-		sub, via, expires = p.sub, p.via, p.streamEnd(g.s.leeway)
+		sub, via, expires, jti, iat = p.sub, p.via, p.streamEnd(g.s.leeway), p.jti, p.iat
 	}
 	release, ok := g.limits.acquire(sub)
 	if !ok {
@@ -282,7 +301,7 @@ func (g *Gate) grant(r *http.Request, p *principal, channels []string) (*Admissi
 		}
 	}
 	g.log.Debug("admitted", zap.String("via", string(via)), zap.String("sub", sub), zap.Strings("channels", channels))
-	return &Admission{Subject: sub, Channels: channels, Expires: expires, Release: release}, nil
+	return &Admission{Subject: sub, Channels: channels, Expires: expires, JTI: jti, IssuedAt: iat, Release: release}, nil
 }
 
 // concreteChannels are the channels a stream gets when the request names

@@ -196,3 +196,23 @@ func (p pattern) concrete() bool {
 	}
 	return true
 }
+
+// Patterns is a compiled list of channel patterns (NATS-style wildcards),
+// for settings outside this package such as presence_channels.
+type Patterns []pattern
+
+// CompilePatterns parses raw; a bad pattern is an error.
+func CompilePatterns(raw []string) (Patterns, error) {
+	ps := make(Patterns, 0, len(raw))
+	for _, r := range raw {
+		p, err := parsePattern(r)
+		if err != nil {
+			return nil, fmt.Errorf("channel pattern %q: %w", r, err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+// Match reports whether any pattern matches channel.
+func (ps Patterns) Match(channel string) bool { return anyMatch(ps, channel) }

@@ -91,13 +91,9 @@ func (p *Publishers) Authorize(r *http.Request, channel string) (string, *Error)
 }
 
 func (p *Publishers) authorize(r *http.Request, channel string) (string, *Error) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "", newError(http.StatusUnauthorized, CodeUnauthenticated, "publishing needs an Authorization: Bearer credential")
-	}
-	if len(tok) > p.g.s.MaxTokenBytes {
-		return "", newError(http.StatusUnauthorized, CodeTokenTooLarge, "credential is larger than allowed")
+	tok, e := p.bearer(r, "publishing")
+	if e != nil {
+		return "", e
 	}
 	forbidden := func(sub string) (string, *Error) {
 		return sub, newError(http.StatusForbidden, CodeChannelForbidden, fmt.Sprintf("publishing to channel %q is not permitted", clip(channel)))
@@ -122,6 +118,20 @@ func (p *Publishers) authorize(r *http.Request, channel string) (string, *Error)
 		return forbidden(c.Subject)
 	}
 	return c.Subject, nil
+}
+
+// bearer is the request's bearer credential, the only kind that may
+// publish or control.
+func (p *Publishers) bearer(r *http.Request, what string) (string, *Error) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", newError(http.StatusUnauthorized, CodeUnauthenticated, what+" needs an Authorization: Bearer credential")
+	}
+	if len(tok) > p.g.s.MaxTokenBytes {
+		return "", newError(http.StatusUnauthorized, CodeTokenTooLarge, "credential is larger than allowed")
+	}
+	return tok, nil
 }
 
 // matchKey compares against every key in constant time, so timing tells
@@ -151,6 +161,9 @@ func (p *Publishers) verify(ctx context.Context, tok string) (*publishClaims, *E
 	}
 	if c.Subject == "" {
 		return nil, newError(http.StatusUnauthorized, CodeInvalidToken, "token has no sub")
+	}
+	if e := p.g.checkRevoked(&c.claims); e != nil {
+		return nil, e
 	}
 	return &c, nil
 }

@@ -155,6 +155,8 @@ type mintRequest struct {
 	streamExp time.Time
 	audience  []string
 	issuer    string
+	credJTI   string
+	credIAT   time.Time
 }
 
 func (s signer) mint(m mintRequest) (string, error) {
@@ -171,6 +173,10 @@ func (s signer) mint(m mintRequest) (string, error) {
 	}
 	if len(m.audience) > 0 {
 		c.Audience = jwt.ClaimStrings{m.audience[0]}
+	}
+	c.CredJTI = m.credJTI
+	if !m.credIAT.IsZero() {
+		c.CredIAT = jwt.NewNumericDate(m.credIAT)
 	}
 	if !m.streamExp.IsZero() {
 		c.StreamExp = jwt.NewNumericDate(m.streamExp)

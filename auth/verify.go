@@ -18,6 +18,27 @@ type claims struct {
 	Channels  []string         `json:"channels,omitempty"`
 	TokenUse  string           `json:"token_use,omitempty"`
 	StreamExp *jwt.NumericDate `json:"stream_exp,omitempty"`
+	// Presence and Control grant reading presence and controlling
+	// streams (packages presence and control).
+	Presence bool `json:"presence,omitempty"`
+	Control  bool `json:"control,omitempty"`
+	// CredJTI and CredIAT carry the minting credential's jti and iat into
+	// a ticket, so that revoking the credential revokes its tickets.
+	CredJTI string           `json:"cred_jti,omitempty"`
+	CredIAT *jwt.NumericDate `json:"cred_iat,omitempty"`
+}
+
+// credential is the jti and iat that revocation looks at: for a ticket,
+// those of the credential it was minted from.
+func (c *claims) credential() (string, time.Time) {
+	jti, iat := c.ID, c.IssuedAt
+	if c.TokenUse == tokenUseTicket {
+		jti, iat = c.CredJTI, c.CredIAT
+	}
+	if iat == nil {
+		return jti, time.Time{}
+	}
+	return jti, iat.Time
 }
 
 const tokenUseTicket = "ticket"

@@ -22,7 +22,7 @@ import (
 // it shows comes from the stream, publish and stats endpoints, each with
 // the credential its user pasted.
 //
-//go:embed index.html console.js console.css chart.js
+//go:embed index.html console.js console.css chart.js presence.js
 var consoleFiles embed.FS
 
 // consoleAsset gives the content type of a file served under the console
@@ -31,7 +31,7 @@ func consoleAsset(name string) (string, bool) {
 	switch name {
 	case "index.html":
 		return "text/html; charset=utf-8", true
-	case "console.js", "chart.js":
+	case "console.js", "chart.js", "presence.js":
 		return "text/javascript; charset=utf-8", true
 	case "console.css":
 		return "text/css; charset=utf-8", true
@@ -77,6 +77,8 @@ type Paths struct {
 	ChannelParam string
 	// Publish and Ticket are the publish and ticket paths, "" if off.
 	Publish, Ticket string
+	// Presence and Control are the presence and control paths, "" if off.
+	Presence, Control string
 }
 
 // New returns the console served at path.
@@ -84,7 +86,7 @@ func New(path string, paths Paths, src Sources, refuse refusal.Refuser) *Console
 	return &Console{
 		path: path,
 		config: Settings{Stream: path + StreamPath, ChannelParam: paths.ChannelParam,
-			Publish: paths.Publish, Ticket: paths.Ticket},
+			Publish: paths.Publish, Ticket: paths.Ticket, Presence: paths.Presence, Control: paths.Control},
 		src:    src,
 		refuse: refuse,
 	}
@@ -139,6 +141,8 @@ type Settings struct {
 	ChannelParam string `json:"channel_param"`
 	Publish      string `json:"publish,omitempty"`
 	Ticket       string `json:"ticket,omitempty"`
+	Presence     string `json:"presence,omitempty"`
+	Control      string `json:"control,omitempty"`
 }
 
 // Stats are the console's live figures: aggregates only, never a channel

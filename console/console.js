@@ -12,6 +12,7 @@
 // every event shows which channel it came from.
 
 import { Chart } from "./chart.js";
+import { initPresence } from "./presence.js";
 
 const $ = (id) => document.getElementById(id);
 const tokenKey = "ssegate-console:token";
@@ -344,6 +345,7 @@ async function main() {
     $("events").tBodies[0].replaceChildren();
   });
   $("publish").addEventListener("submit", publish);
+  initPresence(state.config, authHeaders, describe);
   if (channelsFromInput().length > 0) subscribe();
   pollStats();
 }

@@ -199,6 +199,8 @@ func TestProductionNATSPermissions(t *testing.T) {
 	gatewayPass, backendPass := "gateway-"+rand.Text(), "backend-"+rand.Text()
 	t.Setenv("SSEGATE_NATS_PASSWORD", gatewayPass)
 	t.Setenv("BACKEND_NATS_PASSWORD", backendPass)
+	controllerPass := "controller-" + rand.Text()
+	t.Setenv("CONTROLLER_NATS_PASSWORD", controllerPass)
 	opts, err := server.ProcessConfigFile(conf)
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +219,11 @@ func TestProductionNATSPermissions(t *testing.T) {
 		t.Fatal("nats-server did not start")
 	}
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: withTickets(), logFile: logFile, nats: map[string]any{
+	handler := withTickets()
+	handler["health_path"] = "/events/health"
+	handler["presence"] = map[string]any{"path": "/events/presence", "events": []string{"demo"}}
+	handler["control"] = map[string]any{"path": "/events/control", "keys": []string{testControlKey}}
+	g := startGateway(t, ns, gatewayConfig{noTLS: true, handler: handler, logFile: logFile, nats: map[string]any{
 		"urls": []string{ns.ClientURL()}, "user": "ssegate", "password": "{env.SSEGATE_NATS_PASSWORD}",
 		"reconnect_wait": int64(50 * time.Millisecond),
 	}})
@@ -240,6 +246,12 @@ func TestProductionNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPublishOnly(t, g, nc, denied, admin)
+	controller, err := nats.Connect(ns.ClientURL(), nats.UserInfo("controller", controllerPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer controller.Close()
+	checkPresenceAndControl(t, g, controller)
 
 	// Everything the gateway did was allowed: it reports no violation.
 	logs, err := os.ReadFile(logFile)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +18,8 @@ type Msg struct {
 	Subject string
 	Header  nats.Header
 	Data    []byte
+	// Time is when the stream stored the message.
+	Time time.Time
 }
 
 // ErrTooFarBehind is returned by Read when more events are pending than the

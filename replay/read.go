@@ -201,7 +201,7 @@ func (r *reader) take(ctx context.Context, m jetstream.Msg) (done bool, err erro
 		return false, r.restart(ctx, errGap)
 	}
 	r.delivered = meta.Sequence.Consumer
-	if err := r.fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); err != nil {
+	if err := r.fn(Msg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Time: meta.Timestamp}); err != nil {
 		return false, err
 	}
 	r.last, r.restarts, r.lagging = meta.Sequence.Stream, 0, 0

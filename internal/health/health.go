@@ -39,6 +39,8 @@ type Checker struct {
 	conn   Conn
 	stream string
 	refuse refusal.Refuser
+	// extra adds the state of optional parts (presence, control).
+	extra func(*Report)
 
 	mu      sync.Mutex
 	at      time.Time
@@ -53,6 +55,10 @@ type Checker struct {
 func New(conn Conn, stream string, refuse refusal.Refuser) *Checker {
 	return &Checker{conn: conn, stream: stream, refuse: refuse}
 }
+
+// Report adds extra to every report: the state of parts that streams do
+// not depend on, which therefore leave Status be.
+func (p *Checker) Report(extra func(*Report)) { p.extra = extra }
 
 // result is one (possibly cached) answer of the check.
 type result struct {
@@ -100,6 +106,10 @@ type Report struct {
 	Status    string `json:"status"`
 	NATS      string `json:"nats"`
 	JetStream string `json:"jetstream"`
+	// Presence and Revocations are the state of their KV buckets, when
+	// configured. Streams do not depend on them, so they leave Status be.
+	Presence    string `json:"presence,omitempty"`
+	Revocations string `json:"revocations,omitempty"`
 }
 
 // Check reports NATS's connection state and whether JetStream serves the
@@ -141,6 +151,9 @@ func (p *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return p.refuse.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET or HEAD")
 	}
 	hl, _ := p.readiness(time.Now())
+	if p.extra != nil {
+		p.extra(&hl)
+	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")

@@ -49,6 +49,8 @@ func (s *session) live(ctx context.Context, expires time.Time) string {
 			heartbeat.Reset(interval)
 		case <-s.client.Done():
 			return s.hubEnding()
+		case <-s.kicked:
+			return endDisconnected
 		case <-expiry:
 			// Reconnecting picks up the browser's refreshed cookie.
 			return endExpired
@@ -80,6 +82,9 @@ func (s *session) drain(batch []upstream.Frame) ([]upstream.Frame, error) {
 // sendBatch writes frames the hub queued, each once and in order, then
 // flushes them.
 func (s *session) sendBatch(batch []upstream.Frame) error {
+	if batch = s.keep(batch); len(batch) == 0 {
+		return nil
+	}
 	first, last := batch[0], batch[len(batch)-1]
 	// Counted as the client's before the write: should it fail part-way,
 	// the client may hold them, and it resumes from its own last id.

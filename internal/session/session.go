@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/internal/ratelog"
+	"github.com/ssegate/ssegate/internal/streams"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -34,6 +35,9 @@ type Config struct {
 	// HTTP1Takeover serves HTTP/1.1 streams from the connection itself
 	// (see takeover.go).
 	HTTP1Takeover bool
+	// Watchers are told of every attached stream and may end it
+	// (presence, control).
+	Watchers []streams.Watcher
 }
 
 // Metrics receives a session's counts. Nil fields are skipped.

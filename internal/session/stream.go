@@ -7,11 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/eventfilter"
+	"github.com/ssegate/ssegate/internal/streams"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/sse"
 	"github.com/ssegate/ssegate/upstream"
@@ -33,6 +36,16 @@ type session struct {
 	// known is set once the client holds lastSent as its last event id:
 	// it sent it, or was sent an event with it.
 	known bool
+	// read is the position the replay has examined every event up to.
+	// It runs ahead of lastSent past events the filter drops, which
+	// advance no client's id.
+	read uint64
+
+	// filter keeps the events the client asked for; skipped counts the
+	// others. since is the time the client asked to start at.
+	filter  eventfilter.Filter
+	skipped int
+	since   string
 
 	sent int
 	// ended is why the stream ended, once it has (see end), and broken
@@ -52,6 +65,12 @@ type session struct {
 	armedAt       time.Time
 	// lastWrite is when live delivery last wrote, for the heartbeat.
 	lastWrite time.Time
+	// conn names the stream; kicked is closed when a watcher (control)
+	// ends it, and nil when no watcher could; unwatch reports the close.
+	conn     string
+	kicked   chan struct{}
+	kickOnce sync.Once
+	unwatch  func()
 }
 
 // Why a stream ends: the reasons its log line and the ended count carry,
@@ -60,6 +79,8 @@ const (
 	endSlow        = "slow"
 	endUnavailable = "unavailable"
 	endExpired     = "expired"
+	// endDisconnected is a stream that control ended (package control).
+	endDisconnected = "disconnected"
 	// endStopped is a stream that stopped without a last frame: its
 	// client left, or can no longer be written to. Its log line says
 	// endClientLeft.
@@ -70,7 +91,7 @@ const (
 // Endings are the reasons a stream ends, for the ended count's labels.
 func Endings() []string {
 	return []string{endSlow, upstream.ReasonShutdown.String(), endExpired, upstream.ReasonResync.String(),
-		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft}
+		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft, endDisconnected}
 }
 
 // errBroken is what a write returns once one has failed.
@@ -92,13 +113,16 @@ const maxCatchUpPasses = 4
 // Serve is a stream's life, top to bottom: it attaches the client and runs
 // its stream to the end. It owns adm and releases it when the stream ends,
 // which with a takeover is after Serve has returned.
-func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, attach Attach) {
+func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, attach Attach, opts ...Option) {
 	s := sv.newSession(w, subjects)
+	for _, o := range opts {
+		o(s)
+	}
 	end := s.closer(r, adm, time.Now())
 
 	// Attach before the headers go out: a client whose EventSource is open
 	// is subscribed, so an event published after onopen reaches it.
-	client, history, err := attach(r.Context(), subjects, position != "")
+	client, history, err := attach(r.Context(), subjects, position != "" || s.since != "")
 	if err != nil {
 		defer end()
 		s.open()
@@ -112,6 +136,7 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 		return
 	}
 	s.client, s.history = client, history
+	s.watch(adm)
 	if conn := s.takeOver(r); conn != nil {
 		// The request's context ends when ServeHTTP returns, and nothing
 		// of the request is kept: it holds what the takeover lets go.
@@ -133,7 +158,7 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 
 // newSession writes a stream through w; a takeover redirects it later.
 func (sv *Server) newSession(w http.ResponseWriter, subjects []string) *session {
-	s := &session{sv: sv, w: w, rc: http.NewResponseController(w), subjects: subjects}
+	s := &session{sv: sv, w: w, rc: http.NewResponseController(w), subjects: subjects, conn: streams.NewID()}
 	s.out, s.flushOut, s.setDeadline = w, s.rc.Flush, s.rc.SetWriteDeadline
 	return s
 }
@@ -145,13 +170,18 @@ func (s *session) closer(r *http.Request, adm *auth.Admission, start time.Time) 
 	proto, remote := r.Proto, r.RemoteAddr
 	return func() {
 		adm.Release()
+		if s.unwatch != nil {
+			s.unwatch()
+		}
 		s.sv.log.Info("stream closed",
+			zap.String("connection", s.conn),
 			zap.String("sub", adm.Subject),
 			zap.Strings("channels", adm.Channels),
 			zap.String("proto", proto),
 			zap.String("remote", remote),
 			zap.Duration("duration", time.Since(start)),
 			zap.Int("events", s.sent),
+			zap.Int("skipped", s.skipped),
 			zap.String("end", cmp.Or(s.ended, endClientLeft)))
 	}
 }
@@ -163,10 +193,14 @@ func (s *session) run(ctx context.Context, proto, position string, expires time.
 	s.sv.m.Opened(proto)
 	defer s.sv.m.Closed(proto)
 	why, live := endStopped, true
-	if position == "" {
+	switch {
+	case position == "" && s.since != "":
+		s.known = true
+		why, live = s.catchUpSince(ctx)
+	case position == "":
 		s.lastSent = s.client.Start()
 		s.announce()
-	} else {
+	default:
 		s.known = true
 		why, live = s.catchUp(ctx, position)
 	}
@@ -204,19 +238,20 @@ func (s *session) catchUp(ctx context.Context, position string) (why string, liv
 		s.sv.log.Warn("cannot read stream state for replay", zap.Error(err))
 		return endUnavailable, false
 	}
-	s.lastSent = res.After
+	s.lastSent, s.read = res.After, res.After
 	if res.Reset != "" {
 		s.reset(res.Reset, res.Current)
-		s.lastSent = res.Current.Seq
+		s.lastSent, s.read = res.Current.Seq, res.Current.Seq
 	}
 	for pass := 1; ; pass++ {
 		// The read must pass the hub's position at attach (or at the
 		// last overflow of the hold): the hub queues what comes after.
-		err := s.history.Read(ctx, s.subjects, s.lastSent, s.client.Start(), s.sv.cfg.ReplayLimit, s.replayOne)
+		err := s.history.Read(ctx, s.subjects, s.read, s.client.Start(), s.sv.cfg.ReplayLimit, s.replayOne)
 		switch {
 		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
 			s.reset(replay.ResetTooFarBehind, res.Current)
 			s.lastSent = max(s.lastSent, res.Current.Seq)
+			s.read = max(s.read, res.Current.Seq)
 		case errors.Is(err, replay.ErrTooFarBehind):
 			// It fell behind again while replaying: a slow client.
 			return endSlow, false
@@ -230,7 +265,7 @@ func (s *session) catchUp(ctx context.Context, position string) (why string, liv
 		if s.flush() != nil {
 			return endStopped, false
 		}
-		if s.client.EndReplay(s.lastSent) {
+		if s.client.EndReplay(s.read) {
 			return endStopped, true
 		}
 		if pass == maxCatchUpPasses {
@@ -241,6 +276,11 @@ func (s *session) catchUp(ctx context.Context, position string) (why string, liv
 
 func (s *session) replayOne(m replay.Msg) error {
 	s.buf = replay.Encode(s.buf[:0], m, s.history.Epoch())
+	s.read = m.Seq
+	if !s.filter.PassesFrame(s.buf) {
+		s.skipped++
+		return nil
+	}
 	if err := s.write(s.buf); err != nil {
 		return err
 	}
@@ -333,3 +373,17 @@ func (s *session) jitteredRetry() time.Duration {
 	r := s.sv.cfg.Retry
 	return r + rand.N(r)
 }
+
+// watch tells the watchers (presence, control) that the stream is open;
+// a watcher may end it with kick.
+func (s *session) watch(adm *auth.Admission) {
+	if len(s.sv.cfg.Watchers) == 0 {
+		return
+	}
+	s.kicked = make(chan struct{})
+	s.unwatch = streams.Open(s.sv.cfg.Watchers, &streams.Info{
+		ID: s.conn, Sub: adm.Subject, JTI: adm.JTI, IssuedAt: adm.IssuedAt, Channels: adm.Channels,
+	}, s.kick)
+}
+
+func (s *session) kick() { s.kickOnce.Do(func() { close(s.kicked) }) }

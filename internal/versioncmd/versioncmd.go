@@ -1,4 +1,5 @@
-package ssegate
+// Package versioncmd is the `caddy ssegate version` command.
+package versioncmd
 
 import (
 	"fmt"
@@ -11,12 +12,13 @@ import (
 	"github.com/ssegate/ssegate/internal/version"
 )
 
-// `caddy list-modules --versions` finds a plugin's version among the
-// binary's dependencies only: built from a clone (go run ./cmd/caddy),
-// ssegate is the main module and gets no version there. `caddy ssegate
-// version` answers in every build, in the spirit of `caddy version`.
-func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
+// Command is `caddy ssegate version`. `caddy list-modules --versions`
+// finds a plugin's version among the binary's dependencies only: built
+// from a clone (go run ./cmd/caddy), ssegate is the main module and gets
+// no version there. `caddy ssegate version` answers in every build, in the
+// spirit of `caddy version`.
+func Command() caddycmd.Command {
+	return caddycmd.Command{
 		Name:  "ssegate",
 		Short: "Commands of the ssegate plugin",
 		CobraFunc: func(c *cobra.Command) {
@@ -31,5 +33,5 @@ func init() {
 				},
 			})
 		},
-	})
+	}
 }

@@ -1,0 +1,43 @@
+// Package browser serves the browser client, client.js beside this file:
+// an ES module without dependencies that pages import from the gateway
+// (docs/history-and-poll.md).
+package browser
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"net/http"
+	"time"
+)
+
+//go:embed client.js
+var script []byte
+
+// Script serves client.js.
+type Script struct {
+	etag string
+}
+
+// New returns the handler of client.js.
+func New() *Script {
+	sum := sha256.Sum256(script)
+	return &Script{etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+}
+
+// ServeHTTP answers GET and HEAD with the module; browsers revalidate it
+// with its ETag, so a new gateway's client reaches them at once.
+func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "client.js is read with GET", http.StatusMethodNotAllowed)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/javascript; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", s.etag)
+	h.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "client.js", time.Time{}, bytes.NewReader(script))
+}

@@ -1,0 +1,71 @@
+// Package control lets a backend end streams on every gateway, and revoke
+// credentials so that they are refused everywhere until they would have
+// expired: over HTTP (POST <path>/disconnect, <path>/revoke) and over NATS
+// (<prefix>.control.disconnect, <prefix>.control.revoke). See
+// docs/presence-and-control.md.
+package control
+
+import (
+	"errors"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ssegate/ssegate/internal/kvttl"
+)
+
+// Config is the handler's control settings.
+type Config struct {
+	// Path is the endpoint's prefix, such as /events/control.
+	Path string `json:"path"`
+	// Keys are bearer secrets that may control, for backends that do not
+	// mint JWTs; a JWT with "control": true may too.
+	Keys []string `json:"keys,omitempty"`
+	// SubjectPrefix starts the control subjects, <prefix>.control.>.
+	// Default "ssegate".
+	SubjectPrefix string `json:"subject_prefix,omitempty"`
+	// Bucket is the KV bucket of revocations. Default "ssegate_revoked".
+	Bucket string `json:"bucket,omitempty"`
+	// MaxCredentialLife is the longest life of a credential this gateway
+	// accepts. A revocation is kept that long when it cannot tell the
+	// credential's own expiry. Default 24h.
+	MaxCredentialLife caddy.Duration `json:"max_credential_life,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultSubjectPrefix     = "ssegate"
+	DefaultBucket            = "ssegate_revoked"
+	DefaultMaxCredentialLife = 24 * time.Hour
+)
+
+func (c *Config) prefix() string {
+	if c.SubjectPrefix == "" {
+		return DefaultSubjectPrefix
+	}
+	return c.SubjectPrefix
+}
+
+func (c *Config) bucket() string {
+	if c.Bucket == "" {
+		return DefaultBucket
+	}
+	return c.Bucket
+}
+
+func (c *Config) maxLife() time.Duration {
+	if c.MaxCredentialLife == 0 {
+		return DefaultMaxCredentialLife
+	}
+	return time.Duration(c.MaxCredentialLife)
+}
+
+// Validate checks the settings.
+func (c *Config) Validate() error {
+	var errs []error
+	errs = append(errs, kvttl.CheckPath("control", c.Path), kvttl.CheckNames("control", c.bucket(), c.prefix()))
+	if c.MaxCredentialLife < 0 {
+		errs = append(errs, errors.New("control max_credential_life cannot be negative"))
+	}
+	return errors.Join(errs...)
+}
