@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"bytes"
@@ -168,7 +168,7 @@ func TestClientJSInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "clientjs.mjs"))
+	cmd := exec.CommandContext(ctx, node, filepath.Join("..", "e2e", "clientjs.mjs"))
 	cmd.Env = append(os.Environ(), "SSEGATE_FRONT="+front, "SSEGATE_BUFFERED="+buffered, "CHROMIUM_PATH="+chromium, "NO_COLOR=1")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -228,7 +228,7 @@ func browserTools(t *testing.T) (chromium, node string) {
 	chromium = cmpOr(os.Getenv("CHROMIUM_PATH"), "/usr/bin/chromium")
 	node, nerr := exec.LookPath("node")
 	_, cerr := os.Stat(chromium)
-	_, perr := os.Stat(filepath.Join("e2e", "node_modules", "playwright-core", "package.json"))
+	_, perr := os.Stat(filepath.Join("..", "e2e", "node_modules", "playwright-core", "package.json"))
 	if nerr != nil || cerr != nil || perr != nil {
 		msg := "needs chromium, node and e2e/node_modules (e2e/install.sh)"
 		if os.Getenv("CI") == "true" {

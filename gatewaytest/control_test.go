@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type controlReply struct {
@@ -193,8 +192,8 @@ func TestControlDisconnectBySubAndChannels(t *testing.T) {
 	aDemo, _ := openRaw(t, g, []string{"demo"}, bearerHeader(alice))
 	aRoom, _ := openRaw(t, g, []string{"room.1"}, bearerHeader(alice))
 	bDemo, _ := openRaw(t, g, []string{"demo"}, bearerHeader(bob))
-	ended := g.app.metrics.ended.WithLabelValues("disconnected")
-	before := testutil.ToFloat64(ended)
+	const ended = `ssegate_streams_ended_total{reason="disconnected"}`
+	before := g.metric(ended)
 
 	if r := postControl(t, g, "disconnect", testControlKey, `{"sub":"alice","channels":["room.1"]}`); r.status != 202 || r.ID == "" {
 		t.Fatalf("disconnect: %+v", r)
@@ -204,7 +203,7 @@ func TestControlDisconnectBySubAndChannels(t *testing.T) {
 		t.Fatalf("disconnect: %+v", r)
 	}
 	endsDisconnected(t, aDemo, time.Second)
-	eventually(t, time.Second, "two disconnects counted", func() bool { return testutil.ToFloat64(ended) == before+2 })
+	eventually(t, time.Second, "two disconnects counted", func() bool { return g.metric(ended) == before+2 })
 	publish(t, g.js(), "events.demo", "", "bob stays")
 	for l := range bDemo {
 		if l == "data: bob stays" {

@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"bufio"
@@ -172,7 +172,7 @@ func TestEventFilterOnHistoryAndPoll(t *testing.T) {
 		_, _, body := getJSON(t, g, "/events/poll", url.Values{"channel": {"h"}, "event": {"b"}, "after": {a.LastID}, "wait": {"20s"}})
 		done <- body
 	}()
-	eventually(t, 5*time.Second, "poll waiting", func() bool { return testutilGauge(g.app.metrics.pollsWaiting) == 1 })
+	eventually(t, 5*time.Second, "poll waiting", func() bool { return g.metric(mPollsWaiting) == 1 })
 	publish(t, js, "events.h", "a", "skip me")
 	publish(t, js, "events.h", "c", "skip me too")
 	match := publish(t, js, "events.h", "b", "take me")

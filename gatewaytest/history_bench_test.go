@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"bufio"
@@ -143,7 +143,7 @@ func benchLoad(b *testing.B, g *gateway, mode string, window time.Duration) {
 	}
 	eventually(b, 60*time.Second, "clients ready", func() bool { return ready.Load() >= benchClients })
 	if mode == "poll" {
-		eventually(b, 30*time.Second, "polls waiting", func() bool { return testutilGauge(g.app.metrics.pollsWaiting) >= benchClients })
+		eventually(b, 30*time.Second, "polls waiting", func() bool { return g.metric(mPollsWaiting) >= benchClients })
 	}
 	idle := (benchMem() - memBefore) / benchClients
 	mu.Lock()

@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"bytes"
@@ -10,12 +10,14 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 // The history and poll subdirectives adapt to the handler's JSON.
 func TestHistoryCaddyfileAdapt(t *testing.T) {
 	src := ":8080 {\n\tssegate /events* {\n\t\thistory /events/history {\n\t\t\tlimit 20\n\t\t\tmax_limit 200\n\t\t\tmax_bytes 64KiB\n\t\t}\n\t\tpoll /events/poll {\n\t\t\tmax_wait 30s\n\t\t}\n\t}\n}\n"
-	out, _, err := adapt(t, src, nil)
+	out, _, err := testkit.Adapt(t, src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func TestHistoryCaddyfileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := adapt(t, tt.caddyfile, nil)
+			_, _, err := testkit.Adapt(t, tt.caddyfile, nil)
 			if err == nil {
 				t.Fatalf("adapted without error; want %q", tt.want)
 			}
@@ -102,7 +104,7 @@ func TestHistoryValidate(t *testing.T) {
 // The gateway serves client.js at client_path, revalidated by ETag.
 func TestClientJSIsServed(t *testing.T) {
 	src := ":8080 {\n\tssegate /events* {\n\t\tclient /events/client.js\n\t}\n}\n"
-	out, _, err := adapt(t, src, nil)
+	out, _, err := testkit.Adapt(t, src, nil)
 	if err != nil || !strings.Contains(string(out), `"client_path":"/events/client.js"`) {
 		t.Fatalf("adapt: %v %s", err, out)
 	}

@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -166,7 +166,7 @@ func TestHistoryResets(t *testing.T) {
 	g := pastGateway(t, nil)
 	js := g.js()
 	seqs := publishRound(t, js, 10, "r")
-	epoch := g.app.state.Load().history.Epoch()
+	epoch := g.epoch()
 	other := "aaaa"
 	if epoch == other {
 		other = "bbbb"

@@ -88,6 +88,7 @@ const (
 	mNATSConnected = "ssegate_nats_connected"
 	mReconnects    = "ssegate_nats_reconnects_total"
 	mRecovering    = "ssegate_channels_recovering"
+	mPollsWaiting  = "ssegate_polls_waiting"
 )
 
 // natsUp reports whether the gateway says its NATS connection is up.

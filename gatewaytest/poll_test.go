@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func TestPollAnswersAtTheFirstEvent(t *testing.T) {
 		done <- result{a, body}
 	}()
 	// The poll is attached once the hub counts a client on q.
-	eventually(t, 5*time.Second, "poll waiting", func() bool { return testutilGauge(g.app.metrics.pollsWaiting) == 1 })
+	eventually(t, 5*time.Second, "poll waiting", func() bool { return g.metric(mPollsWaiting) == 1 })
 	seq := publish(t, js, "events.q", "hello", "world")
 	select {
 	case r := <-done:
@@ -52,7 +52,7 @@ func TestPollAnswersAtTheFirstEvent(t *testing.T) {
 		t.Fatal("poll did not answer at the event")
 	}
 	// The polls_waiting gauge counted it while it waited, and no longer.
-	eventually(t, 5*time.Second, "polls_waiting back to 0", func() bool { return testutilGauge(g.app.metrics.pollsWaiting) == 0 })
+	eventually(t, 5*time.Second, "polls_waiting back to 0", func() bool { return g.metric(mPollsWaiting) == 0 })
 }
 
 // TestPollBehindAnswersFromTheStream: a position behind the live feed is
@@ -104,7 +104,7 @@ func TestPollIsServedFromTheLiveFeed(t *testing.T) {
 			_, a, _ := getJSON(t, g, "/events/poll", url.Values{"channel": {"f"}, "after": {after}, "wait": {"20s"}})
 			done <- a
 		}()
-		eventually(t, 5*time.Second, "poll waiting", func() bool { return testutilGauge(g.app.metrics.pollsWaiting) == 1 })
+		eventually(t, 5*time.Second, "poll waiting", func() bool { return g.metric(mPollsWaiting) == 1 })
 		seq := publish(t, js, "events.f", "", fmt.Sprint(i))
 		a = <-done
 		if len(a.Events) != 1 || seqOf(t, a.Events[0].ID) != seq {

@@ -1,4 +1,4 @@
-package ssegate
+package gatewaytest
 
 import (
 	"context"
