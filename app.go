@@ -251,7 +251,12 @@ type Inspection struct {
 	Epoch    string
 	Position uint64
 	Settled  bool
-	JS       jetstream.JetStream
+	// Connected and Reconnects are the gateway's own NATS connection's
+	// state now; the metrics say the same, but they are shared by every
+	// config of the process, so a test reading them may see another's.
+	Connected  bool
+	Reconnects uint64
+	JS         jetstream.JetStream
 }
 
 // Inspect reports the running app; false before Start or after Stop.
@@ -260,5 +265,6 @@ func (a *App) Inspect() (Inspection, bool) {
 	if run == nil {
 		return Inspection{}, false
 	}
-	return Inspection{Epoch: run.history.Epoch(), Position: run.hub.Position(), Settled: run.hub.Settled(), JS: run.conn.JS}, true
+	return Inspection{Epoch: run.history.Epoch(), Position: run.hub.Position(), Settled: run.hub.Settled(),
+		Connected: run.conn.NC.IsConnected(), Reconnects: run.conn.NC.Stats().Reconnects, JS: run.conn.JS}, true
 }

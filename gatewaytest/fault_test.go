@@ -84,7 +84,7 @@ func finish(t testing.TB, stopPub func() error, pub *faulttest.Publisher, fleet 
 // recovery delivered.
 func restartNATS(t testing.TB, g *gateway, ns *natstest.Restartable, pub *faulttest.Publisher, channel string) (backfilled float64) {
 	t.Helper()
-	reconnects := g.metric(mReconnects)
+	reconnects := g.reconnects()
 	before := g.metric(mBackfilled)
 	for attempt := 1; ; attempt++ {
 		ns.Stop()
@@ -102,7 +102,7 @@ func restartNATS(t testing.TB, g *gateway, ns *natstest.Restartable, pub *faultt
 		eventually(t, 10*time.Second, "the gateway reconnects", g.natsUp)
 	}
 	eventually(t, 10*time.Second, "the gateway reconnects", g.natsUp)
-	if n := g.metric(mReconnects); n <= reconnects {
+	if n := g.reconnects(); n <= reconnects {
 		t.Fatalf("the gateway's NATS connection did not reconnect (%v reconnects)", n)
 	}
 	eventually(t, 20*time.Second, "the gateway recovers events stored while it was away", func() bool {

@@ -85,14 +85,15 @@ const (
 
 // More series the tests read.
 const (
-	mNATSConnected = "ssegate_nats_connected"
-	mReconnects    = "ssegate_nats_reconnects_total"
-	mRecovering    = "ssegate_channels_recovering"
-	mPollsWaiting  = "ssegate_polls_waiting"
+	mRecovering   = "ssegate_channels_recovering"
+	mPollsWaiting = "ssegate_polls_waiting"
 )
 
 // natsUp reports whether the gateway says its NATS connection is up.
-func (g *gateway) natsUp() bool { return g.metric(mNATSConnected) == 1 }
+func (g *gateway) natsUp() bool { return g.inspect().Connected }
+
+// reconnects counts the gateway's NATS connection's reconnections.
+func (g *gateway) reconnects() uint64 { return g.inspect().Reconnects }
 
 // inspect is what the running app shows of itself beyond its endpoints.
 func (g *gateway) inspect() ssegate.Inspection {

@@ -44,11 +44,11 @@ func TestNATSRestartSendsNoOldHistory(t *testing.T) {
 	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"alpha", "gamma"}, nil), nil)
 	defer s.close()
 
-	reconnects := g.metric(mReconnects)
+	reconnects := g.reconnects()
 	stop()
 	eventually(t, 5*time.Second, "gateway notices", func() bool { return !g.natsUp() })
 	js = start()
-	eventually(t, 10*time.Second, "gateway reconnects", func() bool { return g.metric(mReconnects) > reconnects })
+	eventually(t, 10*time.Second, "gateway reconnects", func() bool { return g.reconnects() > reconnects })
 
 	want := []uint64{publish(t, js, "events.gamma", "", "new")}
 	// A marker after it: anything old sent again would come before it.

@@ -97,7 +97,7 @@ func TestReplayMemoryIsBounded(t *testing.T) {
 	if heapGrowth > heapBound {
 		t.Errorf("the live heap grew by %d MiB with %d stalled replays; the bound is %d MiB", heapGrowth>>20, clients, heapBound>>20)
 	}
-	if n := g.metric(mReconnects); n != 0 {
+	if n := g.reconnects(); n != 0 {
 		t.Errorf("the live connection reconnected %v times", n)
 	}
 	if n := natsConn(t, ns, upstream.ReplayName).OutMsgs; n == 0 {
