@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/internal/version"
@@ -243,3 +244,33 @@ var (
 	_ caddy.Provisioner  = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )
+
+// Inspection is what a running app shows of itself beyond its endpoints
+// and /metrics, for the gateway-level tests in gatewaytest: the epoch that
+// event ids carry and the hub's position are on no endpoint, and a test of
+// resume builds ids from them and waits for the hub to reach an event, or
+// to settle (know its position and read nothing back) before measuring. JS
+// is the gateway's own JetStream handle, with its credentials, so that a
+// security test can look at the state an attacker tried to change on an
+// embedded server it has no other user for.
+type Inspection struct {
+	Epoch    string
+	Position uint64
+	Settled  bool
+	// Connected and Reconnects are the gateway's own NATS connection's
+	// state now; the metrics say the same, but they are shared by every
+	// config of the process, so a test reading them may see another's.
+	Connected  bool
+	Reconnects uint64
+	JS         jetstream.JetStream
+}
+
+// Inspect reports the running app; false before Start or after Stop.
+func (a *App) Inspect() (Inspection, bool) {
+	run := a.current()
+	if run == nil {
+		return Inspection{}, false
+	}
+	return Inspection{Epoch: run.history.Epoch(), Position: run.hub.Position(), Settled: run.hub.Settled(),
+		Connected: run.conn.NC.IsConnected(), Reconnects: run.conn.NC.Stats().Reconnects, JS: run.conn.JS}, true
+}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
 
@@ -66,24 +65,4 @@ func TestReplayPullBytesHoldTheLargestEvent(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestReloadKeepsTheReplayConnection: the replay connection is pooled
-// with the live one, so a config reload keeps it, and the last stop
-// closes it.
-func TestReloadKeepsTheReplayConnection(t *testing.T) {
-	ns := natsServer(t)
-	g := startGateway(t, ns, gatewayConfig{noTLS: true})
-	rc := g.app.state.Load().replay
-	g2 := startGateway(t, ns, gatewayConfig{noTLS: true, handler: map[string]any{"heartbeat": int64(time.Minute)}})
-	if g2.app.state.Load().replay != rc {
-		t.Fatal("the reload dialled a second replay connection")
-	}
-	if !rc.NC.IsConnected() {
-		t.Fatal("the reload closed the replay connection")
-	}
-	if err := caddy.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 5*time.Second, "replay connection closed", rc.NC.IsClosed)
 }

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard" // encode, respond, file_server... in the golden files
+	"github.com/ssegate/ssegate/internal/testkit"
 
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
@@ -31,18 +31,6 @@ var updateGolden = flag.Bool("update", false, "rewrite the expected JSON in test
 // goldenSeparator splits a golden file into Caddyfile and expected JSON, as
 // in Caddy's own caddytest/integration/caddyfile_adapt.
 const goldenSeparator = "----------"
-
-// adapt runs the Caddyfile adapter the way `caddy adapt` does. The golden
-// files pass no options, like Caddy's CompareAdapt; the adapter then calls
-// the input "Caddyfile", which file_server hides as "./Caddyfile".
-func adapt(t *testing.T, src string, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
-	t.Helper()
-	a := caddyconfig.GetAdapter("caddyfile")
-	if a == nil {
-		t.Fatal("caddyfile adapter not registered")
-	}
-	return a.Adapt([]byte(src), options)
-}
 
 func TestCaddyfileAdapt(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "caddyfile_adapt", "*.caddyfiletest"))
@@ -63,7 +51,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 				t.Fatalf("%s: %v", file, err)
 			}
 
-			got, warnings, err := adapt(t, caddyfile, nil)
+			got, warnings, err := testkit.Adapt(t, caddyfile, nil)
 			if err != nil {
 				t.Fatalf("adapting: %v", err)
 			}
@@ -248,7 +236,7 @@ func TestCaddyfileExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, warnings, err := adapt(t, string(src), map[string]any{"filename": "Caddyfile.example"})
+	out, warnings, err := testkit.Adapt(t, string(src), map[string]any{"filename": "Caddyfile.example"})
 	if err != nil {
 		t.Fatalf("adapting Caddyfile.example: %v", err)
 	}
@@ -280,31 +268,13 @@ func TestCaddyfileExample(t *testing.T) {
 	if err := json.Unmarshal(out, &doc); err != nil {
 		t.Fatal(err)
 	}
-	findHandlers(doc, "ssegate", &handlers)
+	testkit.FindHandlers(doc, "ssegate", &handlers)
 	if len(handlers) != 2 {
 		t.Fatalf("found %d ssegate handlers, want one in each of the two sites", len(handlers))
 	}
 	for _, h := range handlers {
 		if !reflect.DeepEqual(h["public"], []any{"demo"}) {
 			t.Errorf("handler %v: want public [demo]", h)
-		}
-	}
-}
-
-// findHandlers collects every object with "handler": name, at any depth
-// (routes nest in subroutes).
-func findHandlers(v any, name string, out *[]map[string]any) {
-	switch v := v.(type) {
-	case map[string]any:
-		if v["handler"] == name {
-			*out = append(*out, v)
-		}
-		for _, e := range v {
-			findHandlers(e, name, out)
-		}
-	case []any:
-		for _, e := range v {
-			findHandlers(e, name, out)
 		}
 	}
 }
@@ -426,7 +396,7 @@ func TestCaddyfileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := adapt(t, tt.caddyfile, nil)
+			_, _, err := testkit.Adapt(t, tt.caddyfile, nil)
 			if err == nil {
 				t.Fatalf("adapted without error; want one containing %q\n%s", tt.want, tt.caddyfile)
 			}

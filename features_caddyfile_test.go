@@ -7,6 +7,14 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ssegate/ssegate/internal/testkit"
+)
+
+// Keys long enough for their use.
+const (
+	testPublishKey = "publish-key-for-tests-0123456789abcdef"
+	testSecret     = "test-secret-for-ssegate-0123456789abcdef"
 )
 
 // Caddyfile mistakes in the publish, health and console subdirectives.
@@ -31,7 +39,7 @@ func TestFeaturesCaddyfileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := adapt(t, tt.caddyfile, nil)
+			_, _, err := testkit.Adapt(t, tt.caddyfile, nil)
 			if err == nil {
 				t.Fatalf("adapted without error; want %q", tt.want)
 			}

@@ -1,0 +1,132 @@
+package gatewaytest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ssegate/ssegate/internal/testkit"
+)
+
+// The history and poll subdirectives adapt to the handler's JSON.
+func TestHistoryCaddyfileAdapt(t *testing.T) {
+	src := ":8080 {\n\tssegate /events* {\n\t\thistory /events/history {\n\t\t\tlimit 20\n\t\t\tmax_limit 200\n\t\t\tmax_bytes 64KiB\n\t\t}\n\t\tpoll /events/poll {\n\t\t\tmax_wait 30s\n\t\t}\n\t}\n}\n"
+	out, _, err := testkit.Adapt(t, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"history":{"limit":20,"max_bytes":65536,"max_limit":200,"path":"/events/history"}`,
+		`"poll":{"max_wait":30000000000,"path":"/events/poll"}`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("adapted config lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestHistoryCaddyfileErrors(t *testing.T) {
+	handler := func(lines ...string) string {
+		return ":8080 {\n\tssegate /events* {\n\t\t" + strings.Join(lines, "\n\t\t") + "\n\t}\n}\n"
+	}
+	tests := []struct {
+		name, caddyfile, want string
+		line                  int
+	}{
+		{"history without path", handler("history"), "after 'history'", 3},
+		{"history with two paths", handler("history /a /b"), "after '/b'", 3},
+		{"history unknown option", handler("history /h {", "\tdepth 3", "}"), `unknown history option "depth"`, 4},
+		{"history limit zero", handler("history /h {", "\tlimit 0", "}"), `got "0"`, 4},
+		{"history max_bytes not a size", handler("history /h {", "\tmax_bytes lots", "}"), `max_bytes "lots"`, 4},
+		{"poll without path", handler("poll"), "after 'poll'", 3},
+		{"poll max_wait negative", handler("poll /p {", "\tmax_wait -1s", "}"), `max_wait: want a positive duration, got "-1s"`, 4},
+		{"poll unknown option", handler("poll /p {", "\twait 3s", "}"), `unknown poll option "wait"`, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := testkit.Adapt(t, tt.caddyfile, nil)
+			if err == nil {
+				t.Fatalf("adapted without error; want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), fmt.Sprintf("at Caddyfile:%d", tt.line)) {
+				t.Errorf("error %q: want %q at line %d", err, tt.want, tt.line)
+			}
+		})
+	}
+}
+
+// Config mistakes that only show when the handler is validated.
+func TestHistoryValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler map[string]any
+		want    string
+	}{
+		{"both", map[string]any{"history": map[string]any{"path": "/h"}, "poll": map[string]any{"path": "/p"}}, ""},
+		{"history without path", map[string]any{"history": map[string]any{}}, "history: a path is required"},
+		{"poll without path", map[string]any{"poll": map[string]any{}}, "poll: a path is required"},
+		{"poll on the history path", map[string]any{"history": map[string]any{"path": "/h"}, "poll": map[string]any{"path": "/h"}}, "is also the history path"},
+		{"limit above max_limit", map[string]any{"history": map[string]any{"path": "/h", "limit": 50, "max_limit": 10}}, "limit is above max_limit"},
+		{"history path with wildcard", map[string]any{"history": map[string]any{"path": "/h/*"}}, `history path "/h/*"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := map[string]any{"handler": "ssegate", "public": []string{"demo"}}
+			for k, v := range tt.handler {
+				h[k] = v
+			}
+			cfg := map[string]any{"apps": map[string]any{
+				"http":    map[string]any{"servers": map[string]any{"s": map[string]any{"listen": []string{":0"}, "routes": []any{map[string]any{"handle": []any{h}}}}}},
+				"ssegate": map[string]any{"nats": map[string]any{"urls": []string{"nats://127.0.0.1:1"}}},
+			}}
+			raw, _ := json.Marshal(cfg)
+			var c caddy.Config
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&c)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("validate: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("error %v; want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The gateway serves client.js at client_path, revalidated by ETag.
+func TestClientJSIsServed(t *testing.T) {
+	src := ":8080 {\n\tssegate /events* {\n\t\tclient /events/client.js\n\t}\n}\n"
+	out, _, err := testkit.Adapt(t, src, nil)
+	if err != nil || !strings.Contains(string(out), `"client_path":"/events/client.js"`) {
+		t.Fatalf("adapt: %v %s", err, out)
+	}
+	g := startGateway(t, natsServer(t), gatewayConfig{noTLS: true, handler: map[string]any{"client_path": "/events/client.js"}})
+	resp, err := g.h1Client().Get(g.httpURL + "/events/client.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || etag == "" || !bytes.Contains(body, []byte("export function connect")) {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	req, _ := http.NewRequest(http.MethodGet, g.httpURL+"/events/client.js", nil)
+	req.Header.Set("If-None-Match", etag)
+	resp, err = g.h1Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("revalidation: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,66 @@
+package gatewaytest
+
+import (
+	"bytes"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TestHistoryAndPollLeaveNoTicketInLogs reads history and polls with
+// tickets, good and bad, against a Caddy that writes every log, access
+// log included, to a file, and searches the file for them.
+func TestHistoryAndPollLeaveNoTicketInLogs(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	g := startGateway(t, natsServer(t), gatewayConfig{noTLS: true, logFile: logFile, handler: map[string]any{
+		"public":  []string{},
+		"history": map[string]any{"path": "/events/history"},
+		"poll":    map[string]any{"path": "/events/poll"},
+		"auth":    map[string]any{"hmac_keys": []any{map[string]any{"secret": testSecret}}, "ticket_path": "/events/ticket"},
+	}})
+	bearer := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"user.alice"}})
+	publish(t, g.js(), "events.user.alice", "", "x")
+	var tickets []string
+	for _, path := range []string{"/events/history", "/events/poll"} {
+		ticket := mintTicket(t, g, bearer, "user.alice")
+		tickets = append(tickets, ticket)
+		status, _, body := getJSON(t, g, path, url.Values{"channel": {"user.alice"}, "ticket": {ticket}, "wait": {"10ms"}, "after": {"0"}})
+		if status != 200 {
+			t.Fatalf("%s: %d %s", path, status, body)
+		}
+		// Spent: refused, and logged as refused.
+		if status, _, body := getJSON(t, g, path, url.Values{"channel": {"user.alice"}, "ticket": {ticket}}); status != 401 {
+			t.Fatalf("%s with a spent ticket: %d %s", path, status, body)
+		}
+	}
+	garbage := "not-a-ticket-but-secret-looking-BBBB"
+	tickets = append(tickets, garbage)
+	getJSON(t, g, "/events/history", url.Values{"channel": {"user.alice"}, "ticket": {garbage}})
+	// A bad limit with a good ticket: refused after admission.
+	spent := mintTicket(t, g, bearer, "user.alice")
+	tickets = append(tickets, spent)
+	if status, _, body := getJSON(t, g, "/events/history", url.Values{"channel": {"user.alice"}, "ticket": {spent}, "limit": {"0"}}); status != 400 {
+		t.Fatalf("limit=0: %d %s", status, body)
+	}
+	var logs []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs, _ = os.ReadFile(logFile)
+		if bytes.Contains(logs, []byte(`"logger":"http.log.access`)) && bytes.Contains(logs, []byte(`"auth refused"`)) && bytes.Contains(logs, []byte(`"history refused"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no access, auth refused or history refused line:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, secret := range append(tickets, bearer, testSecret) {
+		if bytes.Contains(logs, []byte(secret)) {
+			t.Errorf("a credential appears in the logs: %.12s…", secret)
+		}
+	}
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package gatewaytest
+
+// raceEnabled: the race detector roughly doubles the memory a test touches.
+const raceEnabled = true

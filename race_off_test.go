@@ -1,5 +1,0 @@
-//go:build !race
-
-package ssegate
-
-const raceEnabled = false
