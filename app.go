@@ -124,7 +124,7 @@ func (a *App) Start() error {
 	// Replays, recovery and head reads go over the replay connection: a
 	// setup whose replay side cannot reach the stream fails here, not on
 	// the first client.
-	if _, err := history.Head(ctx); err != nil {
+	if err := replay.Retry(ctx, func(ctx context.Context) error { _, err := history.Head(ctx); return err }); err != nil {
 		_ = errors.Join(replayConn.Release(), conn.Release())
 		return fmt.Errorf("replay connection: %w", err)
 	}

@@ -243,18 +243,34 @@ func (c StreamConfig) check(got jetstream.StreamConfig) []string {
 	return problems
 }
 
-// accountInfo asks for the account's JetStream info, again and again with
-// a short wait each, until ctx ends: a request sent while the cluster has
-// no meta leader (a node was just killed) gets no answer at all, and a
-// new leader is elected seconds later.
+// accountInfo asks for the account's JetStream info until it answers (see
+// Retry).
 func accountInfo(ctx context.Context, js jetstream.JetStream) error {
+	return Retry(ctx, func(ctx context.Context) error {
+		_, err := js.AccountInfo(ctx)
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return Final(err)
+		}
+		return err
+	})
+}
+
+// Retry runs a JetStream request again and again, each try bounded by
+// tryTimeout, until it succeeds, fails with an error wrapped by Final, or
+// ctx ends: a request sent while a cluster has no meta leader, or while it
+// elects a stream's leader (a node was just killed), gets no answer at
+// all, and the leader comes seconds later.
+func Retry(ctx context.Context, try func(context.Context) error) error {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		actx, cancel := context.WithTimeout(ctx, accountInfoTimeout)
-		_, err := js.AccountInfo(actx)
+		tctx, cancel := context.WithTimeout(ctx, tryTimeout)
+		err := try(tctx)
 		cancel()
+		var final finalError
 		switch {
-		case err == nil, errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-			return err
+		case err == nil:
+			return nil
+		case errors.As(err, &final):
+			return final.err
 		case ctx.Err() != nil:
 			return err
 		}
@@ -266,8 +282,16 @@ func accountInfo(ctx context.Context, js jetstream.JetStream) error {
 	}
 }
 
-// accountInfoTimeout bounds one attempt of accountInfo.
-const accountInfoTimeout = 2 * time.Second
+// Final marks an error that Retry must not try again.
+func Final(err error) error { return finalError{err} }
+
+type finalError struct{ err error }
+
+func (e finalError) Error() string { return e.err.Error() }
+func (e finalError) Unwrap() error { return e.err }
+
+// tryTimeout bounds one try of Retry.
+const tryTimeout = 2 * time.Second
 
 // createOrKeep creates the stream, or returns the one that exists as it
 // is, retrying until ctx ends. When several gateways create the same
