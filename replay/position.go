@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -50,7 +51,8 @@ func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (R
 		return Resolution{}, err
 	}
 	defer release()
-	s, err := h.js.Stream(ctx, h.stream)
+	id, perr := Parse(raw)
+	s, err := h.streamPast(ctx, id, perr == nil)
 	if err != nil {
 		return Resolution{}, fmt.Errorf("reading stream %q: %w", h.stream, err)
 	}
@@ -60,9 +62,8 @@ func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (R
 		h.epoch.Store(&epoch)
 	}
 	r := Resolution{Current: ID{Seq: info.State.LastSeq, Epoch: epoch}}
-	id, err := Parse(raw)
 	switch {
-	case err != nil:
+	case perr != nil:
 		r.Reset = ResetMalformed
 	case id.Epoch != "" && id.Epoch != epoch:
 		r.Reset = ResetStreamRecreated
@@ -83,6 +84,38 @@ func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (R
 	}
 	return r, nil
 }
+
+// streamPast reads the stream's info. A position past the stream's last
+// sequence is read again a few times first: right after a failover, the
+// new leader may answer before it has applied what the old one stored,
+// and the client's position, taken from a gateway that saw those events,
+// is real. A position that is still beyond the stream after that is
+// unknown.
+func (h *History) streamPast(ctx context.Context, id ID, parsed bool) (jetstream.Stream, error) {
+	for try := 0; ; try++ {
+		s, err := h.js.Stream(ctx, h.stream)
+		if err != nil {
+			return nil, err
+		}
+		info := s.CachedInfo()
+		if !parsed || id.Seq <= info.State.LastSeq || try == positionTries ||
+			(id.Epoch != "" && id.Epoch != Epoch(info.Created)) {
+			return s, nil
+		}
+		select {
+		case <-time.After(positionWait):
+		case <-ctx.Done():
+			return s, nil
+		}
+	}
+}
+
+// A position past the stream is read again positionTries times,
+// positionWait apart, before it counts as unknown.
+const (
+	positionTries = 6
+	positionWait  = 500 * time.Millisecond
+)
 
 // removedAfter reports whether events on subjects after position may have
 // been removed without moving the stream's first sequence: by
