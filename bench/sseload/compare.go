@@ -18,6 +18,7 @@ import (
 // server in turn, each a fresh process with a fresh nats-server.
 type compareOptions struct {
 	servers      string
+	modes        string
 	scenario     string
 	rate         float64
 	channels     int
@@ -47,6 +48,19 @@ func (c *compareOptions) check(o *options) error {
 			return fmt.Errorf("-servers: unknown server %q (want raw, ssegate, ssegate=<dir with another caddy binary> or floor=<dir>)", s)
 		}
 	}
+	for _, m := range c.modeList() {
+		if m != "stream" && m != "poll" {
+			return fmt.Errorf("-modes: unknown mode %q (want stream or poll)", m)
+		}
+		if m == "poll" && (o.proto != "h1" || c.scenario == "churn") {
+			return errors.New("-modes poll: polls are HTTP/1.1 request loops (-proto h1), not with -scenario churn")
+		}
+		for _, s := range c.serverList() {
+			if m == "poll" && !strings.HasPrefix(s, "ssegate") {
+				return fmt.Errorf("-modes poll: only ssegate long-polls, not %q", s)
+			}
+		}
+	}
 	if c.scenario != "idle" && (c.rate <= 0 || c.rate > 1e6) {
 		return errors.New("-rate must be positive and at most 1e6")
 	}
@@ -64,12 +78,17 @@ func (c *compareOptions) check(o *options) error {
 
 func (c *compareOptions) serverList() []string { return strings.Split(c.servers, ",") }
 
+func (c *compareOptions) modeList() []string { return strings.Split(cmp.Or(c.modes, "stream"), ",") }
+
 // figures is what one server did under one load.
 type figures struct {
 	server     string
+	mode       string
 	opened     int64
 	rssBefore  int64
 	rssPerConn float64 // bytes of RSS per idle stream
+	idleCPU    time.Duration
+	idleWindow time.Duration // the server's CPU over it, with the clients idle
 	memBefore  memStats
 	memIdle    memStats
 	published  int64
@@ -127,18 +146,20 @@ func runCompare(o options, out io.Writer) error {
 	fmt.Fprintf(out, ", rate %g/s, duration %v, workdir %s\n", c.rate, o.duration, c.workdir)
 	var all []*figures
 	for _, name := range c.serverList() {
-		f, err := runOne(o, name)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		for _, mode := range c.modeList() {
+			f, err := runOne(o, name, mode)
+			if err != nil {
+				return fmt.Errorf("%s (%s): %w", name, mode, err)
+			}
+			all = append(all, f)
+			printFigures(out, o, f)
 		}
-		all = append(all, f)
-		printFigures(out, o, f)
 	}
 	printTable(out, o, all)
 	return nil
 }
 
-func runOne(o options, name string) (*figures, error) {
+func runOne(o options, name, mode string) (*figures, error) {
 	kind, bindir, other := strings.Cut(name, "=")
 	label := kind
 	if other {
@@ -151,6 +172,9 @@ func runOne(o options, name string) (*figures, error) {
 	} else {
 		bindir = o.cmp.bindir
 	}
+	if len(o.cmp.modeList()) > 1 {
+		label += " " + mode
+	}
 	t, err := startTarget(kind, label, bindir, o.cmp.workdir, o.cmp.handlerExtra)
 	if err != nil {
 		return nil, err
@@ -161,7 +185,7 @@ func runOne(o options, name string) (*figures, error) {
 	if o.cmp.scenario == "churn" {
 		return runChurn(o, t)
 	}
-	return runLoad(o, t)
+	return runLoad(o, t, mode)
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit, for
@@ -194,9 +218,9 @@ func clientsFor(ctx context.Context, o options, url string) ([]*http.Client, err
 // runLoad opens the streams, reads the server's RSS before and after, and,
 // unless the scenario is idle, publishes at the rate for -duration and
 // waits up to -drain for what is still queued.
-func runLoad(o options, t *target) (*figures, error) {
+func runLoad(o options, t *target, mode string) (*figures, error) {
 	c := o.cmp
-	f := &figures{server: t.name}
+	f := &figures{server: t.name, mode: mode}
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration+c.drain+c.settle+10*time.Minute)
 	defer cancel()
 	channels := []string{"bench"}
@@ -210,6 +234,10 @@ func runLoad(o options, t *target) (*figures, error) {
 	if err != nil {
 		return nil, err
 	}
+	open, url := (*streamSet).open, t.url
+	if mode == "poll" {
+		open, url, clients = (*streamSet).poll, t.pollURL, []*http.Client{pollClient(o.n)}
+	}
 	pid := t.srv.pid()
 	if f.rssBefore, err = vmRSS(pid); err != nil {
 		return nil, err
@@ -218,8 +246,8 @@ func runLoad(o options, t *target) (*figures, error) {
 		return nil, err
 	}
 	set := openStreams(ctx, clients, o.n, o.ramp,
-		func(i int) string { return t.url(channels[i%len(channels)]) },
-		func(i int) int { return i % len(channels) })
+		func(i int) string { return url(channels[i%len(channels)]) },
+		func(i int) int { return i % len(channels) }, open)
 	f.opened = set.opened.Load()
 	time.Sleep(c.settle)
 	rss, err := vmRSS(pid)
@@ -237,7 +265,21 @@ func runLoad(o options, t *target) (*figures, error) {
 			return nil, err
 		}
 	}
-	if c.scenario != "idle" {
+	if c.scenario == "idle" {
+		// What idle clients cost the server's CPU: heartbeats for
+		// streams, the re-polls after each wait for polls.
+		cpu0, _ := cpuTime(pid)
+		if c.cpuProfile != "" {
+			err = cpuProfile(t.pprof, o.duration, c.cpuProfile+"-"+t.name+"-idle.pprof")
+		} else {
+			time.Sleep(o.duration)
+		}
+		cpu1, _ := cpuTime(pid)
+		f.idleCPU, f.idleWindow = cpu1-cpu0, o.duration
+		if err != nil {
+			return nil, err
+		}
+	} else {
 		if err := publishAndDrain(ctx, o, t, set, channels, f); err != nil {
 			return nil, err
 		}

@@ -79,6 +79,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.ramp, "ramp", 16, "how many streams are opened concurrently")
 	fs.BoolVar(&o.compare, "compare", false, "run raw and ssegate in turn, each fresh, and compare (ignores -url)")
 	fs.StringVar(&o.cmp.servers, "servers", "raw,ssegate", "-compare: servers to run, in order; ssegate=<dir> runs <dir>/caddy, for before and after figures in one run; floor=<dir> runs a caddy built from bench/caddyfloor (idle only), for what Caddy itself costs per stream")
+	fs.StringVar(&o.cmp.modes, "modes", "stream", "-compare: how clients read, run in turn on each server, each fresh: stream, poll (a loop of GET /events/poll?channel=..&after=<last_id>&wait=25s over HTTP/1.1), or stream,poll")
 	fs.StringVar(&o.cmp.scenario, "scenario", "broadcast", "-compare: broadcast, users, idle or churn")
 	fs.Float64Var(&o.cmp.rate, "rate", 100, "-compare: events/s published (broadcast, users) or connects/s (churn)")
 	fs.IntVar(&o.cmp.channels, "channels", 0, "-compare users: channels published round-robin (default -n); stream i is on channel user<i mod channels>, so -n 10 -channels 1000 is a gateway whose clients want 1% of the stream")
@@ -89,7 +90,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.cmp.workdir, "workdir", "", "-compare: directory for binaries, logs and stores (default: a new temporary one)")
 	fs.StringVar(&o.cmp.bindir, "bindir", "", "-compare: directory for the built binaries (default: <workdir>/bin)")
 	fs.BoolVar(&o.cmp.noBuild, "no-build", false, "-compare: reuse binaries already in -bindir")
-	fs.StringVar(&o.cmp.cpuProfile, "cpuprofile", "", "-compare: save each server's heap profile with the streams idle (<prefix>-<server>-idle.heap) and CPU profile over the middle half of the window (<prefix>-<server>.pprof)")
+	fs.StringVar(&o.cmp.cpuProfile, "cpuprofile", "", "-compare: save each server's heap profile with the streams idle (<prefix>-<server>-idle.heap) and CPU profile over the middle half of the window (<prefix>-<server>.pprof), or with -scenario idle over the idle -duration (<prefix>-<server>-idle.pprof)")
 	fs.StringVar(&o.cmp.handlerExtra, "ssegate-handler", "", "-compare: Caddyfile lines added to ssegate's handler block, e.g. 'queue_size 64'")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -89,3 +89,24 @@ func TestChannelsFlagOnlyForUsers(t *testing.T) {
 		}
 	}
 }
+
+func TestPollModeOnlyForSsegateOverHTTP1(t *testing.T) {
+	for _, tc := range []struct {
+		servers, modes, proto, scenario string
+		ok                              bool
+	}{
+		{"ssegate", "stream,poll", "h1", "idle", true},
+		{"ssegate,ssegate=/tmp/x", "poll", "h1", "users", true},
+		{"ssegate", "", "h2c", "users", true},
+		{"raw,ssegate", "poll", "h1", "idle", false},
+		{"ssegate", "poll", "h2c", "idle", false},
+		{"ssegate", "poll", "h1", "churn", false},
+		{"ssegate", "sse", "h1", "idle", false},
+	} {
+		o := options{n: 10, proto: tc.proto, conns: 1, duration: time.Second, ramp: 1}
+		o.cmp = compareOptions{servers: tc.servers, modes: tc.modes, scenario: tc.scenario, rate: 100, hold: time.Second}
+		if err := o.cmp.check(&o); (err == nil) != tc.ok {
+			t.Errorf("%+v: err = %v, want ok %v", tc, err, tc.ok)
+		}
+	}
+}

@@ -41,6 +41,10 @@ func printFigures(out io.Writer, o options, f *figures) {
 			kib(float64(f.memIdle.heapAlloc-f.memBefore.heapAlloc)/n), kib(float64(f.memIdle.stackInuse-f.memBefore.stackInuse)/n),
 			float64(f.memIdle.goroutines-f.memBefore.goroutines)/n)
 	}
+	if f.idleWindow > 0 {
+		fmt.Fprintf(out, "idle cpu    server %.2f s over %v (%.2f%% of one core)\n",
+			f.idleCPU.Seconds(), f.idleWindow, f.idleCorePct())
+	}
 	if o.cmp.scenario != "idle" {
 		fmt.Fprintf(out, "published   %d events in %v (%.0f/s)\n", f.published, f.window.Round(time.Millisecond), perSec(f.published, f.window))
 		fmt.Fprintf(out, "delivered   %.0f/s while publishing; %d of %d expected after a %v drain; loss %d, repeated %d\n",
@@ -98,10 +102,13 @@ func printTable(out io.Writer, o options, all []*figures) {
 				mib(cf.base.heap), mib(cf.after30.heap))
 		}
 	case o.cmp.scenario == "idle":
-		fmt.Fprintln(out, "| server | streams | RSS per idle stream |")
-		fmt.Fprintln(out, "|---|---|---|")
+		fmt.Fprintln(out, "| server | clients | RSS per idle client | Go heap per client | stacks per client | goroutines per client | server CPU while idle |")
+		fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
 		for _, f := range all {
-			fmt.Fprintf(out, "| %s | %d | %s |\n", f.server, f.opened, kib(f.rssPerConn))
+			n := float64(max(f.opened, 1))
+			fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %.2f | %.2f%% of a core over %v |\n", f.server, f.opened, kib(f.rssPerConn),
+				kib(float64(f.memIdle.heapAlloc-f.memBefore.heapAlloc)/n), kib(float64(f.memIdle.stackInuse-f.memBefore.stackInuse)/n),
+				float64(f.memIdle.goroutines-f.memBefore.goroutines)/n, f.idleCorePct(), f.idleWindow)
 		}
 		if raw != nil && len(all) > 1 {
 			for _, f := range all {
@@ -130,6 +137,13 @@ func printTable(out io.Writer, o options, all []*figures) {
 			}
 		}
 	}
+}
+
+func (f *figures) idleCorePct() float64 {
+	if f.idleWindow <= 0 {
+		return 0
+	}
+	return 100 * f.idleCPU.Seconds() / f.idleWindow.Seconds()
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

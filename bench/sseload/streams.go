@@ -32,9 +32,13 @@ type streamSet struct {
 	errs    sync.Map // error text -> *atomic.Int64
 }
 
-// openStreams opens n streams, ramp at a time, and returns once every
-// attempt has an answer. Each open stream is read until ctx ends.
-func openStreams(ctx context.Context, clients []*http.Client, n, ramp int, url func(i int) string, channel func(i int) int) *streamSet {
+// opener opens one client of a set: a stream (streamSet.open) or a poll
+// loop (streamSet.poll).
+type opener func(s *streamSet, ctx context.Context, c *http.Client, url string, t *tracked)
+
+// openStreams opens n clients with open, ramp at a time, and returns once
+// every attempt has an answer. Each open client is read until ctx ends.
+func openStreams(ctx context.Context, clients []*http.Client, n, ramp int, url func(i int) string, channel func(i int) int, open opener) *streamSet {
 	s := &streamSet{streams: make([]*tracked, n)}
 	next := make(chan int)
 	var openers sync.WaitGroup
@@ -43,7 +47,7 @@ func openStreams(ctx context.Context, clients []*http.Client, n, ramp int, url f
 			for i := range next {
 				t := &tracked{channel: channel(i)}
 				s.streams[i] = t
-				s.open(ctx, clients[i%len(clients)], url(i), t)
+				open(s, ctx, clients[i%len(clients)], url(i), t)
 			}
 		})
 	}

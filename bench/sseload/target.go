@@ -42,8 +42,9 @@ const caddyfile = `{
 :%d {
 	bind 127.0.0.1
 	respond /healthz 200
-	ssegate /events {
+	ssegate /events* {
 		public >
+		poll /events/poll
 %s
 	}
 }
@@ -162,6 +163,10 @@ func ensureStream(url string) (*nats.Conn, error) {
 }
 
 func (t *target) url(channel string) string { return t.base + "/events?channel=" + channel }
+
+func (t *target) pollURL(channel string) string {
+	return t.base + "/events/poll?channel=" + channel
+}
 
 func (t *target) stop() {
 	if t.pub != nil {

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+)
+
+// pollWait is the wait every poll asks for, as the documented client
+// loop does: a waiting poll is answered by an event or after it.
+const pollWait = "25s"
+
+// pollAnswer is what the load tool reads of a poll's answer.
+type pollAnswer struct {
+	Events []struct {
+		ID   string `json:"id"`
+		Data string `json:"data"`
+	} `json:"events"`
+	LastID string `json:"last_id"`
+}
+
+// poll starts one client's poll loop: GET <url>&after=<last_id>&wait=25s,
+// again and again, each time from the last answer's last_id, until ctx
+// ends. It returns once the first request is on the wire, so that the
+// run's settle time measures polls that wait in the server.
+func (s *streamSet) poll(ctx context.Context, c *http.Client, base string, t *tracked) {
+	sent := make(chan error, 1)
+	s.readers.Go(func() {
+		after := ""
+		first := true
+		for ctx.Err() == nil {
+			reqCtx := ctx
+			if first {
+				reqCtx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+					WroteRequest: func(i httptrace.WroteRequestInfo) { sent <- i.Err },
+				})
+			}
+			a, err := pollOnce(reqCtx, c, base, after)
+			if first && err != nil {
+				// The trace may not have fired: a dial that failed.
+				select {
+				case sent <- err:
+				default:
+				}
+			}
+			first = false
+			if err != nil {
+				if ctx.Err() == nil {
+					t.err = err
+					s.countErr(err)
+				}
+				return
+			}
+			for _, e := range a.Events {
+				t.record([]byte(e.ID), []byte(e.Data))
+			}
+			after = a.LastID
+		}
+	})
+	if err := <-sent; err != nil {
+		return
+	}
+	t.open = true
+	s.opened.Add(1)
+}
+
+// pollOnce sends one poll and reads its answer.
+func pollOnce(ctx context.Context, c *http.Client, base, after string) (pollAnswer, error) {
+	var a pollAnswer
+	u := base + "&wait=" + pollWait
+	if after != "" {
+		u += "&after=" + url.QueryEscape(after)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return a, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return a, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return a, fmt.Errorf("poll: %s %s", resp.Status, body)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		return a, fmt.Errorf("poll answer: %w", err)
+	}
+	if a.LastID == "" {
+		return a, errors.New("poll answer without last_id")
+	}
+	return a, nil
+}
+
+// pollClient is the HTTP/1.1 client of a poll run: one kept-alive
+// connection per client loop, as a browser's fetch keeps it, so that
+// the run compares 1,000 connections with 1,000 connections.
+func pollClient(n int) *http.Client {
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: n, MaxConnsPerHost: n}
+	return &http.Client{Transport: tr}
+}
