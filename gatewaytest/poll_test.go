@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ssegate/ssegate/history"
+	"github.com/ssegate/ssegate/replay"
 )
 
 // TestPollAnswersAtTheFirstEvent: a waiting poll answers as soon as an
@@ -261,4 +262,41 @@ func pollLoop(t *testing.T, base string, channels []string, target *atomic.Uint6
 	}
 	t.Errorf("poll loop %v did not reach the end", channels)
 	return got
+}
+
+// TestPollForgedFutureAfterDoesNotWait: a position past the stream's last
+// event, with the stream's own epoch, is not waited on: it gets the
+// unknown_position reset a stream gets for it, at once, with the current
+// position to poll on from; and the next poll from there gets the next
+// event.
+func TestPollForgedFutureAfterDoesNotWait(t *testing.T) {
+	g := pastGateway(t, nil)
+	js := g.js()
+	last := publish(t, js, "events.z", "", "before")
+	_, a, _ := getJSON(t, g, "/events/history", url.Values{"channel": {"z"}, "last": {"1"}})
+	id, err := replay.Parse(a.LastID)
+	if err != nil || id.Seq != last {
+		t.Fatalf("history last_id %q", a.LastID)
+	}
+	forged := replay.ID{Seq: last + 1000, Epoch: id.Epoch}.String()
+	start := time.Now()
+	status, b, body := getJSON(t, g, "/events/poll", url.Values{"channel": {"z"}, "after": {forged}, "wait": {"25s"}})
+	// Resolve reads the stream again for up to 3 s before it calls a
+	// position unknown (a new leader may not have applied it yet).
+	if took := time.Since(start); status != 200 || took > 10*time.Second || b.Reset == nil || b.Reset.Reason != replay.ResetUnknown || len(b.Events) != 0 {
+		t.Fatalf("forged future after: %d %s after %v", status, body, took)
+	}
+	if got := seqOf(t, b.LastID); got != last {
+		t.Fatalf("forged future after: last_id %q, want the current position %d", b.LastID, last)
+	}
+	done := make(chan history.Answer, 1)
+	go func() {
+		_, c, _ := getJSON(t, g, "/events/poll", url.Values{"channel": {"z"}, "after": {b.LastID}, "wait": {"20s"}})
+		done <- c
+	}()
+	eventually(t, 5*time.Second, "poll waiting", func() bool { return g.metric(mPollsWaiting) == 1 })
+	next := publish(t, js, "events.z", "", "after")
+	if c := <-done; len(c.Events) != 1 || seqOf(t, c.Events[0].ID) != next {
+		t.Fatalf("poll after the reset: %+v", c)
+	}
 }

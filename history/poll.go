@@ -87,6 +87,16 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 			return a, err
 		}
 		pos = reached
+	} else if p.hasAfter && id.Seq > pos {
+		// Past the hub's position: a hub that lags the stream by the
+		// events in flight, or a forged position. The stream says which,
+		// as it does for a stream's Last-Event-ID: a reset at once for a
+		// position it does not hold, never a wait on it.
+		a, reached, err := s.page(ctx, src, req, p)
+		if err != nil || len(a.Events) > 0 || a.Reset != nil {
+			return a, err
+		}
+		pos = max(pos, reached)
 	} else if p.hasAfter {
 		pos = id.Seq
 	}
