@@ -1,9 +1,13 @@
 package history
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/replay"
@@ -132,10 +136,33 @@ func (c *collector) answer(epoch string, reached uint64) Answer {
 	return a
 }
 
-func writeAnswer(w http.ResponseWriter, a Answer) {
+// writeAnswer writes a in one piece with its length: a poll loop's
+// answers are small and many, and a known length spares the chunked
+// encoding and a write per chunk.
+func (s *Server) writeAnswer(w http.ResponseWriter, a Answer) {
+	buf, _ := s.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		// Pool only what a poll's answer takes; a large history page's
+		// buffer goes with it.
+		if buf.Cap() <= maxPooledAnswer {
+			buf.Reset()
+			s.bufs.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(a); err != nil {
+		s.log.Error("history answer", zap.Error(err))
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(a)
+	_, _ = w.Write(buf.Bytes())
 }
+
+// maxPooledAnswer is the largest answer buffer kept for the next answer.
+const maxPooledAnswer = 64 << 10

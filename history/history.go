@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -53,6 +54,8 @@ type Server struct {
 	writeTimeout time.Duration
 	waiting      func(delta float64)
 	keep         keepers
+	// bufs holds answer buffers between answers.
+	bufs sync.Pool
 }
 
 // Option configures a Server.
@@ -118,7 +121,7 @@ func (s *Server) ServeHistory(w http.ResponseWriter, r *http.Request, req Reques
 		s.unavailable(w, r, err)
 		return
 	}
-	writeAnswer(w, a)
+	s.writeAnswer(w, a)
 }
 
 // page reads one answer's events from the stream. It returns the answer

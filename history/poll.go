@@ -49,7 +49,7 @@ func (s *Server) ServePoll(w http.ResponseWriter, r *http.Request, req Request) 
 		s.unavailable(w, r, err)
 		return
 	}
-	writeAnswer(w, a)
+	s.writeAnswer(w, a)
 }
 
 // pollOnce attaches, reads the stream if the client is behind, and

@@ -84,6 +84,7 @@ func (c *compareOptions) modeList() []string { return strings.Split(cmp.Or(c.mod
 type figures struct {
 	server     string
 	mode       string
+	waiting    int // polls the server counted as waiting, after the settle
 	opened     int64
 	rssBefore  int64
 	rssPerConn float64 // bytes of RSS per idle stream
@@ -259,6 +260,11 @@ func runLoad(o options, t *target, mode string) (*figures, error) {
 	}
 	if f.memIdle, err = readMemStats(t.pprof); err != nil {
 		return nil, err
+	}
+	if mode == "poll" {
+		if f.waiting, err = pollsWaiting(t); err != nil {
+			return nil, err
+		}
 	}
 	if c.cpuProfile != "" {
 		if err := heapProfile(t.pprof, c.cpuProfile+"-"+t.name+"-idle.heap"); err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +11,9 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // pollWait is the wait every poll asks for, as the documented client
@@ -104,4 +109,24 @@ func pollOnce(ctx context.Context, c *http.Client, base, after string) (pollAnsw
 func pollClient(n int) *http.Client {
 	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: n, MaxConnsPerHost: n}
 	return &http.Client{Transport: tr}
+}
+
+// pollsWaiting reads the gateway's ssegate_polls_waiting gauge from its
+// admin endpoint's /metrics: that the polls of an idle run do wait in
+// the server, rather than being answered and sent again.
+func pollsWaiting(t *target) (int, error) {
+	resp, err := httpGet(strings.TrimSuffix(t.pprof, "/debug/pprof")+"/metrics", 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "ssegate_polls_waiting "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return int(f), err
+		}
+	}
+	return 0, cmp.Or(sc.Err(), errors.New("no ssegate_polls_waiting in /metrics"))
 }

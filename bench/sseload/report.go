@@ -41,6 +41,9 @@ func printFigures(out io.Writer, o options, f *figures) {
 			kib(float64(f.memIdle.heapAlloc-f.memBefore.heapAlloc)/n), kib(float64(f.memIdle.stackInuse-f.memBefore.stackInuse)/n),
 			float64(f.memIdle.goroutines-f.memBefore.goroutines)/n)
 	}
+	if f.mode == "poll" {
+		fmt.Fprintf(out, "waiting     %d polls (ssegate_polls_waiting, after the settle)\n", f.waiting)
+	}
 	if f.idleWindow > 0 {
 		fmt.Fprintf(out, "idle cpu    server %.2f s over %v (%.2f%% of one core)\n",
 			f.idleCPU.Seconds(), f.idleWindow, f.idleCorePct())
