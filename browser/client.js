@@ -20,6 +20,9 @@ const DEFAULTS = {
   credentials: "same-origin",
   storage: globalThis.localStorage ?? null,
   fallbackAfter: 5000, // ms without a byte before long-polling
+  // ms of long-polling before the stream is tried again, doubling after
+  // each try that falls back again, up to max; a working stream resets it.
+  streamRetry: { initial: 60000, max: 600000 },
   pollWait: "25s",
   backoff: { initial: 1000, max: 30000 },
 };
@@ -27,6 +30,7 @@ const DEFAULTS = {
 // Lifecycle events; the events of the channels use their own names.
 export const OPEN = "ssegate:open";
 export const FALLBACK = "ssegate:fallback";
+export const STREAM_RETRY = "ssegate:stream-retry";
 export const ERROR = "ssegate:error";
 export const RESET = "reset";
 
@@ -44,6 +48,8 @@ export class Client extends EventTarget {
   #retry = 2000;
   #lastId = null;
   #polling = false;
+  #streamTries = 0;
+  #retryAt = 0;
   transport = "stream";
 
   constructor(options) {
@@ -78,8 +84,37 @@ export class Client extends EventTarget {
   }
 
   async #run() {
-    while (!this.#closed && this.transport === "stream") await this.#streamOnce();
-    while (!this.#closed) await this.#pollOnce();
+    while (!this.#closed) {
+      if (this.transport === "stream") await this.#streamOnce();
+      else await this.#pollUntilRetry();
+    }
+  }
+
+  // #pollUntilRetry long-polls until it is time to try the stream again
+  // (a proxy that buffered may have gone, or the network changed); the
+  // poll in progress then ends first, so it may be up to pollWait late.
+  async #pollUntilRetry() {
+    while (!this.#closed && Date.now() < this.#retryAt) await this.#pollOnce();
+    if (this.#closed) return;
+    this.transport = "stream";
+    const detail = { attempt: this.#streamTries, reason: "trying the stream again after long-polling" };
+    console.info("ssegate:", detail.reason);
+    this.#emit(STREAM_RETRY, detail);
+  }
+
+  // #fallBack switches to long-polling until the next try of the stream.
+  #fallBack() {
+    const { initial, max } = this.#o.streamRetry;
+    const retryIn = Math.min(max, initial * 2 ** this.#streamTries++);
+    this.transport = "poll";
+    this.#polling = false;
+    this.#retryAt = Date.now() + retryIn;
+    const detail = {
+      reason: `nothing arrived on the stream within ${this.#o.fallbackAfter} ms; long-polling instead, and trying the stream again in ${Math.round(retryIn / 1000)} s`,
+      retryIn,
+    };
+    console.warn("ssegate:", detail.reason);
+    this.#emit(FALLBACK, detail);
   }
 
   // #streamOnce reads one stream to its end, and waits before the next.
@@ -108,16 +143,14 @@ export class Client extends EventTarget {
         if (!heard) {
           heard = true;
           this.#failures = 0;
+          this.#streamTries = 0;
         }
         parse(value);
       }
       await sleep(this.#retry);
     } catch (err) {
       if (ctrl.signal.reason === "fallback") {
-        this.transport = "poll";
-        const detail = { reason: `nothing arrived on the stream within ${this.#o.fallbackAfter} ms; long-polling instead` };
-        console.warn("ssegate:", detail.reason);
-        this.#emit(FALLBACK, detail);
+        this.#fallBack();
       } else if (!this.#closed) {
         this.#emit(ERROR, { error: String(err) });
         await this.#backoff();

@@ -97,16 +97,33 @@ async function streaming(browser) {
 
 async function bufferedProxy(browser) {
   const page = await browser.newPage();
-  await page.goto(`${buffered}/?fallback=2000`);
+  await page.goto(`${buffered}/?fallback=2000&stream_retry=3000`);
   await waitFor(page, "the fallback", () => window.got.some((e) => e.type === "fallback"));
   const fb = await page.evaluate(() => window.got.find((e) => e.type === "fallback"));
   ok(/long-polling/.test(fb.reason), fb.reason);
+  ok(/trying the stream again in 3 s/.test(fb.reason), fb.reason);
   await waitFor(page, "the first poll", () => window.got.some((e) => e.type === "open" && e.transport === "poll"));
   const sent = [];
   for (const d of ["p1", "p2", "p3"]) sent.push([await publish(buffered, d), d]);
   await expect(page, sent, "long-polling behind a buffering proxy");
-  const transport = await page.evaluate(() => window.feed.transport);
-  equal(transport, "poll");
+  equal(await page.evaluate(() => window.feed.transport), "poll");
+
+  // Later it tries the stream again, says so, and falls back again while
+  // the proxy still buffers, waiting twice as long before the next try.
+  await waitFor(page, "a second fallback after a stream try", () => window.got.filter((e) => e.type === "fallback").length >= 2);
+  const tries = await page.evaluate(() => window.got.filter((e) => e.type === "stream-retry"));
+  ok(tries.length >= 1 && /trying the stream again/.test(tries[0].reason), JSON.stringify(tries));
+  const retryIn = await page.evaluate(() => window.got.filter((e) => e.type === "fallback").map((e) => e.retryIn));
+  deepStrictEqual(retryIn.slice(0, 2), [3000, 6000], "the stream is tried again with backoff");
+  sent.push([await publish(buffered, "p4"), "p4"]);
+  await expect(page, sent, "long-polling again after a stream try");
+
+  // The proxy stops buffering: the next try streams, and stays.
+  await ctl(buffered, "unbuffer");
+  await waitFor(page, "the stream after the proxy stopped buffering", () => window.got.some((e) => e.type === "open" && e.transport === "stream"));
+  for (const d of ["p5", "p6"]) sent.push([await publish(buffered, d), d]);
+  await expect(page, sent, "streaming again after long-polling");
+  equal(await page.evaluate(() => window.feed.transport), "stream");
   await page.close();
 }
 

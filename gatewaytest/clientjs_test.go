@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ import (
 // clientPage is the test page: it imports client.js from the gateway and
 // logs what the client raises in window.got.
 const clientPage = `<!doctype html><script type="module">
-import { connect, OPEN, FALLBACK, ERROR } from "/events/client.js";
+import { connect, OPEN, FALLBACK, STREAM_RETRY, ERROR } from "/events/client.js";
 const params = new URLSearchParams(location.search);
 window.got = [];
 let tickets = 0;
@@ -36,6 +37,7 @@ window.feed = connect({
   channels: ["user.alice"],
   fallbackAfter: Number(params.get("fallback") || 5000),
   pollWait: "1s",
+  streamRetry: { initial: Number(params.get("stream_retry") || 60000), max: 60000 },
   backoff: { initial: 200, max: 1000 },
   ticket: async () => {
     tickets++;
@@ -49,6 +51,7 @@ window.feed.on("update", keep("update"));
 window.feed.on("reset", keep("reset"));
 window.feed.on(OPEN, keep("open"));
 window.feed.on(FALLBACK, keep("fallback"));
+window.feed.on(STREAM_RETRY, keep("stream-retry"));
 window.feed.on(ERROR, keep("error"));
 </script>`
 
@@ -59,6 +62,9 @@ type clientFront struct {
 	gatewayURL string
 	js         jetstream.JetStream
 	restart    chan chan string
+	// unbuffered, once set, lets the buffering front pass streams at
+	// once: the proxy that held them back is gone.
+	unbuffered atomic.Bool
 }
 
 func (f *clientFront) handler(buffering bool) http.Handler {
@@ -90,8 +96,16 @@ func (f *clientFront) handler(buffering bool) http.Handler {
 	})
 	events := http.Handler(pass)
 	if buffering {
-		events = bufferingHandler(f.gatewayURL)
+		held := bufferingHandler(f.gatewayURL)
+		events = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if f.unbuffered.Load() {
+				pass.ServeHTTP(w, r)
+				return
+			}
+			held.ServeHTTP(w, r)
+		})
 	}
+	mux.HandleFunc("POST /ctl/unbuffer", func(w http.ResponseWriter, r *http.Request) { f.unbuffered.Store(true) })
 	mux.Handle("/events", events)
 	mux.Handle("/events/", events)
 	return mux
@@ -142,7 +156,8 @@ func (f *clientFront) ticket(w http.ResponseWriter, r *http.Request) {
 // TestClientJSInChromium runs e2e/clientjs.mjs: client.js in a real
 // Chromium through a refused first ticket, tickets expiring mid-stream, a
 // gateway restart, a page reload and a reset, and behind a buffering
-// proxy, where it must fall back to long-polling.
+// proxy, where it must fall back to long-polling, try the stream again
+// later with backoff, and stream once the proxy lets it through.
 func TestClientJSInChromium(t *testing.T) {
 	chromium, node := browserTools(t)
 	ns := natsServer(t)
