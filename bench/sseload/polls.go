@@ -94,7 +94,13 @@ func pollOnce(ctx context.Context, c *http.Client, base, after string) (pollAnsw
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 		return a, fmt.Errorf("poll: %s %s", resp.Status, body)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+	// Read to the end, as a browser's res.json() does: a body closed
+	// before its end costs the connection, and the next poll a new one.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return a, fmt.Errorf("poll answer: %w", err)
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
 		return a, fmt.Errorf("poll answer: %w", err)
 	}
 	if a.LastID == "" {
