@@ -17,6 +17,18 @@
 // churn (-rate connects/s, each stream held for -hold on a channel of its
 // own).
 //
+// With -modes stream,poll each server runs twice, each time fresh: once
+// with the clients on streams, once with each client looping over the
+// poll endpoint (GET /events/poll?channel=..&after=<last_id>&wait=25s on a
+// kept-alive HTTP/1.1 connection), on the same channels:
+//
+//	go run ./bench/sseload -compare -scenario idle -proto h1 -n 1000 -modes stream,poll -servers ssegate -duration 30s
+//	go run ./bench/sseload -compare -scenario users -proto h1 -n 1000 -channels 100 -rate 100 -ts -modes stream,poll -servers ssegate
+//
+// An idle run also reads the server's CPU over -duration with the
+// clients idle: heartbeats for streams, the polls that end at their wait
+// and are sent again.
+//
 // With -ts, each event's data must hold its publish time in Unix
 // nanoseconds, alone or as a JSON field "ts", and the report includes
 // publish-to-receipt latency percentiles. Publisher and sseload must then
