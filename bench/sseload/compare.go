@@ -19,6 +19,7 @@ import (
 type compareOptions struct {
 	servers      string
 	modes        string
+	pollWait     time.Duration
 	scenario     string
 	rate         float64
 	channels     int
@@ -51,6 +52,9 @@ func (c *compareOptions) check(o *options) error {
 	for _, m := range c.modeList() {
 		if m != "stream" && m != "poll" {
 			return fmt.Errorf("-modes: unknown mode %q (want stream or poll)", m)
+		}
+		if m == "poll" && (c.pollWait <= 0 || c.pollWait > time.Hour) {
+			return errors.New("-poll-wait must be positive and at most 1h")
 		}
 		if m == "poll" && (o.proto != "h1" || c.scenario == "churn") {
 			return errors.New("-modes poll: polls are HTTP/1.1 request loops (-proto h1), not with -scenario churn")
@@ -237,7 +241,8 @@ func runLoad(o options, t *target, mode string) (*figures, error) {
 	}
 	open, url := (*streamSet).open, t.url
 	if mode == "poll" {
-		open, url, clients = (*streamSet).poll, t.pollURL, []*http.Client{pollClient(o.n)}
+		open, clients = (*streamSet).poll, []*http.Client{pollClient(o.n)}
+		url = func(ch string) string { return t.pollURL(ch) + "&wait=" + c.pollWait.String() }
 	}
 	pid := t.srv.pid()
 	if f.rssBefore, err = vmRSS(pid); err != nil {

@@ -20,7 +20,8 @@
 // With -modes stream,poll each server runs twice, each time fresh: once
 // with the clients on streams, once with each client looping over the
 // poll endpoint (GET /events/poll?channel=..&after=<last_id>&wait=25s on a
-// kept-alive HTTP/1.1 connection), on the same channels:
+// kept-alive HTTP/1.1 connection; -poll-wait sets the wait), on the same
+// channels:
 //
 //	go run ./bench/sseload -compare -scenario idle -proto h1 -n 1000 -modes stream,poll -servers ssegate -duration 30s
 //	go run ./bench/sseload -compare -scenario users -proto h1 -n 1000 -channels 100 -rate 100 -ts -modes stream,poll -servers ssegate
@@ -92,6 +93,7 @@ func run(args []string, out io.Writer) error {
 	fs.BoolVar(&o.compare, "compare", false, "run raw and ssegate in turn, each fresh, and compare (ignores -url)")
 	fs.StringVar(&o.cmp.servers, "servers", "raw,ssegate", "-compare: servers to run, in order; ssegate=<dir> runs <dir>/caddy, for before and after figures in one run; floor=<dir> runs a caddy built from bench/caddyfloor (idle only), for what Caddy itself costs per stream")
 	fs.StringVar(&o.cmp.modes, "modes", "stream", "-compare: how clients read, run in turn on each server, each fresh: stream, poll (a loop of GET /events/poll?channel=..&after=<last_id>&wait=25s over HTTP/1.1), or stream,poll")
+	fs.DurationVar(&o.cmp.pollWait, "poll-wait", 25*time.Second, "-modes poll: the wait each poll asks for (the gateway caps it at its max_wait, 60 s by default)")
 	fs.StringVar(&o.cmp.scenario, "scenario", "broadcast", "-compare: broadcast, users, idle or churn")
 	fs.Float64Var(&o.cmp.rate, "rate", 100, "-compare: events/s published (broadcast, users) or connects/s (churn)")
 	fs.IntVar(&o.cmp.channels, "channels", 0, "-compare users: channels published round-robin (default -n); stream i is on channel user<i mod channels>, so -n 10 -channels 1000 is a gateway whose clients want 1% of the stream")

@@ -104,7 +104,7 @@ func TestPollModeOnlyForSsegateOverHTTP1(t *testing.T) {
 		{"ssegate", "sse", "h1", "idle", false},
 	} {
 		o := options{n: 10, proto: tc.proto, conns: 1, duration: time.Second, ramp: 1}
-		o.cmp = compareOptions{servers: tc.servers, modes: tc.modes, scenario: tc.scenario, rate: 100, hold: time.Second}
+		o.cmp = compareOptions{servers: tc.servers, modes: tc.modes, scenario: tc.scenario, rate: 100, hold: time.Second, pollWait: 25 * time.Second}
 		if err := o.cmp.check(&o); (err == nil) != tc.ok {
 			t.Errorf("%+v: err = %v, want ok %v", tc, err, tc.ok)
 		}

@@ -16,10 +16,6 @@ import (
 	"time"
 )
 
-// pollWait is the wait every poll asks for, as the documented client
-// loop does: a waiting poll is answered by an event or after it.
-const pollWait = "25s"
-
 // pollAnswer is what the load tool reads of a poll's answer.
 type pollAnswer struct {
 	Events []struct {
@@ -29,7 +25,8 @@ type pollAnswer struct {
 	LastID string `json:"last_id"`
 }
 
-// poll starts one client's poll loop: GET <url>&after=<last_id>&wait=25s,
+// poll starts one client's poll loop: GET <url>&after=<last_id>, url
+// holding the channel and the wait,
 // again and again, each time from the last answer's last_id, until ctx
 // ends. It returns once the first request is on the wire, so that the
 // run's settle time measures polls that wait in the server.
@@ -77,7 +74,7 @@ func (s *streamSet) poll(ctx context.Context, c *http.Client, base string, t *tr
 // pollOnce sends one poll and reads its answer.
 func pollOnce(ctx context.Context, c *http.Client, base, after string) (pollAnswer, error) {
 	var a pollAnswer
-	u := base + "&wait=" + pollWait
+	u := base
 	if after != "" {
 		u += "&after=" + url.QueryEscape(after)
 	}
