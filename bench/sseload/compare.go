@@ -107,6 +107,7 @@ type figures struct {
 	serverCPU  time.Duration
 	windowCPU  time.Duration // the server's CPU while publishing
 	stored     int64         // messages in the stream after the drain
+	apiCalls   int64         // JetStream API requests from the start of publishing to the end of the drain
 	natsCPU    time.Duration
 	clientCPU  time.Duration
 	errs       map[string]int64
@@ -312,6 +313,7 @@ func publishAndDrain(ctx context.Context, o options, t *target, set *streamSet, 
 	pub := newPublisher(t.pub, channels)
 	srv0, _ := cpuTime(t.srv.pid())
 	nats0, _ := cpuTime(t.nats.pid())
+	api0, apiErr := apiRequests(t.monitor)
 	self0 := selfCPU()
 	profiled := make(chan error, 1)
 	if c.cpuProfile != "" {
@@ -345,10 +347,14 @@ func publishAndDrain(ctx context.Context, o options, t *target, set *streamSet, 
 	f.delivered = set.delivered()
 	srv1, _ := cpuTime(t.srv.pid())
 	nats1, _ := cpuTime(t.nats.pid())
+	api1, err := apiRequests(t.monitor)
+	if err = errors.Join(apiErr, err); err != nil {
+		return err
+	}
+	f.apiCalls = api1 - api0
 	f.serverCPU, f.natsCPU, f.clientCPU = srv1-srv0, nats1-nats0, selfCPU()-self0
 	// Publishes are not acked: what nats-server could not store is lost
 	// before any server sees it, and shows here.
-	var err error
 	if f.stored, err = t.storedMsgs(ctx); err != nil {
 		return err
 	}

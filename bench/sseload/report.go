@@ -54,6 +54,7 @@ func printFigures(out io.Writer, o options, f *figures) {
 			perSec(f.inWindow, f.window), f.delivered, f.expected, f.drainTime.Round(time.Millisecond), f.loss(), f.dups)
 		fmt.Fprintf(out, "latency     p50 %s  p90 %s  p99 %s  max %s (publish to receipt, %d samples)\n",
 			ms(f.lat.quantile(0.5)), ms(f.lat.quantile(0.9)), ms(f.lat.quantile(0.99)), ms(f.lat.quantile(1)), f.lat.count())
+		fmt.Fprintf(out, "jetstream   %d API requests while publishing and draining (the publisher sends none: it publishes with core NATS)\n", f.apiCalls)
 		fmt.Fprintf(out, "cpu         server %.2f s (%.2f µs per delivery), nats-server %.2f s, load tool %.2f s\n",
 			f.serverCPU.Seconds(), float64(f.cpuPer())/1e3, f.natsCPU.Seconds(), f.clientCPU.Seconds())
 		// What the stream's rate costs a server, whether or not its clients

@@ -184,6 +184,23 @@ func subscriptions(monitor string) (int, error) {
 	return v.N, err
 }
 
+// apiRequests is the JetStream API requests the nats-server has
+// answered, from its monitoring port.
+func apiRequests(monitor string) (int64, error) {
+	resp, err := httpGet(monitor+"/jsz", 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		API struct {
+			Total int64 `json:"total"`
+		} `json:"api"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	return v.API.Total, err
+}
+
 // heapProfile saves the server's heap profile to file.
 func heapProfile(pprofBase, file string) error {
 	resp, err := httpGet(pprofBase+"/heap?gc=1", 30*time.Second)
