@@ -23,24 +23,32 @@ type keepers struct {
 	m      map[string]*keeper
 }
 
-// keeper is one channel's hub client and its recent frames.
+// keeper is one channel's hub client and its recent frames. It has no
+// goroutine of its own: the polls of its channel move its queued frames
+// into its ring as they ask, and a timer, which holds no goroutine while
+// it waits, lets it go after linger without a poll. A channel polled by
+// one client then costs no more goroutines than a stream of it.
 type keeper struct {
 	hub    Hub
 	client *upstream.Client
 
-	mu    sync.Mutex
-	until time.Time
+	mu     sync.Mutex
+	until  time.Time
+	expiry *time.Timer
 	// ring holds every frame of the channel after from, oldest first.
 	from  uint64
 	ring  []upstream.Frame
 	ended bool
-	buf   []upstream.Frame
 }
 
 // Keeper sizes: a keeper's queue, the frames it remembers, and the most
-// keepers at once. Past that many polled channels, polls of the others
-// read the stream when they are behind, as they would without keepers:
-// clients polling ever new channels must not hold unbounded memory.
+// keepers at once. The queue holds the frames that came since the last
+// poll of the channel; a channel that gets more than that between two
+// polls has its keeper cut by the hub, and the next poll reads the stream
+// and starts a new one, as a poll further behind than keepRing does. Past
+// maxKeepers polled channels, polls of the others read the stream when
+// they are behind, as they would without keepers: clients polling ever
+// new channels must not hold unbounded memory.
 const (
 	keepQueue  = 1024
 	keepRing   = 256
@@ -57,89 +65,98 @@ func (k *keepers) hold(ctx context.Context, hub Hub, subjects []string) []*keepe
 	for i, subj := range subjects {
 		k.mu.Lock()
 		kp := k.m[subj]
+		full := len(k.m) >= maxKeepers
 		k.mu.Unlock()
 		if kp != nil && kp.hub == hub && kp.extend(until) {
 			out[i] = kp
 			continue
 		}
-		k.mu.Lock()
-		full := len(k.m) >= maxKeepers
-		k.mu.Unlock()
-		if full {
+		if full && kp == nil {
 			continue
 		}
-		c, err := hub.Attach(ctx, []string{subj}, keepQueue, false)
-		if err != nil {
-			continue
-		}
-		kp = &keeper{hub: hub, client: c, until: until, from: c.Start()}
-		k.mu.Lock()
-		if k.m == nil {
-			k.m = make(map[string]*keeper)
-		}
-		old := k.m[subj]
-		k.m[subj] = kp
-		k.mu.Unlock()
-		if old != nil {
-			old.client.End(upstream.ReasonShutdown)
-		}
-		out[i] = kp
-		go k.run(subj, kp)
+		out[i] = k.start(ctx, hub, subj, until)
 	}
 	return out
 }
 
-// extend keeps kp until then, unless it has ended.
+// start attaches a keeper for subj, in place of one that ended; nil
+// where the hub refused.
+func (k *keepers) start(ctx context.Context, hub Hub, subj string, until time.Time) *keeper {
+	c, err := hub.Attach(ctx, []string{subj}, keepQueue, false)
+	if err != nil {
+		return nil
+	}
+	kp := &keeper{hub: hub, client: c, until: until, from: c.Start()}
+	kp.mu.Lock()
+	kp.expiry = time.AfterFunc(k.linger, func() { k.expire(subj, kp) })
+	kp.mu.Unlock()
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = make(map[string]*keeper)
+	}
+	old := k.m[subj]
+	k.m[subj] = kp
+	k.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	return kp
+}
+
+// extend keeps kp until then, unless it has ended or the hub cut it.
 func (kp *keeper) extend(until time.Time) bool {
 	kp.mu.Lock()
 	defer kp.mu.Unlock()
+	if kp.ended || kp.cut() {
+		return false
+	}
 	kp.until = until
-	return !kp.ended
+	return true
 }
 
-// run takes the keeper's frames as they come until it has been unused
-// for linger, or the hub ends it.
-func (k *keepers) run(subj string, kp *keeper) {
-	defer func() {
-		kp.mu.Lock()
-		kp.ended, kp.ring = true, nil
-		kp.mu.Unlock()
-		kp.client.Detach()
-		k.mu.Lock()
-		if k.m[subj] == kp {
-			delete(k.m, subj)
-		}
-		k.mu.Unlock()
-	}()
-	timer := time.NewTimer(k.linger)
-	defer timer.Stop()
-	for {
-		select {
-		case <-kp.client.Ready():
-			kp.mu.Lock()
-			kp.takeLocked()
-			kp.mu.Unlock()
-		case <-kp.client.Done():
-			return
-		case <-timer.C:
-			kp.mu.Lock()
-			rest := time.Until(kp.until)
-			kp.mu.Unlock()
-			if rest <= 0 {
-				return
-			}
-			timer.Reset(rest)
-		}
+// cut reports whether the hub ended the keeper's feed: its queue
+// overflowed, or the hub closed.
+func (kp *keeper) cut() bool {
+	select {
+	case <-kp.client.Done():
+		return true
+	default:
+		return false
 	}
+}
+
+// expire lets kp go once nobody has held it for linger, and otherwise
+// waits for the rest.
+func (k *keepers) expire(subj string, kp *keeper) {
+	kp.mu.Lock()
+	if rest := time.Until(kp.until); rest > 0 && !kp.ended && !kp.cut() {
+		kp.expiry.Reset(rest)
+		kp.mu.Unlock()
+		return
+	}
+	kp.mu.Unlock()
+	kp.close()
+	k.mu.Lock()
+	if k.m[subj] == kp {
+		delete(k.m, subj)
+	}
+	k.mu.Unlock()
+}
+
+// close detaches kp from the hub and forgets its frames.
+func (kp *keeper) close() {
+	kp.mu.Lock()
+	kp.ended, kp.ring = true, nil
+	kp.expiry.Stop()
+	kp.mu.Unlock()
+	kp.client.Detach()
 }
 
 // takeLocked moves the queued frames into the ring, forgetting the
 // oldest beyond keepRing frames or keepBytes of data.
 func (kp *keeper) takeLocked() {
 	for more := true; more; {
-		kp.buf, more = kp.client.Take(kp.buf[:0], keepQueue)
-		kp.ring = append(kp.ring, kp.buf...)
-		clear(kp.buf)
+		kp.ring, more = kp.client.Take(kp.ring, keepQueue)
 	}
 	over := max(len(kp.ring)-keepRing, 0)
 	size := 0
@@ -165,6 +182,9 @@ func (kp *keeper) between(after, through uint64) ([]upstream.Frame, bool) {
 	}
 	kp.mu.Lock()
 	defer kp.mu.Unlock()
+	if kp.ended {
+		return nil, false
+	}
 	kp.takeLocked()
 	select {
 	case <-kp.client.Done():
@@ -172,7 +192,7 @@ func (kp *keeper) between(after, through uint64) ([]upstream.Frame, bool) {
 		return nil, false
 	default:
 	}
-	if kp.ended || after < kp.from {
+	if after < kp.from {
 		return nil, false
 	}
 	var out []upstream.Frame

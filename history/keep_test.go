@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/internal/natstest"
@@ -14,8 +15,9 @@ import (
 	"github.com/ssegate/ssegate/upstream"
 )
 
-// liveHub is a hub on a fresh nats-server, as the gateway runs one.
-func liveHub(t *testing.T) *upstream.Hub {
+// liveHub is a hub on a fresh nats-server, as the gateway runs one, and
+// a JetStream client of that server.
+func liveHub(t *testing.T) (*upstream.Hub, jetstream.JetStream) {
 	t.Helper()
 	ns := natstest.Server(t)
 	conn, err := upstream.Acquire(upstream.Config{URLs: []string{ns.ClientURL()}}, zap.NewNop())
@@ -35,7 +37,8 @@ func liveHub(t *testing.T) *upstream.Hub {
 		t.Fatal(err)
 	}
 	t.Cleanup(hub.Close)
-	return hub
+	_, js := natstest.Connect(t, ns)
+	return hub, js
 }
 
 func (k *keepers) count() int {
@@ -48,7 +51,7 @@ func (k *keepers) count() int {
 // channel is polled, the same keeper each time, and detaches from the
 // hub once nobody has polled the channel for its linger.
 func TestKeeperLetsGoOfAChannelNobodyPolls(t *testing.T) {
-	hub := liveHub(t)
+	hub, _ := liveHub(t)
 	k := &keepers{linger: 300 * time.Millisecond}
 	ctx := context.Background()
 	first := k.hold(ctx, hub, []string{"events.a"})[0]
@@ -79,7 +82,7 @@ func TestKeeperLetsGoOfAChannelNobodyPolls(t *testing.T) {
 // another channel gets no keeper (and reads the stream when it is
 // behind); keepers that go make room again.
 func TestKeepersStopAtTheirCap(t *testing.T) {
-	hub := liveHub(t)
+	hub, _ := liveHub(t)
 	k := &keepers{linger: 2 * time.Second}
 	subjects := make([]string, maxKeepers+1)
 	for i := range subjects {
@@ -103,5 +106,41 @@ func TestKeepersStopAtTheirCap(t *testing.T) {
 	})
 	if kp := k.hold(ctx, hub, subjects[maxKeepers:])[0]; kp == nil {
 		t.Fatal("no keeper once the others went")
+	}
+}
+
+// TestKeeperCutByTheHubIsReplaced: a channel that gets more events than
+// a keeper's queue holds between two polls has its keeper cut by the
+// hub. It then claims to know nothing (the poll reads the stream), and
+// the next poll gets a new keeper while the cut one is let go.
+func TestKeeperCutByTheHubIsReplaced(t *testing.T) {
+	hub, js := liveHub(t)
+	k := &keepers{linger: time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first := k.hold(ctx, hub, []string{"events.busy"})[0]
+	if first == nil {
+		t.Fatal("no keeper")
+	}
+	for i := range keepQueue + 10 {
+		if _, err := js.PublishAsync("events.busy", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		t.Fatal("publishes not acked")
+	}
+	testkit.Eventually(t, 10*time.Second, "the hub to cut the keeper", first.cut)
+	if _, ok := first.between(0, 1<<62); ok {
+		t.Fatal("a cut keeper claims to know its channel's events")
+	}
+	next := k.hold(ctx, hub, []string{"events.busy"})[0]
+	if next == nil || next == first || k.count() != 1 || hub.Channels() != 1 {
+		t.Fatalf("after the cut: keeper %p (first %p), %d keepers, %d hub channels", next, first, k.count(), hub.Channels())
+	}
+	if _, ok := next.between(next.from, next.from); !ok {
+		t.Fatal("the new keeper does not know its channel from its start")
 	}
 }
