@@ -79,26 +79,12 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 		floor = id.Seq
 	}
 	epoch := src.Epoch()
-	if p.hasAfter && id.Seq < pos {
-		// The hub moved on since the client's position: its channels'
-		// keepers know whether they spoke meanwhile, else the stream.
-		a, reached, done, err := s.behind(ctx, src, req, p, keeps, id.Seq, pos, epoch)
+	if p.hasAfter {
+		a, from, done, err := s.catchUp(ctx, src, req, p, keeps, id.Seq, pos, epoch)
 		if done || err != nil {
 			return a, err
 		}
-		pos = reached
-	} else if p.hasAfter && id.Seq > pos {
-		// Past the hub's position: a hub that lags the stream by the
-		// events in flight, or a forged position. The stream says which,
-		// as it does for a stream's Last-Event-ID: a reset at once for a
-		// position it does not hold, never a wait on it.
-		a, reached, err := s.page(ctx, src, req, p)
-		if err != nil || len(a.Events) > 0 || a.Reset != nil {
-			return a, err
-		}
-		pos = max(pos, reached)
-	} else if p.hasAfter {
-		pos = id.Seq
+		pos = from
 	}
 	if !wt.endReplay(pos) {
 		// Live frames overflowed while the stream was read; they come
@@ -110,6 +96,29 @@ func (s *Server) pollOnce(ctx context.Context, src Source, hub Hub, req Request,
 	s.waiting(1)
 	defer s.waiting(-1)
 	return s.waitLive(ctx, wt, p, pos, floor, epoch), nil
+}
+
+// catchUp answers at once a poll whose position, after, differs from the
+// hub's position at its attach, pos, when the client lacks events; done
+// is false when it lacks none, and the poll waits live from from.
+func (s *Server) catchUp(ctx context.Context, src Source, req Request, p params, keeps []*keeper, after, pos uint64, epoch string) (a Answer, from uint64, done bool, err error) {
+	switch {
+	case after < pos:
+		// The hub moved on since the client's position: its channels'
+		// keepers know whether they spoke meanwhile, else the stream.
+		return s.behind(ctx, src, req, p, keeps, after, pos, epoch)
+	case after > pos:
+		// Past the hub's position: a hub that lags the stream by the
+		// events in flight, or a forged position. The stream says which,
+		// as it does for a stream's Last-Event-ID: a reset at once for a
+		// position it does not hold, never a wait on it.
+		a, reached, err := s.page(ctx, src, req, p)
+		if err != nil || len(a.Events) > 0 || a.Reset != nil {
+			return a, 0, true, err
+		}
+		return Answer{}, max(pos, reached), false, nil
+	}
+	return Answer{}, pos, false, nil
 }
 
 // behind answers a poll whose position after lies behind the hub's
