@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,17 +18,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ssegate/ssegate/internal/version"
+	"github.com/ssegate/ssegate/internal/cli"
 )
 
 // passwordEnv holds the NATS password for -user, so that it does not show
 // in the process list.
 const passwordEnv = "SSEGATE_NATS_PASSWORD"
-
-type headerFlags []string
-
-func (h *headerFlags) String() string     { return strings.Join(*h, ",") }
-func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 
 type options struct {
 	server, subject, channel, event string
@@ -37,14 +31,13 @@ type options struct {
 	interval                        time.Duration
 	core, version                   bool
 	creds, token, user, password    string
-	headers                         headerFlags
+	headers                         cli.List
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "publish:", err)
-		os.Exit(1)
-	}
+	cli.Main("publish", func(args []string, stdout, stderr io.Writer) error {
+		return run(args, os.Stdin, stdout, stderr)
+	})
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -53,8 +46,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.version {
-		_, err := fmt.Fprintln(stdout, "publish: ssegate", version.Full())
-		return err
+		return cli.PrintVersion(stdout, "publish")
 	}
 	msg, err := o.message(data)
 	if err != nil {
@@ -78,8 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 func parse(args []string, stdin io.Reader, stderr io.Writer) (*options, []byte, error) {
 	o := new(options)
-	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs, version := cli.FlagSet("publish", stderr)
 	fs.StringVar(&o.server, "server", "nats://127.0.0.1:4222", "NATS URL(s), comma-separated; nats://user:password@host:port works too")
 	fs.StringVar(&o.subject, "subject", "", "NATS subject to publish to (default events.<channel>)")
 	fs.StringVar(&o.channel, "channel", "demo", "channel name, used when -subject is empty")
@@ -92,7 +83,6 @@ func parse(args []string, stdin io.Reader, stderr io.Writer) (*options, []byte, 
 	fs.StringVar(&o.user, "user", "", "NATS user; the password comes from $"+passwordEnv+" or -password")
 	fs.StringVar(&o.password, "password", "", "NATS password for -user (prefer $"+passwordEnv+")")
 	fs.Var(&o.headers, "header", "extra NATS header Key=Value (repeatable)")
-	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: publish [flags] <data>   (data '-' reads standard input, less one final newline)")
 		fs.PrintDefaults()
@@ -100,7 +90,7 @@ func parse(args []string, stdin io.Reader, stderr io.Writer) (*options, []byte, 
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
-	if o.version {
+	if o.version = *version; o.version {
 		return o, nil, nil
 	}
 	if fs.NArg() != 1 {
@@ -163,7 +153,7 @@ func (o *options) message(data []byte) (*nats.Msg, error) {
 	if o.event != "" {
 		msg.Header.Set("Sse-Event", o.event)
 	}
-	for _, h := range o.headers {
+	for _, h := range o.headers.Values {
 		k, v, ok := strings.Cut(h, "=")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("-header %q: want Key=Value", h)
