@@ -1,14 +1,13 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 type clusterGateway struct {
@@ -49,35 +48,57 @@ func (g *clusterGateway) notableLogLines(limit int) string {
 	return strings.Join(out, "\n")
 }
 
-// clusterCaddyfile: one plain HTTP site with the event route, the app on
-// the external cluster with an R3 file stream.
-const clusterCaddyfile = `{
+// externalCaddyfile is the Caddyfile of a gateway on an external NATS:
+// one plain HTTP site whose /events* route serves room.* with a 1-s
+// heartbeat, and the app reconnecting every 100 ms.
+const externalCaddyfile = `{
 	admin off
 	persist_config off
 	storage file_system %[1]s
-	auto_https off
-	log {
-		level DEBUG
-	}
+	auto_https off%[2]s
 	ssegate {
-		url %[2]s
+		url %[3]s
 		reconnect_wait 100ms%[4]s
-		stream {
-			replicas 3
-			storage file
-		}
 	}
 }
 
-http://127.0.0.1:%[3]d {
+http://127.0.0.1:%[5]d {
 	bind 127.0.0.1
 	ssegate /events* {
 		public room.*
 		heartbeat 1s
-		retry 100ms
-	}
+		retry %[6]s
+	}%[7]s
 }
 `
+
+// externalConf fills in externalCaddyfile.
+type externalConf struct {
+	nats   []string // the NATS servers' URLs
+	port   int
+	retry  string // the route's retry hint; 100ms when empty
+	global string // more global options
+	app    string // more of the ssegate global option
+	site   string // more of the site
+}
+
+// caddyfile is the Caddyfile, with the gateway's state in dir.
+func (c externalConf) caddyfile(dir string) string {
+	return fmt.Sprintf(externalCaddyfile, filepath.Join(dir, "caddy"), c.global, strings.Join(c.nats, " "),
+		c.app, c.port, cmp.Or(c.retry, "100ms"), c.site)
+}
+
+// clusterCaddyfile is the Caddyfile of a gateway on the cluster at natsURLs,
+// with an R3 file stream and a debug log; extra is put in the ssegate
+// global option.
+func clusterCaddyfile(dir string, natsURLs []string, port int, extra string) string {
+	return externalConf{
+		nats:   natsURLs,
+		port:   port,
+		global: "\n\tlog {\n\t\tlevel DEBUG\n\t}",
+		app:    extra + "\n\t\tstream {\n\t\t\treplicas 3\n\t\t\tstorage file\n\t\t}",
+	}.caddyfile(dir)
+}
 
 // launchClusterGateway starts the built caddy with its own port and state
 // directory; waitReady says when it serves. extra is put in the ssegate
@@ -87,9 +108,8 @@ func launchClusterGateway(t *testing.T, bin, name string, natsURLs []string, ext
 	port := freePorts(t, 1)[0]
 	dir := t.TempDir()
 	return &clusterGateway{
-		caddyProcess: runCaddy(t, bin, "gateway "+name, dir, fmt.Sprintf(clusterCaddyfile,
-			filepath.Join(dir, "caddy"), strings.Join(natsURLs, " "), port, extra)),
-		url: fmt.Sprintf("http://127.0.0.1:%d", port),
+		caddyProcess: runCaddy(t, bin, "gateway "+name, dir, clusterCaddyfile(dir, natsURLs, port, extra)),
+		url:          fmt.Sprintf("http://127.0.0.1:%d", port),
 	}
 }
 
@@ -98,7 +118,7 @@ func launchClusterGateway(t *testing.T, bin, name string, natsURLs []string, ext
 func (g *clusterGateway) waitReady(ctx context.Context) error {
 	var last error
 	err := pollUntil(ctx, startTimeout, func() bool {
-		if !g.running() {
+		if !g.Running() {
 			last = errors.New("the process exited")
 			return true
 		}
@@ -113,33 +133,4 @@ func (g *clusterGateway) waitReady(ctx context.Context) error {
 		return fmt.Errorf("%w (last error: %v)", err, last)
 	}
 	return last
-}
-
-// openEvents opens an event stream and checks that it is one; the caller
-// closes the body.
-func openEvents(ctx context.Context, url string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
-		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s, content type %q", url, resp.Status, ct)
-	}
-	return resp, nil
-}
-
-func probeEvents(ctx context.Context, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := openEvents(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return nil
 }

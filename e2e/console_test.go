@@ -3,11 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"image/color"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -76,23 +74,9 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	insecure := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // tls internal: a CA made at start
-		ForceAttemptHTTP2: true,
-	}}
-	defer insecure.CloseIdleConnections()
-	waitFor(ctx, t, &gateway{caddyProcess: gw}, "health 200", func() error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events/health", nil)
-		resp, err := insecure.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("health: %s %s", resp.Status, body)
-		}
-		return nil
+	insecure := insecureClient(t)
+	gw.waitFor(ctx, t, "health 200", func() error {
+		return getStatus(ctx, insecure, base+"/events/health", http.StatusOK)
 	})
 
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
@@ -117,7 +101,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		// Node's fetch trusts the gateway's internal CA, as curl --cacert would.
 		"NODE_EXTRA_CA_CERTS=" + filepath.Join(dir, "caddy", "pki", "authorities", "local", "root.crt"),
 	})
-	if !gw.running() {
+	if !gw.Running() {
 		t.Fatalf("the gateway exited during the browser run; log:\n%s", gw.logTail())
 	}
 	checkScreenshot(t, shot)

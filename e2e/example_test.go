@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,37 +16,6 @@ import (
 	"github.com/ssegate/ssegate/internal/version"
 )
 
-// exampleCaddyfile is Caddyfile.example as written, on free loopback ports
-// and with its state in dir: only its addresses and paths are replaced,
-// and the admin endpoint is turned off.
-func exampleCaddyfile(t *testing.T, dir string, httpPort, tlsPort, natsPort int) string {
-	t.Helper()
-	src, err := os.ReadFile("../Caddyfile.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	demo, err := filepath.Abs("../demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf := string(src)
-	for _, r := range []struct{ old, new string }{
-		{"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", httpPort)},
-		{"\n:8080 {", fmt.Sprintf("\n:%d {", httpPort)},
-		{"https://localhost:8443", fmt.Sprintf("https://localhost:%d", tlsPort)},
-		{"listen 127.0.0.1:4222", fmt.Sprintf("listen 127.0.0.1:%d", natsPort)},
-		{"store_dir ./data/nats", "store_dir " + filepath.Join(dir, "nats")},
-		{"root * ./demo", "root * " + demo},
-		{"{\n", fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n\tstorage file_system %s\n", filepath.Join(dir, "caddy"))},
-	} {
-		if !strings.Contains(cf, r.old) {
-			t.Fatalf("Caddyfile.example no longer holds %q; update this test with it", r.old)
-		}
-		cf = strings.Replace(cf, r.old, r.new, 1)
-	}
-	return cf
-}
-
 // TestExampleFirstHour runs Caddyfile.example as a new user would, with
 // the commands the quick start names: a publish token from cmd/token
 // publishes over HTTP to a stream a client holds, and is refused outside
@@ -57,18 +24,16 @@ func exampleCaddyfile(t *testing.T, dir string, httpPort, tlsPort, natsPort int)
 // what to start; and every command says its version.
 func TestExampleFirstHour(t *testing.T) {
 	bin := buildCommands(t)
-	ports := freePorts(t, 3)
-	dir := t.TempDir()
-	gw := &gateway{caddyProcess: runCaddy(t, bin, "caddy", dir, exampleCaddyfile(t, dir, ports[0], ports[1], ports[2]))}
-	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	gw := exampleGateway(t, bin, readExample(t))
+	base := gw.base
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	defer client.CloseIdleConnections()
-	waitFor(ctx, t, gw, "the demo page", func() error {
+	gw.waitFor(ctx, t, "the demo page", func() error {
 		return getPage(ctx, client, base+"/", "HTTP/1.1")
 	})
-	waitFor(ctx, t, gw, "the JetStream stream", func() error { return streamExists(ctx, fmt.Sprintf("nats://127.0.0.1:%d", ports[2])) })
+	gw.waitStream(ctx, t, gw.natsURL)
 
 	t.Run("demo page links the console", func(t *testing.T) {
 		page := requestGET(ctx, t, client, base+"/", "")
@@ -170,107 +135,4 @@ func TestExampleFirstHour(t *testing.T) {
 			t.Errorf("the example's log warns of plaintext passwords, or has no embedded server:\n%s", gw.logTail())
 		}
 	})
-}
-
-type reply struct {
-	status int
-	body   string
-}
-
-func requestGET(ctx context.Context, t *testing.T, c *http.Client, url, tok string) reply {
-	t.Helper()
-	return request(ctx, t, c, http.MethodGet, url, tok, "")
-}
-
-func requestPOST(ctx context.Context, t *testing.T, c *http.Client, url, tok, body string) reply {
-	t.Helper()
-	return request(ctx, t, c, http.MethodPost, url, tok, body)
-}
-
-func request(ctx context.Context, t *testing.T, c *http.Client, method, url, tok, body string) reply {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply{resp.StatusCode, string(b)}
-}
-
-// runBuilt runs one of the built commands and returns its standard
-// output, trimmed; it fails the test if the command fails.
-func runBuilt(ctx context.Context, t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, args[0]), args[1:]...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// openEventLines opens an event stream and returns its lines as they come.
-func openEventLines(ctx context.Context, t *testing.T, c *http.Client, url string) <-chan string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return lines
-}
-
-func waitEventLine(t *testing.T, lines <-chan string, want string) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	var seen []string
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("the stream ended before %q; it said %q", want, seen)
-			}
-			if l == want {
-				return
-			}
-			seen = append(seen, l)
-		case <-deadline:
-			t.Fatalf("no %q within 10s; the stream said %q", want, seen)
-		}
-	}
 }
