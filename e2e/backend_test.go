@@ -56,29 +56,11 @@ func randomSecret(t *testing.T) string {
 	return hex.EncodeToString(b)
 }
 
-// authCaddyfile is a gateway whose channels all need a credential signed
-// with SSEGATE_JWT_SECRET, and a blank page on its origin for the
-// EventSource. Loopback only, with all state in the test's directory.
-const authCaddyfile = `{
-	admin off
-	persist_config off
-	storage file_system %[1]s
-	servers 127.0.0.1:%[2]d {
-		protocols h1
-	}
-	ssegate {
-		embedded {
-			listen 127.0.0.1:%[3]d
-			store_dir %[4]s
-		}
-		stream {
-			max_age 1h
-			max_bytes 64MiB
-		}
-	}
-}
-
-http://127.0.0.1:%[2]d {
+// authSite is a site whose channels all need a credential signed with
+// SSEGATE_JWT_SECRET, with a blank page on its origin for the
+// EventSource. Loopback only.
+const authSite = `
+http://127.0.0.1:%d {
 	bind 127.0.0.1
 	ssegate /events {
 		auth {
@@ -96,8 +78,8 @@ func startAuthGateway(t *testing.T, bin, secret string) *gateway {
 	g := &gateway{httpPort: ports[0], natsURL: fmt.Sprintf("nats://127.0.0.1:%d", ports[1])}
 	// The gateway process inherits the test's environment.
 	t.Setenv("SSEGATE_JWT_SECRET", secret)
-	g.caddyProcess = runCaddy(t, bin, "caddy", dir, fmt.Sprintf(authCaddyfile,
-		dir+"/caddy", g.httpPort, ports[1], dir+"/nats"))
+	options := embeddedConf{natsPort: ports[1], global: servers(g.httpPort, "h1"), app: streamLimits}.options(dir)
+	g.caddyProcess = runCaddy(t, bin, "caddy", dir, options+fmt.Sprintf(authSite, g.httpPort))
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	g.waitFor(ctx, t, "the blank page", func() error {

@@ -95,9 +95,9 @@ func startGateway(t *testing.T, bin string) *gateway {
 		tlsPort:  ports[1],
 		natsURL:  fmt.Sprintf("nats://127.0.0.1:%d", ports[2]),
 	}
-	g.caddyProcess = runCaddy(t, bin, "caddy", dir, fmt.Sprintf(caddyfileTemplate,
-		filepath.Join(dir, "caddy"), g.httpPort, g.tlsPort,
-		ports[2], filepath.Join(dir, "nats"), demoRoot(t), g.httpPort, g.tlsPort))
+	options := embeddedConf{natsPort: ports[2], app: streamLimits,
+		global: internalTLS + servers(g.httpPort, "h1 h2c") + servers(g.tlsPort, "h1 h2")}.options(dir)
+	g.caddyProcess = runCaddy(t, bin, "caddy", dir, options+fmt.Sprintf(browserSites, demoRoot(t), g.httpPort, g.tlsPort))
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -115,35 +115,12 @@ func startGateway(t *testing.T, bin string) *gateway {
 	return g
 }
 
-// caddyfileTemplate follows Caddyfile.example. Differences: ports, state
-// directories and the demo root are filled in; the admin endpoint is off;
-// no auth block; the TLS site speaks h1 and h2 only, so no UDP port is
-// needed for HTTP/3.
-const caddyfileTemplate = `{
-	admin off
-	persist_config off
-	storage file_system %[1]s
-	skip_install_trust
-	auto_https disable_redirects
-	servers 127.0.0.1:%[2]d {
-		protocols h1 h2c
-	}
-	servers 127.0.0.1:%[3]d {
-		protocols h1 h2
-	}
-
-	ssegate {
-		embedded {
-			listen 127.0.0.1:%[4]d
-			store_dir %[5]s
-		}
-		stream {
-			max_age 1h
-			max_bytes 64MiB
-		}
-	}
-}
-
+// browserSites follow Caddyfile.example. Differences: ports and the demo
+// root are filled in; no auth block; the TLS site speaks h1 and h2 only,
+// so no UDP port is needed for HTTP/3. (The global options, from
+// embeddedConf, differ too: the admin endpoint is off, state in the
+// test's directory.)
+const browserSites = `
 (gateway) {
 	bind 127.0.0.1
 	encode zstd gzip
@@ -154,15 +131,15 @@ const caddyfileTemplate = `{
 		retry 2s
 	}
 
-	root * %[6]s
+	root * %[1]s
 	file_server
 }
 
-:%[7]d {
+:%[2]d {
 	import gateway
 }
 
-https://localhost:%[8]d {
+https://localhost:%[3]d {
 	tls internal
 	import gateway
 }

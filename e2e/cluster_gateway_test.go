@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -46,58 +44,6 @@ func (g *clusterGateway) notableLogLines(limit int) string {
 		out = append(out[:limit], fmt.Sprintf("  … %d more", len(out)-limit))
 	}
 	return strings.Join(out, "\n")
-}
-
-// externalCaddyfile is the Caddyfile of a gateway on an external NATS:
-// one plain HTTP site whose /events* route serves room.* with a 1-s
-// heartbeat, and the app reconnecting every 100 ms.
-const externalCaddyfile = `{
-	admin off
-	persist_config off
-	storage file_system %[1]s
-	auto_https off%[2]s
-	ssegate {
-		url %[3]s
-		reconnect_wait 100ms%[4]s
-	}
-}
-
-http://127.0.0.1:%[5]d {
-	bind 127.0.0.1
-	ssegate /events* {
-		public room.*
-		heartbeat 1s
-		retry %[6]s
-	}%[7]s
-}
-`
-
-// externalConf fills in externalCaddyfile.
-type externalConf struct {
-	nats   []string // the NATS servers' URLs
-	port   int
-	retry  string // the route's retry hint; 100ms when empty
-	global string // more global options
-	app    string // more of the ssegate global option
-	site   string // more of the site
-}
-
-// caddyfile is the Caddyfile, with the gateway's state in dir.
-func (c externalConf) caddyfile(dir string) string {
-	return fmt.Sprintf(externalCaddyfile, filepath.Join(dir, "caddy"), c.global, strings.Join(c.nats, " "),
-		c.app, c.port, cmp.Or(c.retry, "100ms"), c.site)
-}
-
-// clusterCaddyfile is the Caddyfile of a gateway on the cluster at natsURLs,
-// with an R3 file stream and a debug log; extra is put in the ssegate
-// global option.
-func clusterCaddyfile(dir string, natsURLs []string, port int, extra string) string {
-	return externalConf{
-		nats:   natsURLs,
-		port:   port,
-		global: "\n\tlog {\n\t\tlevel DEBUG\n\t}",
-		app:    extra + "\n\t\tstream {\n\t\t\treplicas 3\n\t\t\tstorage file\n\t\t}",
-	}.caddyfile(dir)
 }
 
 // launchClusterGateway starts the built caddy with its own port and state

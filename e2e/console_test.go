@@ -20,39 +20,22 @@ const (
 	consolePublishKey = "console-e2e-publish-key-0123456789abcdef"
 )
 
-// consoleCaddyfile serves the console, the publish endpoint and health on
-// one HTTPS site (HTTP/2), with the embedded NATS server. The admin
-// endpoint is on, on loopback, so that the script can reload the config.
-const consoleCaddyfile = `{
-	admin 127.0.0.1:%[7]d
-	persist_config off
-	storage file_system %[1]s
-	skip_install_trust
-	auto_https disable_redirects
-	servers 127.0.0.1:%[2]d {
-		protocols h1 h2
-	}
-	ssegate {
-		embedded {
-			listen 127.0.0.1:%[3]d
-			store_dir %[4]s
-		}
-	}
-}
-
-https://localhost:%[2]d {
+// consoleSite serves the console, the publish endpoint and health on one
+// HTTPS site (HTTP/2).
+const consoleSite = `
+https://localhost:%[1]d {
 	bind 127.0.0.1
 	tls internal
 	encode zstd gzip
 	ssegate /events* {
 		public demo
 		publish /events/publish {
-			key %[5]s demo orders.*
+			key %[2]s demo orders.*
 		}
 		health /events/health
 		console /events/console
 		auth {
-			hmac_secret %[6]s
+			hmac_secret %[3]s
 			ticket_path /events/ticket
 		}
 	}
@@ -68,8 +51,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	tools := findTools(t)
 	ports := freePorts(t, 3)
 	dir := t.TempDir()
-	gw := runCaddy(t, tools.bin, "caddy", dir, fmt.Sprintf(consoleCaddyfile,
-		filepath.Join(dir, "caddy"), ports[0], ports[1], filepath.Join(dir, "nats"), consolePublishKey, consoleJWTSecret, ports[2]))
+	// The admin endpoint is on, on loopback, so that the script can reload
+	// the config.
+	options := embeddedConf{natsPort: ports[1], admin: fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		global: internalTLS + servers(ports[0], "h1 h2")}.options(dir)
+	gw := runCaddy(t, tools.bin, "caddy", dir, options+fmt.Sprintf(consoleSite, ports[0], consolePublishKey, consoleJWTSecret))
 	base := fmt.Sprintf("https://localhost:%d", ports[0])
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)

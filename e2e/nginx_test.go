@@ -21,21 +21,11 @@ import (
 // is half of it.
 const nginxReadTimeout = 2 * time.Second
 
-// nginxGatewayCaddyfile: one gateway, two stream routes. /events* sends a
-// heartbeat every second, /quiet* every hour, so that only the first
-// keeps a stream alive through nginx's read timeout.
-const nginxGatewayCaddyfile = `{
-	admin off
-	persist_config off
-	ssegate {
-		embedded {
-			listen 127.0.0.1:%[1]d
-			store_dir %[2]s
-		}
-	}
-}
-
-http://127.0.0.1:%[3]d {
+// nginxGatewaySite: one gateway, two stream routes. /events* sends a
+// heartbeat every second, /quiet* every hour, so that only the first keeps
+// a stream alive through nginx's read timeout.
+const nginxGatewaySite = `
+http://127.0.0.1:%d {
 	bind 127.0.0.1
 	ssegate /events* {
 		public >
@@ -158,7 +148,7 @@ func startBehindNginx(ctx context.Context, t *testing.T) *nginxFixture {
 	bin := buildCommands(t)
 	ports := freePorts(t, 2)
 	dir := t.TempDir()
-	runCaddy(t, bin, "gateway", dir, fmt.Sprintf(nginxGatewayCaddyfile, ports[0], filepath.Join(dir, "nats"), ports[1]))
+	runCaddy(t, bin, "gateway", dir, embeddedConf{natsPort: ports[0]}.options(dir)+fmt.Sprintf(nginxGatewaySite, ports[1]))
 	direct := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	if err := pollUntil(ctx, startTimeout, func() bool { return getStatus(ctx, http.DefaultClient, direct+"/events/health", 200) == nil }); err != nil {
 		t.Fatalf("the gateway did not become ready: %v", err)

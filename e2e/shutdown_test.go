@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,24 +17,13 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 	bin := buildCommands(t)
 	ports := freePorts(t, 2)
 	dir := t.TempDir()
-	p := runCaddy(t, bin, "caddy", dir, fmt.Sprintf(`{
-	admin off
-	persist_config off
-	storage file_system %s
-	ssegate {
-		embedded {
-			listen 127.0.0.1:%d
-			store_dir %s
-		}
-	}
-}
-
+	p := runCaddy(t, bin, "caddy", dir, embeddedConf{natsPort: ports[1]}.options(dir)+fmt.Sprintf(`
 :%d {
 	ssegate /events {
 		public demo
 	}
 }
-`, filepath.Join(dir, "caddy"), ports[1], filepath.Join(dir, "nats"), ports[0]))
+`, ports[0]))
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/events?channel=demo", ports[0])
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
