@@ -13,22 +13,6 @@ import (
 	"github.com/ssegate/ssegate/internal/child"
 )
 
-// docSection is the text under a "## " heading of a file in the
-// repository, up to the next one.
-func docSection(t *testing.T, file, heading string) string {
-	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(src), "\n## "+heading+"\n")
-	if !ok {
-		t.Fatalf("%s has no section %q", file, heading)
-	}
-	section, _, _ := strings.Cut(after, "\n## ")
-	return section
-}
-
 // quickStart is the README's quick start section.
 func quickStart(t *testing.T) string { return docSection(t, "README.md", "Quick start") }
 
@@ -104,41 +88,6 @@ func shell(ctx context.Context, t *testing.T, replace *strings.Replacer, snippet
 		t.Fatalf("%s\n%v\nstdout: %s\nstderr: %s", replace.Replace(snippet), err, out, stderr.String())
 	}
 	return string(out)
-}
-
-// fencedBlocks are the section's code blocks of one language ("" for a
-// bare fence).
-func fencedBlocks(section, lang string) []string {
-	var out []string
-	var block *strings.Builder
-	open := ""
-	for _, line := range strings.SplitAfter(section, "\n") {
-		fence, isFence := strings.CutPrefix(strings.TrimRight(line, "\n"), "```")
-		switch {
-		case isFence && block == nil:
-			block, open = new(strings.Builder), fence
-		case isFence:
-			if open == lang {
-				out = append(out, block.String())
-			}
-			block = nil
-		case block != nil:
-			block.WriteString(line)
-		}
-	}
-	return out
-}
-
-// blockWith is the first block that contains text.
-func blockWith(t *testing.T, blocks []string, text string) string {
-	t.Helper()
-	for _, b := range blocks {
-		if strings.Contains(b, text) {
-			return b
-		}
-	}
-	t.Fatalf("no code block holds %q", text)
-	return ""
 }
 
 // background starts cmd with its output collected, and kills it when the
