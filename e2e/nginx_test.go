@@ -73,17 +73,11 @@ http {
 // CI, where e2e/install.sh installs it.
 func findNginx(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
+	path := lookPath("nginx", "/usr/sbin/nginx")
+	if path == "" {
+		lack(t, "nginx is not installed (apt-get install -y nginx-light; e2e/install.sh installs it)")
 	}
-	msg := "nginx is not installed (apt-get install -y nginx-light; e2e/install.sh installs it)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: failing instead of skipping)")
-	}
-	t.Skip(msg)
-	return ""
+	return path
 }
 
 // startNginx runs nginx in front of the gateway at upstream and returns

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"io"
 	"os"
@@ -28,40 +29,51 @@ type tools struct {
 func findTools(t *testing.T) tools {
 	t.Helper()
 	var missing []string
-	chromium := os.Getenv("CHROMIUM_PATH")
-	if chromium == "" {
-		for _, name := range []string{"chromium", "chromium-browser"} {
-			if p, err := exec.LookPath(name); err == nil {
-				chromium = p
-				break
-			}
-		}
-	}
+	chromium := cmp.Or(os.Getenv("CHROMIUM_PATH"), lookPath("chromium", "chromium-browser"))
 	if chromium == "" {
 		missing = append(missing, "chromium (apt-get install -y chromium, or set CHROMIUM_PATH)")
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
+	node := lookPath("node")
+	if node == "" {
 		missing = append(missing, "node (Node.js 20 or later)")
 	}
 	for _, pkg := range []string{"playwright-core", "jose", "nats", "eventsource"} {
-		if _, err := os.Stat(filepath.Join("node_modules", pkg, "package.json")); err != nil {
+		if !fileExists(filepath.Join("node_modules", pkg, "package.json")) {
 			missing = append(missing, "e2e/node_modules/"+pkg+" (cd e2e && npm ci)")
 		}
 	}
 	if len(missing) > 0 {
-		msg := "browser test needs: " + strings.Join(missing, "; ") + "; e2e/install.sh installs them"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: failing instead of skipping)")
-		}
-		t.Skip(msg)
+		lack(t, "browser test needs: "+strings.Join(missing, "; ")+"; e2e/install.sh installs them")
 	}
-	if testing.Short() && os.Getenv("CI") != "true" {
+	if testing.Short() && !onCI() {
 		t.Skip("browser test skipped in -short mode")
 	}
 
 	bin := buildCommands(t)
 	return tools{chromium: chromium, node: node, bin: bin}
+}
+
+// onCI says whether the tests run on CI, which installs every tool they
+// need (e2e/install.sh) and must never pass by skipping.
+func onCI() bool { return os.Getenv("CI") == "true" }
+
+// lack skips the test for want of a tool, or fails it on CI.
+func lack(t *testing.T, msg string) {
+	t.Helper()
+	if onCI() {
+		t.Fatal(msg + " (CI=true: failing instead of skipping)")
+	}
+	t.Skip(msg)
+}
+
+// lookPath is the first of names that is on PATH, or "" when none is.
+func lookPath(names ...string) string {
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 // runScript runs a node script of this directory that drives Chromium; it
