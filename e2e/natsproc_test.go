@@ -23,24 +23,6 @@ import (
 // had in its buffers, and a restarted node comes back on the same ports
 // with the same store.
 
-// natsServerBin builds nats-server (the version go.mod pins) next to the
-// other commands, once, without the race detector: the gateway is what is
-// under test, and a race-built server would change the cluster's timing.
-func natsServerBin(t *testing.T) string {
-	t.Helper()
-	dir := buildCommands(t)
-	commands.natsOnce.Do(func() {
-		build := exec.Command(goCommand(), "build", "-o", filepath.Join(dir, "nats-server"), "github.com/nats-io/nats-server/v2")
-		if out, err := build.CombinedOutput(); err != nil {
-			commands.natsErr = fmt.Errorf("%s: %v\n%s", build, err, out)
-		}
-	})
-	if commands.natsErr != nil {
-		t.Fatal(commands.natsErr)
-	}
-	return filepath.Join(dir, "nats-server")
-}
-
 const natsNodeConf = `server_name: %[1]s
 listen: 127.0.0.1:%[2]d
 http: 127.0.0.1:%[3]d

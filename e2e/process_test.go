@@ -66,6 +66,24 @@ func buildCommands(t *testing.T) string {
 	return commands.dir
 }
 
+// natsServerBin builds nats-server (the version go.mod pins) next to the
+// other commands, once, without the race detector: the gateway is what is
+// under test, and a race-built server would change the cluster's timing.
+func natsServerBin(t *testing.T) string {
+	t.Helper()
+	dir := buildCommands(t)
+	commands.natsOnce.Do(func() {
+		build := exec.Command(goCommand(), "build", "-o", filepath.Join(dir, "nats-server"), "github.com/nats-io/nats-server/v2")
+		if out, err := build.CombinedOutput(); err != nil {
+			commands.natsErr = fmt.Errorf("%s: %v\n%s", build, err, out)
+		}
+	})
+	if commands.natsErr != nil {
+		t.Fatal(commands.natsErr)
+	}
+	return filepath.Join(dir, "nats-server")
+}
+
 // goCommand is the go command of the toolchain running the test, falling
 // back to the one on PATH.
 func goCommand() string {
