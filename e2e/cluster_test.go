@@ -356,6 +356,3 @@ func seqRanges(seqs []uint64) string {
 func pollUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
 	return testkit.PollUntil(ctx, timeout, cond)
 }
-
-// buildGateway builds cmd/caddy into a temporary directory, with the race
-// detector when the test has it.
