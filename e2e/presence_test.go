@@ -82,22 +82,20 @@ func startPresenceGateway(t *testing.T, bin, name, natsURL string, port int) *pr
 	g := &presenceGateway{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	g.caddyProcess = runCaddy(t, bin, name, dir, fmt.Sprintf(presenceCaddyfile,
 		filepath.Join(dir, "caddy"), natsURL, port, presenceSecret, presenceTTL, presenceKey))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(g.url + "/events/health")
-		if err == nil {
-			var h struct{ Status, Presence, Revocations string }
-			_ = json.NewDecoder(resp.Body).Decode(&h)
-			resp.Body.Close()
-			if h.Status == "ok" && h.Presence == "ok" && h.Revocations == "ok" {
-				return g
-			}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g.waitFor(ctx, t, "health with presence and revocations ok", func() error {
+		_, body, err := get(ctx, http.DefaultClient, g.url+"/events/health")
+		if err != nil {
+			return err
 		}
-		if !g.Running() || time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %v\n%s", name, err, g.logTail())
+		var h struct{ Status, Presence, Revocations string }
+		if json.Unmarshal(body, &h) != nil || h.Status != "ok" || h.Presence != "ok" || h.Revocations != "ok" {
+			return fmt.Errorf("health: %.200s", body)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return g
 }
 
 func presenceToken(t *testing.T, claims jwt.MapClaims) string {
