@@ -154,6 +154,7 @@ func (s *Server) writeAnswer(w http.ResponseWriter, a Answer) {
 	}()
 	if err := json.NewEncoder(buf).Encode(a); err != nil {
 		s.log.Error("history answer", zap.Error(err))
+		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
