@@ -27,6 +27,9 @@ func TestPollLoopFollowsLastIDOnOneConnection(t *testing.T) {
 	answer := func(w http.ResponseWriter, events string, last string) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"events":[%s],"last_id":%q,"more":false}`, events, last)
+		// Chunked, as the gateway answered before it sent a length: the
+		// client must read to the end to keep the connection.
+		w.(http.Flusher).Flush()
 	}
 	event := func(n int64) string {
 		return fmt.Sprintf(`{"id":"%d-e","channel":"c","event":"message","data":%q}`, n, appendPayload(nil, time.Now().UnixNano(), n))
