@@ -308,20 +308,17 @@ const maxMaxBody = 64 << 20
 //	    max_body <size>
 //	}
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := caddyargs.String(d, &c.Path); err != nil {
-		return err
-	}
-	return caddyargs.Lines(d, func(key string) error {
+	return caddyargs.Endpoint(d, &c.Path, caddyargs.Fields{}, func(key string) (bool, error) {
 		switch key {
 		case "key":
 			secret, channels, err := caddyargs.Head(d)
 			if err == nil {
 				c.Keys = append(c.Keys, auth.PublishKey{Secret: secret, Channels: channels})
 			}
-			return err
+			return true, err
 		case "max_body":
-			return caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody)
+			return true, caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody)
 		}
-		return d.Errf("unknown publish option %q", key)
+		return false, nil
 	})
 }

@@ -116,6 +116,18 @@ func (p *Probe) State(bucket string) string {
 	return p.state
 }
 
+// Names are the NATS names of a feature kept in a KV bucket, presence or
+// control, as configured: the prefix of its subjects, DefaultSubjectPrefix
+// when unset, and its bucket, whose default is the feature's own. Their
+// configs embed Names, so the JSON fields stay the feature's own.
+type Names struct {
+	SubjectPrefix string `json:"subject_prefix,omitempty"`
+	Bucket        string `json:"bucket,omitempty"`
+}
+
+// DefaultSubjectPrefix starts the subjects of presence and control.
+const DefaultSubjectPrefix = "ssegate"
+
 // CheckNames checks a bucket name and a subject prefix from a config:
 // what is set, once defaults are applied. what names the config.
 func CheckNames(what, bucket, prefix string) error {
