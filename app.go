@@ -61,12 +61,7 @@ type running struct {
 }
 
 // CaddyModule returns the Caddy module information.
-func (*App) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "ssegate",
-		New: func() caddy.Module { return new(App) },
-	}
-}
+func (*App) CaddyModule() caddy.ModuleInfo { return moduleInfo[App]("ssegate") }
 
 // Provision checks the config. It must not dial NATS: `caddy validate` and
 // `caddy adapt` run it on machines that may not reach NATS.

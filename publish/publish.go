@@ -14,34 +14,15 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/dustin/go-humanize"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
-	"github.com/ssegate/ssegate/internal/caddyargs"
 	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/replay"
 )
-
-// Config enables publishing over HTTP, for backends without a NATS
-// client: POST <path>?channel=<channel>[&event=<name>] with the event's
-// data as the body, authorized by a bearer publish key or a JWT whose
-// "publish" claim covers the channel.
-type Config struct {
-	// Path is the exact path that takes POSTs, such as /events/publish.
-	Path string `json:"path"`
-	// Keys are bearer secrets for publishers that do not mint JWTs.
-	Keys []auth.PublishKey `json:"keys,omitempty"`
-	// MaxBody bounds an event's data, in bytes. Default 64 KiB; NATS's
-	// own max_payload (1 MiB by default) bounds it too.
-	MaxBody int64 `json:"max_body,omitempty"`
-}
-
-// DefaultMaxBody is the default of Config.MaxBody.
-const DefaultMaxBody = 64 << 10
 
 // Store is the gateway's stream, where events are stored, once the
 // gateway runs.
@@ -280,45 +261,4 @@ func (h *Endpoint) maxBody() int64 {
 
 func (h *Endpoint) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
 	return h.gw.Refuse.Refuse(w, r, status, code, detail)
-}
-
-// Validate checks the config; hasAuthKeys says whether the gateway can
-// verify JWTs. Without publish keys, publishers need JWTs, and so the
-// handler needs keys to verify them.
-func (c *Config) Validate(hasAuthKeys bool) error {
-	switch {
-	case c.Path == "":
-		return errors.New("publish: a path is required")
-	case c.MaxBody < 0:
-		return errors.New("publish: max_body cannot be negative")
-	case len(c.Keys) == 0 && !hasAuthKeys:
-		return errors.New("publish: no key, and no auth keys to verify publisher JWTs")
-	}
-	return nil
-}
-
-// maxMaxBody bounds max_body: an event is one NATS message, and NATS's
-// max_payload is at most 64 MiB.
-const maxMaxBody = 64 << 20
-
-// UnmarshalCaddyfile reads:
-//
-//	publish <path> {
-//	    key      <secret> [<channel pattern>...]
-//	    max_body <size>
-//	}
-func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyargs.Endpoint(d, &c.Path, caddyargs.Fields{}, func(key string) (bool, error) {
-		switch key {
-		case "key":
-			secret, channels, err := caddyargs.Head(d)
-			if err == nil {
-				c.Keys = append(c.Keys, auth.PublishKey{Secret: secret, Channels: channels})
-			}
-			return true, err
-		case "max_body":
-			return true, caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody)
-		}
-		return false, nil
-	})
 }
