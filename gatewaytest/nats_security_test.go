@@ -53,13 +53,6 @@ func (v violations) expect(t *testing.T, what, subject string) {
 	}
 }
 
-// gatewayJS is the gateway's own JetStream handle, to look at the state an
-// attacker tried to change.
-func gatewayJS(t *testing.T, g *gateway) jetstream.JetStream {
-	t.Helper()
-	return g.inspect().JS
-}
-
 // withTickets is a handler config with a ticket endpoint and public demo.
 func withTickets() map[string]any {
 	return map[string]any{"public": []string{"demo"}, "auth": map[string]any{
@@ -236,16 +229,7 @@ func TestProductionNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	adminNC, err := nats.Connect(ns.ClientURL(), nats.UserInfo("test-admin", adminPass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adminNC.Close()
-	admin, err := jetstream.New(adminNC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkPublishOnly(t, g, nc, denied, admin)
+	checkPublishOnly(t, g, nc, denied, adminJS(t, ns.ClientURL(), adminPass))
 	controller, err := nats.Connect(ns.ClientURL(), nats.UserInfo("controller", controllerPass))
 	if err != nil {
 		t.Fatal(err)
@@ -266,13 +250,18 @@ func TestProductionNATSPermissions(t *testing.T) {
 	}
 }
 
-// TestEmbeddedAnonymousPublishOnly: with the defaults, a local client
-// without credentials (a backend, cmd/publish) may publish events and
-// nothing more.
+// TestEmbeddedAnonymousPublishOnly: on the embedded server, a local
+// client without credentials (a backend, cmd/publish) may publish events
+// and nothing more. The test looks at what it tried to change as a user
+// of its own with every right; with a user configured, anonymous access
+// is on only when asked for (its default on a loopback listener without
+// users is upstream's TestEmbeddedAnonymous*).
 func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 	addr := freePort(t)
+	adminPass := rand.Text()
+	admin := []any{map[string]any{"user": "test-admin", "password": adminPass, "publish": []string{">"}, "subscribe": []string{">"}}}
 	g := startGateway(t, nil, gatewayConfig{noTLS: true, handler: withTickets(), nats: map[string]any{
-		"embedded": map[string]any{"listen": addr, "store_dir": t.TempDir()},
+		"embedded": map[string]any{"listen": addr, "store_dir": t.TempDir(), "users": admin, "anonymous": true},
 	}})
 	denied := make(violations, 64)
 	nc, err := nats.Connect("nats://"+addr, denied.option())
@@ -280,7 +269,23 @@ func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	checkPublishOnly(t, g, nc, denied, gatewayJS(t, g))
+	checkPublishOnly(t, g, nc, denied, adminJS(t, "nats://"+addr, adminPass))
+}
+
+// adminJS is a JetStream handle of the test's own user with every right,
+// test-admin, to look at the state an attacker tried to change.
+func adminJS(t *testing.T, url, password string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.UserInfo("test-admin", password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 // TestEmbeddedOpenListenRefused: an embedded server reachable from other
