@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/internal/testkit"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -202,15 +203,7 @@ func TestProductionNATSPermissions(t *testing.T) {
 	// The test's own eyes; not part of the documented set.
 	adminPass := rand.Text()
 	opts.Users = append(opts.Users, &server.User{Username: "test-admin", Password: adminPass})
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
+	ns := natstest.Start(t, opts)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	handler := withTickets()
 	handler["health_path"] = "/events/health"
@@ -276,15 +269,7 @@ func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 // test-admin, to look at the state an attacker tried to change.
 func adminJS(t *testing.T, url, password string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.UserInfo("test-admin", password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectURL(t, url, nats.UserInfo("test-admin", password))
 	return js
 }
 

@@ -33,15 +33,22 @@ func Server(t testing.TB, opts ...Option) *server.Server {
 	for _, opt := range opts {
 		opt(o)
 	}
+	return Start(t, o)
+}
+
+// Start starts a server with the options o, whole, such as those of a
+// config file, and shuts it down when the test ends.
+func Start(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server did not start")
 	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return ns
 }
 
