@@ -395,20 +395,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "replay_budget negative", caddyfile: global("replay_budget -1MiB"), want: `replay_budget "-1MiB"`, line: 3},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := testkit.Adapt(t, tt.caddyfile, nil)
-			if err == nil {
-				t.Fatalf("adapted without error; want one containing %q\n%s", tt.want, tt.caddyfile)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not contain %q", err, tt.want)
-			}
-			if tt.line > 0 {
-				if at := fmt.Sprintf("at Caddyfile:%d", tt.line); !strings.Contains(err.Error(), at) {
-					t.Errorf("error %q does not point at line %d", err, tt.line)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { testkit.CheckAdaptError(t, tt.caddyfile, tt.want, tt.line) })
 	}
 }
 
@@ -458,15 +445,7 @@ func TestHandlerValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := validHandler(&tt.h, tt.stream)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("Validate: %v", err)
-			case tt.want != "" && err == nil:
-				t.Fatalf("Validate passed; want an error containing %q", tt.want)
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Fatalf("Validate: %q does not contain %q", err, tt.want)
-			}
+			testkit.CheckError(t, validHandler(&tt.h, tt.stream), tt.want)
 		})
 	}
 }

@@ -2,14 +2,10 @@ package gatewaytest
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/ssegate/ssegate/internal/testkit"
 )
@@ -32,9 +28,7 @@ func TestHistoryCaddyfileAdapt(t *testing.T) {
 }
 
 func TestHistoryCaddyfileErrors(t *testing.T) {
-	handler := func(lines ...string) string {
-		return ":8080 {\n\tssegate /events* {\n\t\t" + strings.Join(lines, "\n\t\t") + "\n\t}\n}\n"
-	}
+	handler := testkit.HandlerCaddyfile
 	tests := []struct {
 		name, caddyfile, want string
 		line                  int
@@ -49,15 +43,7 @@ func TestHistoryCaddyfileErrors(t *testing.T) {
 		{"poll unknown option", handler("poll /p {", "\twait 3s", "}"), `unknown poll option "wait"`, 4},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := testkit.Adapt(t, tt.caddyfile, nil)
-			if err == nil {
-				t.Fatalf("adapted without error; want %q", tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), fmt.Sprintf("at Caddyfile:%d", tt.line)) {
-				t.Errorf("error %q: want %q at line %d", err, tt.want, tt.line)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { testkit.CheckAdaptError(t, tt.caddyfile, tt.want, tt.line) })
 	}
 }
 
@@ -77,26 +63,7 @@ func TestHistoryValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := map[string]any{"handler": "ssegate", "public": []string{"demo"}}
-			for k, v := range tt.handler {
-				h[k] = v
-			}
-			cfg := map[string]any{"apps": map[string]any{
-				"http":    map[string]any{"servers": map[string]any{"s": map[string]any{"listen": []string{":0"}, "routes": []any{map[string]any{"handle": []any{h}}}}}},
-				"ssegate": map[string]any{"nats": map[string]any{"urls": []string{"nats://127.0.0.1:1"}}},
-			}}
-			raw, _ := json.Marshal(cfg)
-			var c caddy.Config
-			if err := json.Unmarshal(raw, &c); err != nil {
-				t.Fatal(err)
-			}
-			err := caddy.Validate(&c)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("validate: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Fatalf("error %v; want one containing %q", err, tt.want)
-			}
+			testkit.CheckError(t, testkit.ValidateHandler(t, tt.handler), tt.want)
 		})
 	}
 }
