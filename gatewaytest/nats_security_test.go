@@ -174,12 +174,7 @@ func checkPublishOnly(t *testing.T, g *gateway, nc *nats.Conn, denied violations
 	if st := stream.CachedInfo().State; st.Msgs < 4 || st.FirstSeq != 1 {
 		t.Errorf("stream state %+v; something purged it", st)
 	}
-	resp, err := g.h1Client().Get(ticketURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := getAnswer(t, g, ticketURL); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a spent ticket got %d on reuse; want 401", resp.StatusCode)
 	}
 }
