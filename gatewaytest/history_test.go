@@ -72,6 +72,26 @@ func publishRound(t testing.TB, js jetstream.JetStream, n int, channels ...strin
 	return seqs
 }
 
+// publishAtFullSpeed publishes to events.x, events.y and events.z in
+// turn, each event as soon as the last one is acked, until ctx ends or
+// after most events, and hands sent each ack's channel and sequence. The
+// channel it returns closes once it has stopped.
+func publishAtFullSpeed(ctx context.Context, js jetstream.JetStream, most int, sent func(ch string, seq uint64)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil && i < most; i++ {
+			ch := []string{"x", "y", "z"}[i%3]
+			ack, err := js.Publish(context.Background(), "events."+ch, []byte(fmt.Sprint(i)))
+			if err != nil {
+				return
+			}
+			sent(ch, ack.Sequence)
+		}
+	}()
+	return done
+}
+
 func seqsOf(t testing.TB, evs []history.Event) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, e := range evs {
@@ -211,22 +231,13 @@ func TestHistoryThenStreamIsExact(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	var sent []uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ctx.Err() == nil && i < 20000; i++ {
-			ch := []string{"x", "y", "z"}[i%3]
-			ack, err := js.Publish(context.Background(), "events."+ch, []byte(fmt.Sprint(i)))
-			if err != nil {
-				return
-			}
-			if ch != "z" {
-				mu.Lock()
-				sent = append(sent, ack.Sequence)
-				mu.Unlock()
-			}
+	done := publishAtFullSpeed(ctx, js, 20000, func(ch string, seq uint64) {
+		if ch != "z" {
+			mu.Lock()
+			sent = append(sent, seq)
+			mu.Unlock()
 		}
-	}()
+	})
 	eventually(t, 10*time.Second, "publisher running", func() bool { mu.Lock(); defer mu.Unlock(); return len(sent) > 100 })
 	status, a, body := getJSON(t, g, "/events/history", channelsQuery(url.Values{"last": {"30"}}, "x", "y"))
 	if status != 200 || len(a.Events) != 30 {

@@ -186,14 +186,7 @@ func TestReconnectLoopUnderLoadSeesEverySequenceOnce(t *testing.T) {
 	clients.Wait()
 
 	for i, chs := range subsets {
-		var want []uint64
-		for _, ch := range chs {
-			want = append(want, published[ch]...)
-		}
-		slices.Sort(want)
-		if !slices.Equal(results[i], want) {
-			t.Errorf("client of %v: got %d events, want %d; first difference at %d", chs, len(results[i]), len(want), firstDiff(results[i], want))
-		}
+		checkEveryEventOnce(t, "client of", results[i], chs, published)
 	}
 }
 
@@ -251,6 +244,20 @@ func reconnectLoop(t *testing.T, g *gateway, channels []string, pubsDone <-chan 
 	}
 	t.Errorf("reconnect loop did not finish in time: %d of %d events", len(got), owed())
 	return got
+}
+
+// checkEveryEventOnce checks that got holds every event sent on chans,
+// once each, in stream order; who names the reader in the error.
+func checkEveryEventOnce(t *testing.T, who string, got []uint64, chans []string, sent map[string][]uint64) {
+	t.Helper()
+	var want []uint64
+	for _, ch := range chans {
+		want = append(want, sent[ch]...)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s %v: got %d events, want %d; first difference at %d", who, chans, len(got), len(want), firstDiff(got, want))
+	}
 }
 
 func firstDiff(a, b []uint64) int {
