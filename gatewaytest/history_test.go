@@ -72,6 +72,18 @@ func publishRound(t testing.TB, js jetstream.JetStream, n int, channels ...strin
 	return seqs
 }
 
+// dropChannel is a publishRound's sequences over n channels without
+// those of the channel at index: what a read of the others gets.
+func dropChannel(seqs []uint64, n, index int) []uint64 {
+	var out []uint64
+	for i, seq := range seqs {
+		if i%n != index {
+			out = append(out, seq)
+		}
+	}
+	return out
+}
+
 // publishAtFullSpeed publishes to events.x, events.y and events.z in
 // turn, each event as soon as the last one is acked, until ctx ends or
 // after most events, and hands sent each ack's channel and sequence. The
@@ -105,12 +117,7 @@ func seqsOf(t testing.TB, evs []history.Event) []uint64 {
 func TestHistoryPagesInStreamOrder(t *testing.T) {
 	g := pastGateway(t, nil)
 	js := g.js()
-	var want []uint64
-	for i, seq := range publishRound(t, js, 250, "a", "b", "c") {
-		if i%3 != 2 {
-			want = append(want, seq)
-		}
-	}
+	want := dropChannel(publishRound(t, js, 250, "a", "b", "c"), 3, 2)
 	want = append(want, publish(t, js, "events.a", "", "line one\r\nline two"))
 
 	var got []history.Event
@@ -157,12 +164,7 @@ func TestHistoryPagesInStreamOrder(t *testing.T) {
 func TestHistoryLastGivesTheNewest(t *testing.T) {
 	g := pastGateway(t, nil)
 	js := g.js()
-	var want []uint64
-	for i, seq := range publishRound(t, js, 300, "a", "b", "c") {
-		if i%3 != 1 {
-			want = append(want, seq)
-		}
-	}
+	want := dropChannel(publishRound(t, js, 300, "a", "b", "c"), 3, 1)
 	for _, n := range []int{1, 50, 199, 200, 500} {
 		status, a, body := getJSON(t, g, "/events/history", channelsQuery(url.Values{"last": {fmt.Sprint(n)}}, "a", "c"))
 		if status != 200 {
