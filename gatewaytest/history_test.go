@@ -209,10 +209,7 @@ func TestHistoryResets(t *testing.T) {
 			t.Fatalf("after %s: %d %s", tc.after, status, body)
 		}
 	}
-	stream, err := js.Stream(context.Background(), "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := gatewayStream(t, js)
 	if err := stream.Purge(context.Background(), jetstream.WithPurgeSequence(seqs[5])); err != nil {
 		t.Fatal(err)
 	}

@@ -329,15 +329,7 @@ func TestReloadWithChangedNATSBlock(t *testing.T) {
 		return map[string]any{"embedded": e, "reconnect_wait": int64(wait)}
 	}
 	g := startGateway(t, nil, gatewayConfig{noTLS: true, nats: natsBlock(time.Second)})
-	pub, err := nats.Connect("nats://"+addr, nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	js, err := jetstream.New(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, js := natstest.ConnectURL(t, "nats://"+addr, nats.MaxReconnects(-1))
 	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"demo"}, nil), nil)
 	for i, block := range []map[string]any{
 		natsBlock(2*time.Second, map[string]any{"user": "backend", "password": "pw1"}),

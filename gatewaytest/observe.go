@@ -3,6 +3,7 @@ package gatewaytest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
 	"os"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate"
 )
@@ -151,4 +153,16 @@ func logsAfterStreamClosed(t testing.TB, logFile string) []byte {
 		t.Fatal(err)
 	}
 	return logs
+}
+
+// gatewayStream is the gateway's stream, SSEGATE, as js sees it.
+func gatewayStream(t testing.TB, js jetstream.JetStream) jetstream.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "SSEGATE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

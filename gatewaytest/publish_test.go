@@ -253,12 +253,7 @@ func TestPublishBadInput(t *testing.T) {
 		})
 	}
 	// None of these stored anything.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := g.js().Stream(ctx, "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := gatewayStream(t, g.js())
 	if n := st.CachedInfo().State.Msgs; n != 1 {
 		t.Fatalf("%d messages stored by refused requests", n-1)
 	}

@@ -117,10 +117,7 @@ func TestPositionsThatCannotBeHonoured(t *testing.T) {
 		})
 	}
 	t.Run("expired by retention", func(t *testing.T) {
-		stream, err := js.Stream(context.Background(), "SSEGATE")
-		if err != nil {
-			t.Fatal(err)
-		}
+		stream := gatewayStream(t, js)
 		last := stream.CachedInfo().State.LastSeq
 		if err := stream.Purge(context.Background()); err != nil {
 			t.Fatal(err)
@@ -439,10 +436,7 @@ func TestLiveClientsNeedNoConsumers(t *testing.T) {
 			t.Fatalf("stream %d replayed %+v", i, ev)
 		}
 	}
-	stream, err := js.Stream(context.Background(), "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := gatewayStream(t, js)
 	eventually(t, 10*time.Second, "replay consumers gone", func() bool {
 		info, err := stream.Info(context.Background())
 		return err == nil && info.State.Consumers == 0

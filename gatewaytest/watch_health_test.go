@@ -9,7 +9,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/natstest"
 )
@@ -110,15 +109,8 @@ func TestWatchBucketsDeniedHealthSaysSoStreamsFlow(t *testing.T) {
 
 func publishAs(t *testing.T, ns *server.Server, user, pass, subject, data string) {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(user, pass))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, ns, nats.UserInfo(user, pass))
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	publish(t, js, subject, "", data)
 }
 
