@@ -153,22 +153,7 @@ func TestControlBadInput(t *testing.T) {
 		t.Fatalf("GET: %d", resp.StatusCode)
 	}
 	// Nothing above ended alice's stream.
-	publish(t, g.js(), "events.demo", "", "still here")
-	eventually(t, 2*time.Second, "the stream still flowing", func() bool {
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatal("stream ended")
-				}
-				if l == "data: still here" {
-					return true
-				}
-			default:
-				return false
-			}
-		}
-	})
+	flows(t, g, lines, "still here")
 }
 
 // TestControlDisconnectBySubAndChannels ends the named user's streams,

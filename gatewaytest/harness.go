@@ -5,7 +5,6 @@
 package gatewaytest
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -332,19 +331,6 @@ func (s *stream) collect(t testing.TB, n int, timeout time.Duration) []gosse.Eve
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	testkit.Eventually(t, timeout, what, cond)
-}
-
-// rawLines reads a stream's lines as they arrive, comments included.
-func rawLines(body io.Reader) <-chan string {
-	out := make(chan string, 1024)
-	go func() {
-		defer close(out)
-		sc := bufio.NewScanner(body)
-		for sc.Scan() {
-			out <- sc.Text()
-		}
-	}()
-	return out
 }
 
 func eventsURL(base string, channels []string, extra url.Values) string {

@@ -17,20 +17,7 @@ import (
 func flows(t *testing.T, g *gateway, lines <-chan string, data string) {
 	t.Helper()
 	publish(t, g.js(), "events.demo", "", data)
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("stream ended")
-			}
-			if l == "data: "+data {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("%q not delivered", data)
-		}
-	}
+	awaitLine(t, lines, "data: "+data, 5*time.Second)
 }
 
 // TestWatchBucketsDeletedHealthSaysSoStreamsFlow: with both buckets
