@@ -15,24 +15,18 @@ const (
 // Caddyfile mistakes in the publish, health and console subdirectives.
 func TestFeaturesCaddyfileErrors(t *testing.T) {
 	handler := testkit.HandlerCaddyfile
-	tests := []struct {
-		name, caddyfile, want string
-		line                  int
-	}{
-		{"publish without path", handler("publish"), "after 'publish'", 3},
-		{"publish with two paths", handler("publish /a /b"), "after '/b'", 3},
-		{"publish twice", handler("publish /a", "publish /b"), "publish is given more than once", 4},
-		{"publish unknown option", handler("publish /p {", "\tsecret x", "}"), `unknown publish option "secret"`, 4},
-		{"publish key without secret", handler("publish /p {", "\tkey", "}"), "after 'key'", 4},
-		{"publish max_body not a size", handler("publish /p {", "\tmax_body lots", "}"), `max_body "lots"`, 4},
-		{"publish max_body zero", handler("publish /p {", "\tmax_body 0", "}"), `max_body "0"`, 4},
-		{"publish max_body huge", handler("publish /p {", "\tmax_body 1GiB", "}"), `max_body "1GiB"`, 4},
-		{"health without path", handler("health"), "after 'health'", 3},
-		{"console with two paths", handler("console /a /b"), "after '/b'", 3},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { testkit.CheckAdaptError(t, tt.caddyfile, tt.want, tt.line) })
-	}
+	testkit.CheckAdaptErrors(t, []testkit.AdaptError{
+		{Name: "publish without path", Caddyfile: handler("publish"), Want: "after 'publish'", Line: 3},
+		{Name: "publish with two paths", Caddyfile: handler("publish /a /b"), Want: "after '/b'", Line: 3},
+		{Name: "publish twice", Caddyfile: handler("publish /a", "publish /b"), Want: "publish is given more than once", Line: 4},
+		{Name: "publish unknown option", Caddyfile: handler("publish /p {", "\tsecret x", "}"), Want: `unknown publish option "secret"`, Line: 4},
+		{Name: "publish key without secret", Caddyfile: handler("publish /p {", "\tkey", "}"), Want: "after 'key'", Line: 4},
+		{Name: "publish max_body not a size", Caddyfile: handler("publish /p {", "\tmax_body lots", "}"), Want: `max_body "lots"`, Line: 4},
+		{Name: "publish max_body zero", Caddyfile: handler("publish /p {", "\tmax_body 0", "}"), Want: `max_body "0"`, Line: 4},
+		{Name: "publish max_body huge", Caddyfile: handler("publish /p {", "\tmax_body 1GiB", "}"), Want: `max_body "1GiB"`, Line: 4},
+		{Name: "health without path", Caddyfile: handler("health"), Want: "after 'health'", Line: 3},
+		{Name: "console with two paths", Caddyfile: handler("console /a /b"), Want: "after '/b'", Line: 3},
+	})
 }
 
 // TestFeaturesValidate loads configs the way `caddy validate` does: every

@@ -29,22 +29,16 @@ func TestHistoryCaddyfileAdapt(t *testing.T) {
 
 func TestHistoryCaddyfileErrors(t *testing.T) {
 	handler := testkit.HandlerCaddyfile
-	tests := []struct {
-		name, caddyfile, want string
-		line                  int
-	}{
-		{"history without path", handler("history"), "after 'history'", 3},
-		{"history with two paths", handler("history /a /b"), "after '/b'", 3},
-		{"history unknown option", handler("history /h {", "\tdepth 3", "}"), `unknown history option "depth"`, 4},
-		{"history limit zero", handler("history /h {", "\tlimit 0", "}"), `got "0"`, 4},
-		{"history max_bytes not a size", handler("history /h {", "\tmax_bytes lots", "}"), `max_bytes "lots"`, 4},
-		{"poll without path", handler("poll"), "after 'poll'", 3},
-		{"poll max_wait negative", handler("poll /p {", "\tmax_wait -1s", "}"), `max_wait: want a positive duration, got "-1s"`, 4},
-		{"poll unknown option", handler("poll /p {", "\twait 3s", "}"), `unknown poll option "wait"`, 4},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { testkit.CheckAdaptError(t, tt.caddyfile, tt.want, tt.line) })
-	}
+	testkit.CheckAdaptErrors(t, []testkit.AdaptError{
+		{Name: "history without path", Caddyfile: handler("history"), Want: "after 'history'", Line: 3},
+		{Name: "history with two paths", Caddyfile: handler("history /a /b"), Want: "after '/b'", Line: 3},
+		{Name: "history unknown option", Caddyfile: handler("history /h {", "\tdepth 3", "}"), Want: `unknown history option "depth"`, Line: 4},
+		{Name: "history limit zero", Caddyfile: handler("history /h {", "\tlimit 0", "}"), Want: `got "0"`, Line: 4},
+		{Name: "history max_bytes not a size", Caddyfile: handler("history /h {", "\tmax_bytes lots", "}"), Want: `max_bytes "lots"`, Line: 4},
+		{Name: "poll without path", Caddyfile: handler("poll"), Want: "after 'poll'", Line: 3},
+		{Name: "poll max_wait negative", Caddyfile: handler("poll /p {", "\tmax_wait -1s", "}"), Want: `max_wait: want a positive duration, got "-1s"`, Line: 4},
+		{Name: "poll unknown option", Caddyfile: handler("poll /p {", "\twait 3s", "}"), Want: `unknown poll option "wait"`, Line: 4},
+	})
 }
 
 // Config mistakes that only show when the handler is validated.

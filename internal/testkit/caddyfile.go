@@ -47,19 +47,31 @@ func HandlerCaddyfile(lines ...string) string {
 	return ":8080 {\n\tssegate /events* {\n\t\t" + strings.Join(lines, "\n\t\t") + "\n\t}\n}\n"
 }
 
-// CheckAdaptError checks that src fails to adapt with an error that
-// contains want and, when line is above 0, names that line.
-func CheckAdaptError(t testing.TB, src, want string, line int) {
+// AdaptError is a Caddyfile that must fail to adapt, with an error that
+// contains Want and, when Line is above 0, names that line.
+type AdaptError struct {
+	Name      string
+	Caddyfile string
+	Want      string
+	Line      int
+}
+
+// CheckAdaptErrors checks each case in a subtest of its name.
+func CheckAdaptErrors(t *testing.T, cases []AdaptError) {
 	t.Helper()
-	_, _, err := Adapt(t, src, nil)
-	if err == nil {
-		t.Fatalf("adapted without error; want one containing %q\n%s", want, src)
-	}
-	if !strings.Contains(err.Error(), want) {
-		t.Errorf("error %q does not contain %q", err, want)
-	}
-	if at := fmt.Sprintf("at Caddyfile:%d", line); line > 0 && !strings.Contains(err.Error(), at) {
-		t.Errorf("error %q does not point at line %d", err, line)
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			_, _, err := Adapt(t, c.Caddyfile, nil)
+			if err == nil {
+				t.Fatalf("adapted without error; want one containing %q\n%s", c.Want, c.Caddyfile)
+			}
+			if !strings.Contains(err.Error(), c.Want) {
+				t.Errorf("error %q does not contain %q", err, c.Want)
+			}
+			if at := fmt.Sprintf("at Caddyfile:%d", c.Line); c.Line > 0 && !strings.Contains(err.Error(), at) {
+				t.Errorf("error %q does not point at line %d", err, c.Line)
+			}
+		})
 	}
 }
 
