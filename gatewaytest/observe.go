@@ -3,7 +3,6 @@ package gatewaytest
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"net/http"
 	"os"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate"
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // scrape reads Caddy's /metrics on the plain server: each series, as the
@@ -158,11 +158,5 @@ func logsAfterStreamClosed(t testing.TB, logFile string) []byte {
 // gatewayStream is the gateway's stream, SSEGATE, as js sees it.
 func gatewayStream(t testing.TB, js jetstream.JetStream) jetstream.Stream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return natstest.Stream(t, js, "SSEGATE")
 }

@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -73,6 +74,18 @@ func ConnectURL(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jets
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// Stream is the stream name as js sees it now.
+func Stream(t testing.TB, js jetstream.JetStream, name string) jetstream.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // Reconnecting makes a client reconnect for ever, every 50 ms, so that it
