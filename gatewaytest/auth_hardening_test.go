@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -59,7 +58,7 @@ func errorCode(body string) string {
 // then searches the log for the tickets: each such request is refused,
 // its ticket is spent, and no ticket is in any log line.
 func TestAmbiguousTicketsAtTheGateway(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := authGateway(t, nil, logFile)
 	bearer := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"user.{sub}"}})
 	forms := []string{

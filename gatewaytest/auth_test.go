@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +69,7 @@ func mintTicket(t *testing.T, g *gateway, bearer string, channels ...string) str
 // Caddy that writes every log, access log included, to a file, then
 // searches the file for every credential used.
 func TestTicketFlowLeavesNoSecretInLogs(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := authGateway(t, nil, logFile)
 	bearer := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"user.{sub}"}})
 	ticket := mintTicket(t, g, bearer, "user.alice")

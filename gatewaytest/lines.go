@@ -3,9 +3,14 @@ package gatewaytest
 import (
 	"bufio"
 	"io"
+	"path/filepath"
 	"testing"
 	"time"
 )
+
+// caddyLogFile is a fresh path for gatewayConfig.logFile, in the test's
+// temporary directory.
+func caddyLogFile(t testing.TB) string { return filepath.Join(t.TempDir(), "caddy.log") }
 
 // rawLines reads a stream's lines as they arrive, comments included.
 func rawLines(body io.Reader) <-chan string {

@@ -199,7 +199,7 @@ func TestProductionNATSPermissions(t *testing.T) {
 	adminPass := rand.Text()
 	opts.Users = append(opts.Users, &server.User{Username: "test-admin", Password: adminPass})
 	ns := natstest.Start(t, opts)
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	handler := withTickets()
 	handler["health_path"] = "/events/health"
 	handler["presence"] = map[string]any{"path": "/events/presence", "events": []string{"demo"}}

@@ -307,7 +307,7 @@ func TestPublishFromNode(t *testing.T) {
 // TestPublishLeavesNoSecretInLogs publishes with a key and a JWT, and fails
 // with others, against a Caddy that logs everything, access logs included.
 func TestPublishLeavesNoSecretInLogs(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := publishGatewayLogging(t, nil, nil, logFile)
 	tok := token(t, jwt.MapClaims{"sub": "billing", "publish": []string{"demo"}})
 	wrong := "wrong-publish-key-that-is-long-0123456789"
