@@ -117,9 +117,9 @@ func (p *Probe) State(bucket string) string {
 }
 
 // Names are the NATS names of a feature kept in a KV bucket, presence or
-// control, as configured: the prefix of its subjects, DefaultSubjectPrefix
-// when unset, and its bucket, whose default is the feature's own. Their
-// configs embed Names, so the JSON fields stay the feature's own.
+// control, as configured: the prefix of its subjects (DefaultSubjectPrefix
+// when unset) and its bucket (each feature has its own default). The
+// features' configs embed Names, so that its fields are theirs in JSON.
 type Names struct {
 	SubjectPrefix string `json:"subject_prefix,omitempty"`
 	Bucket        string `json:"bucket,omitempty"`
