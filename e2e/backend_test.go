@@ -10,9 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssegate/ssegate/internal/child"
 )
 
 // TestBackends runs the README's backend flow in the seeds' languages: a
@@ -39,7 +40,7 @@ func TestBackends(t *testing.T) {
 				"SSEGATE_BACKEND=" + b.start(t),
 				"CHROMIUM_PATH=" + tl.chromium,
 			})
-			if !gw.running() {
+			if !gw.Running() {
 				t.Fatalf("the gateway exited; log:\n%s", gw.logTail())
 			}
 		})
@@ -55,29 +56,11 @@ func randomSecret(t *testing.T) string {
 	return hex.EncodeToString(b)
 }
 
-// authCaddyfile is a gateway whose channels all need a credential signed
-// with SSEGATE_JWT_SECRET, and a blank page on its origin for the
-// EventSource. Loopback only, with all state in the test's directory.
-const authCaddyfile = `{
-	admin off
-	persist_config off
-	storage file_system %[1]s
-	servers 127.0.0.1:%[2]d {
-		protocols h1
-	}
-	ssegate {
-		embedded {
-			listen 127.0.0.1:%[3]d
-			store_dir %[4]s
-		}
-		stream {
-			max_age 1h
-			max_bytes 64MiB
-		}
-	}
-}
-
-http://127.0.0.1:%[2]d {
+// authSite is a site whose channels all need a credential signed with
+// SSEGATE_JWT_SECRET, with a blank page on its origin for the
+// EventSource. Loopback only.
+const authSite = `
+http://127.0.0.1:%d {
 	bind 127.0.0.1
 	ssegate /events {
 		auth {
@@ -95,22 +78,14 @@ func startAuthGateway(t *testing.T, bin, secret string) *gateway {
 	g := &gateway{httpPort: ports[0], natsURL: fmt.Sprintf("nats://127.0.0.1:%d", ports[1])}
 	// The gateway process inherits the test's environment.
 	t.Setenv("SSEGATE_JWT_SECRET", secret)
-	g.caddyProcess = runCaddy(t, bin, "caddy", dir, fmt.Sprintf(authCaddyfile,
-		dir+"/caddy", g.httpPort, ports[1], dir+"/nats"))
+	options := embeddedConf{natsPort: ports[1], global: servers(g.httpPort, "h1"), app: streamLimits}.options(dir)
+	g.caddyProcess = runCaddy(t, bin, "caddy", dir, options+fmt.Sprintf(authSite, g.httpPort))
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	waitFor(ctx, t, g, "the blank page", func() error {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/blank", g.httpPort))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /blank: %s", resp.Status)
-		}
-		return nil
+	g.waitFor(ctx, t, "the blank page", func() error {
+		return getStatus(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/blank", g.httpPort), http.StatusOK)
 	})
-	waitFor(ctx, t, g, "the JetStream stream", func() error { return streamExists(ctx, g.natsURL) })
+	g.waitStream(ctx, t, g.natsURL)
 	return g
 }
 
@@ -127,19 +102,12 @@ func startNodeBackend(t *testing.T, node, natsURL, secret, origin string) string
 		t.Fatal(err)
 	}
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
+	proc, err := child.Start(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		proc.Stop(5 * time.Second)
 		if t.Failed() {
 			t.Logf("backend.mjs stderr:\n%s", stderr)
 		}
@@ -156,7 +124,7 @@ func startNodeBackend(t *testing.T, node, natsURL, secret, origin string) string
 	select {
 	case u := <-urls:
 		return u
-	case <-done:
+	case <-proc.Done():
 		t.Fatalf("backend.mjs exited before listening:\n%s", stderr)
 	case <-time.After(startTimeout):
 		t.Fatalf("backend.mjs did not listen within %v:\n%s", startTimeout, stderr)

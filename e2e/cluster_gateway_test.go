@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 type clusterGateway struct {
@@ -49,36 +46,6 @@ func (g *clusterGateway) notableLogLines(limit int) string {
 	return strings.Join(out, "\n")
 }
 
-// clusterCaddyfile: one plain HTTP site with the event route, the app on
-// the external cluster with an R3 file stream.
-const clusterCaddyfile = `{
-	admin off
-	persist_config off
-	storage file_system %[1]s
-	auto_https off
-	log {
-		level DEBUG
-	}
-	ssegate {
-		url %[2]s
-		reconnect_wait 100ms%[4]s
-		stream {
-			replicas 3
-			storage file
-		}
-	}
-}
-
-http://127.0.0.1:%[3]d {
-	bind 127.0.0.1
-	ssegate /events* {
-		public room.*
-		heartbeat 1s
-		retry 100ms
-	}
-}
-`
-
 // launchClusterGateway starts the built caddy with its own port and state
 // directory; waitReady says when it serves. extra is put in the ssegate
 // global option.
@@ -87,9 +54,8 @@ func launchClusterGateway(t *testing.T, bin, name string, natsURLs []string, ext
 	port := freePorts(t, 1)[0]
 	dir := t.TempDir()
 	return &clusterGateway{
-		caddyProcess: runCaddy(t, bin, "gateway "+name, dir, fmt.Sprintf(clusterCaddyfile,
-			filepath.Join(dir, "caddy"), strings.Join(natsURLs, " "), port, extra)),
-		url: fmt.Sprintf("http://127.0.0.1:%d", port),
+		caddyProcess: runCaddy(t, bin, "gateway "+name, dir, clusterCaddyfile(dir, natsURLs, port, extra)),
+		url:          fmt.Sprintf("http://127.0.0.1:%d", port),
 	}
 }
 
@@ -98,7 +64,7 @@ func launchClusterGateway(t *testing.T, bin, name string, natsURLs []string, ext
 func (g *clusterGateway) waitReady(ctx context.Context) error {
 	var last error
 	err := pollUntil(ctx, startTimeout, func() bool {
-		if !g.running() {
+		if !g.Running() {
 			last = errors.New("the process exited")
 			return true
 		}
@@ -113,33 +79,4 @@ func (g *clusterGateway) waitReady(ctx context.Context) error {
 		return fmt.Errorf("%w (last error: %v)", err, last)
 	}
 	return last
-}
-
-// openEvents opens an event stream and checks that it is one; the caller
-// closes the body.
-func openEvents(ctx context.Context, url string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
-		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s, content type %q", url, resp.Status, ct)
-	}
-	return resp, nil
-}
-
-func probeEvents(ctx context.Context, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := openEvents(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return nil
 }

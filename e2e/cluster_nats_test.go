@@ -78,15 +78,8 @@ func startNATSCluster(t *testing.T) *natsCluster {
 	}
 	// JetStream answers account info only once the meta group has a leader
 	// that knows the account, and places R3 streams once it knows every peer.
-	nc, err := nats.Connect(strings.Join(cl.clientURLs(), ","), nats.Name("e2e-probe"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectURL(t, strings.Join(cl.clientURLs(), ","), nats.Name("e2e-probe"))
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var last error
 	if err := pollUntil(context.Background(), clusterTimeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

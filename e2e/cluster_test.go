@@ -179,7 +179,7 @@ func TestResumeOnAnotherInstanceWithNATSCluster(t *testing.T) {
 	}
 
 	for _, g := range gws {
-		if !g.running() {
+		if !g.Running() {
 			t.Errorf("gateway %s exited during the test", g.name)
 		}
 		if notable := g.notableLogLines(30); notable != "" {
@@ -246,7 +246,7 @@ const liveProbeWait = 3 * time.Second
 func liveProbe(ctx context.Context, g *clusterGateway, pub *publisher, channel string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := openEvents(ctx, g.url+"/events?channel=room."+channel)
+	resp, err := openEvents(ctx, http.DefaultClient, g.url+"/events?channel=room."+channel)
 	if err != nil {
 		return err
 	}
@@ -356,6 +356,3 @@ func seqRanges(seqs []uint64) string {
 func pollUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
 	return testkit.PollUntil(ctx, timeout, cond)
 }
-
-// buildGateway builds cmd/caddy into a temporary directory, with the race
-// detector when the test has it.

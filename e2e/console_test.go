@@ -3,11 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"image/color"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,39 +20,22 @@ const (
 	consolePublishKey = "console-e2e-publish-key-0123456789abcdef"
 )
 
-// consoleCaddyfile serves the console, the publish endpoint and health on
-// one HTTPS site (HTTP/2), with the embedded NATS server. The admin
-// endpoint is on, on loopback, so that the script can reload the config.
-const consoleCaddyfile = `{
-	admin 127.0.0.1:%[7]d
-	persist_config off
-	storage file_system %[1]s
-	skip_install_trust
-	auto_https disable_redirects
-	servers 127.0.0.1:%[2]d {
-		protocols h1 h2
-	}
-	ssegate {
-		embedded {
-			listen 127.0.0.1:%[3]d
-			store_dir %[4]s
-		}
-	}
-}
-
-https://localhost:%[2]d {
+// consoleSite serves the console, the publish endpoint and health on one
+// HTTPS site (HTTP/2).
+const consoleSite = `
+https://localhost:%[1]d {
 	bind 127.0.0.1
 	tls internal
 	encode zstd gzip
 	ssegate /events* {
 		public demo
 		publish /events/publish {
-			key %[5]s demo orders.*
+			key %[2]s demo orders.*
 		}
 		health /events/health
 		console /events/console
 		auth {
-			hmac_secret %[6]s
+			hmac_secret %[3]s
 			ticket_path /events/ticket
 		}
 	}
@@ -70,29 +51,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	tools := findTools(t)
 	ports := freePorts(t, 3)
 	dir := t.TempDir()
-	gw := runCaddy(t, tools.bin, "caddy", dir, fmt.Sprintf(consoleCaddyfile,
-		filepath.Join(dir, "caddy"), ports[0], ports[1], filepath.Join(dir, "nats"), consolePublishKey, consoleJWTSecret, ports[2]))
+	// The admin endpoint is on, on loopback, so that the script can reload
+	// the config.
+	options := embeddedConf{natsPort: ports[1], admin: fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		global: internalTLS + servers(ports[0], "h1 h2")}.options(dir)
+	gw := runCaddy(t, tools.bin, "caddy", dir, options+fmt.Sprintf(consoleSite, ports[0], consolePublishKey, consoleJWTSecret))
 	base := fmt.Sprintf("https://localhost:%d", ports[0])
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	insecure := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // tls internal: a CA made at start
-		ForceAttemptHTTP2: true,
-	}}
-	defer insecure.CloseIdleConnections()
-	waitFor(ctx, t, &gateway{caddyProcess: gw}, "health 200", func() error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events/health", nil)
-		resp, err := insecure.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("health: %s %s", resp.Status, body)
-		}
-		return nil
+	insecure := insecureClient(t)
+	gw.waitFor(ctx, t, "health 200", func() error {
+		return getStatus(ctx, insecure, base+"/events/health", http.StatusOK)
 	})
 
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
@@ -117,7 +87,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		// Node's fetch trusts the gateway's internal CA, as curl --cacert would.
 		"NODE_EXTRA_CA_CERTS=" + filepath.Join(dir, "caddy", "pki", "authorities", "local", "root.crt"),
 	})
-	if !gw.running() {
+	if !gw.Running() {
 		t.Fatalf("the gateway exited during the browser run; log:\n%s", gw.logTail())
 	}
 	checkScreenshot(t, shot)

@@ -11,6 +11,57 @@ import (
 	"unicode"
 )
 
+// docSection is the text under a "## " heading of a file in the
+// repository, up to the next one.
+func docSection(t *testing.T, file, heading string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(src), "\n## "+heading+"\n")
+	if !ok {
+		t.Fatalf("%s has no section %q", file, heading)
+	}
+	section, _, _ := strings.Cut(after, "\n## ")
+	return section
+}
+
+// fencedBlocks are the section's code blocks of one language ("" for a
+// bare fence).
+func fencedBlocks(section, lang string) []string {
+	var out []string
+	var block *strings.Builder
+	open := ""
+	for _, line := range strings.SplitAfter(section, "\n") {
+		fence, isFence := strings.CutPrefix(strings.TrimRight(line, "\n"), "```")
+		switch {
+		case isFence && block == nil:
+			block, open = new(strings.Builder), fence
+		case isFence:
+			if open == lang {
+				out = append(out, block.String())
+			}
+			block = nil
+		case block != nil:
+			block.WriteString(line)
+		}
+	}
+	return out
+}
+
+// blockWith is the first block that contains text.
+func blockWith(t *testing.T, blocks []string, text string) string {
+	t.Helper()
+	for _, b := range blocks {
+		if strings.Contains(b, text) {
+			return b
+		}
+	}
+	t.Fatalf("no code block holds %q", text)
+	return ""
+}
+
 // docFiles are the Markdown files a reader follows links between.
 func docFiles(t *testing.T) []string {
 	t.Helper()

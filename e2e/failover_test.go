@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -90,8 +88,7 @@ func newFailover(t *testing.T) *failover {
 	for i, name := range []string{"A", "B"} {
 		// One after the other (TestGatewaysStartTogetherOnFreshNATSCluster).
 		dir := t.TempDir()
-		h.gws[i] = &gatewaySlot{name: name, bin: bin, port: ports[i], dir: dir, conf: fmt.Sprintf(clusterCaddyfile,
-			filepath.Join(dir, "caddy"), strings.Join(h.cl.clientURLs(), " "), ports[i], "")}
+		h.gws[i] = &gatewaySlot{name: name, bin: bin, port: ports[i], dir: dir, conf: clusterCaddyfile(dir, h.cl.clientURLs(), ports[i], "")}
 		h.gws[i].launch(t, ctx)
 	}
 	h.js = h.cl.connect(t, "fault-publisher")
@@ -244,7 +241,7 @@ func (h *failover) finish() {
 		t.Errorf("only %d events delivered, expected at least %d", delivered, min)
 	}
 	for _, g := range h.gws {
-		if !g.p.running() {
+		if !g.p.Running() {
 			t.Errorf("gateway %s exited during the test", g.name)
 		}
 		if t.Failed() {
@@ -323,22 +320,11 @@ func (g *gatewaySlot) launch(t *testing.T, ctx context.Context) {
 // kill SIGKILLs the gateway and returns its pid once it is gone.
 func (g *gatewaySlot) kill(t *testing.T) int {
 	t.Helper()
-	proc := g.p.cmd.Process
-	if err := proc.Kill(); err != nil {
-		t.Fatal(err)
+	pid := g.p.Cmd.Process.Pid
+	if err := g.p.KillGone(10 * time.Second); err != nil {
+		t.Fatalf("gateway %s: %v", g.name, err)
 	}
-	select {
-	case <-g.p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("gateway %s still runs 10s after SIGKILL", g.name)
-	}
-	if ws, ok := g.p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("gateway %s ended with %v, not by SIGKILL", g.name, g.p.cmd.ProcessState)
-	}
-	if err := syscall.Kill(proc.Pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Fatalf("gateway %s: pid %d still answers signal 0 (%v)", g.name, proc.Pid, err)
-	}
-	return proc.Pid
+	return pid
 }
 
 var connectedURL = regexp.MustCompile(`"msg":"nats (?:re)?connected".*"url":"nats://127\.0\.0\.1:(\d+)"`)

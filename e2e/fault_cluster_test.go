@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
@@ -31,17 +30,7 @@ func TestFaultClusterLeaderKilled(t *testing.T) {
 	base := func(n int) string { return gws[n%2].url }
 	js := cl.connect(t, "fault-publisher")
 	pub := &faulttest.Publisher{JS: js, Channels: []string{"room.a", "room.b", "room.c"}}
-	if _, err := pub.Publish(ctx, "room.q"); err != nil {
-		t.Fatal(err)
-	}
-	stopPub := runFaultPublisher(pub)
-	waitFaultAcked(t, ctx, pub, 50, 30*time.Second)
-	from := strconv.FormatUint(pub.LastSeq()-20, 10)
-	fleet, err := faulttest.StartAll(ctx, pub, faultClients(base, from, 25), 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fleet.Stop()
+	stopPub, fleet := startFaultLoad(t, ctx, pub, base, 25, 30*time.Second)
 	waitFaultAcked(t, ctx, pub, pub.Count()+150, 30*time.Second)
 
 	leader := streamLeader(ctx, js)
@@ -67,7 +56,7 @@ func TestFaultClusterLeaderKilled(t *testing.T) {
 		t.Errorf("only %d events delivered", delivered)
 	}
 	for _, g := range gws {
-		if !g.running() {
+		if !g.Running() {
 			t.Errorf("gateway %s exited during the test", g.name)
 		}
 		if t.Failed() {

@@ -14,11 +14,7 @@ import (
 // restarted after 2 s; another node is elected meanwhile.
 func TestFaultClusterLeaderSIGKILL(t *testing.T) {
 	h := newFailover(t)
-	leader := h.leader()
-	killed := h.kill(leader)
-	h.join(newChannels[0])
-	h.pause(2 * time.Second)
-	h.restart(leader)
+	killed := h.bounce(h.leader(), newChannels[0])
 	h.newLeader(killed)
 	h.finish()
 }
@@ -30,11 +26,7 @@ func TestFaultClusterLeaderSIGKILL(t *testing.T) {
 func TestFaultClusterLeaderKilledFourTimes(t *testing.T) {
 	h := newFailover(t)
 	for i := range 4 {
-		leader := h.leader()
-		killed := h.kill(leader)
-		h.join(newChannels[i])
-		h.pause(2 * time.Second)
-		h.restart(leader)
+		killed := h.bounce(h.leader(), newChannels[i])
 		h.newLeader(killed)
 		h.pause(5*time.Second - time.Since(killed))
 	}
@@ -74,15 +66,8 @@ func TestFaultClusterServingNodeKilled(t *testing.T) {
 func TestFaultClusterTwoKillsUnsettled(t *testing.T) {
 	h := newFailover(t)
 	first := h.leader()
-	killed := h.kill(first)
-	h.join(newChannels[0])
-	h.pause(2 * time.Second)
-	h.restart(first)
-	second := h.other(first)
-	h.kill(second)
-	h.join(newChannels[1])
-	h.pause(2 * time.Second)
-	h.restart(second)
+	killed := h.bounce(first, newChannels[0])
+	h.bounce(h.other(first), newChannels[1])
 	h.newLeader(killed)
 	h.finish()
 }
@@ -104,4 +89,14 @@ func TestFaultClusterGatewayKilledNodeDown(t *testing.T) {
 	h.restart(leader)
 	h.newLeader(killed)
 	h.finish()
+}
+
+// bounce SIGKILLs node, has new clients join channel while it is down,
+// and restarts it 2 s later. It returns when node was killed.
+func (h *failover) bounce(node, channel string) time.Time {
+	killed := h.kill(node)
+	h.join(channel)
+	h.pause(2 * time.Second)
+	h.restart(node)
+	return killed
 }

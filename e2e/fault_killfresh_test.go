@@ -1,49 +1,17 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ssegate/ssegate/internal/natstest"
 )
-
-// killFreshCaddyfile is a gateway on an external NATS with a page on its
-// origin for Chromium's EventSources. Its retry hint is Caddyfile.example's
-// 2 s, so clients come back after the first events are published.
-const killFreshCaddyfile = `{
-	admin off
-	persist_config off
-	storage file_system %[1]s
-	auto_https off
-	ssegate {
-		url %[2]s
-		reconnect_wait 100ms
-	}
-}
-
-http://127.0.0.1:%[3]d {
-	bind 127.0.0.1
-	ssegate /events* {
-		public room.*
-		heartbeat 1s
-		retry 2s
-	}
-	header /page Content-Type "text/html; charset=utf-8"
-	respond /page "<!doctype html><title>ssegate</title>" 200
-}
-`
 
 // TestFaultGatewayKilledBeforeFirstEvent: EventSources in Chromium and
 // from the npm eventsource package open on a fresh channel; the gateway
@@ -70,10 +38,11 @@ func killFresh(t *testing.T, tl tools, client string, steady bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ns := natstest.Server(t)
-	port, dir := freePorts(t, 1)[0], t.TempDir()
-	gw := &gatewaySlot{name: "A", bin: tl.bin, port: port, dir: dir,
-		conf: fmt.Sprintf(killFreshCaddyfile, filepath.Join(dir, "caddy"), ns.ClientURL(), port)}
-	gw.launch(t, ctx)
+	// The retry hint is Caddyfile.example's 2 s, so clients come back after
+	// the first events are published; a page on the gateway's origin is
+	// for Chromium's EventSources.
+	gw := faultGateway(t, ctx, tl.bin, "A", freePorts(t, 1)[0], externalConf{nats: []string{ns.ClientURL()}, retry: "2s",
+		site: "\n\theader /page Content-Type \"text/html; charset=utf-8\"\n\trespond /page \"<!doctype html><title>ssegate</title>\" 200"})
 	pub, _ := faultPublisher(t, ns.ClientURL())
 	channel := "room.fresh"
 	pub.Channels, pub.Interval = []string{channel}, 10*time.Millisecond
@@ -148,91 +117,4 @@ func exactly(want []uint64, ids []string) string {
 		}
 	}
 	return fmt.Sprintf("got %d of %d events; missing %d: %s; got %s", len(got), len(want), len(missing), seqRanges(missing), seqRanges(got))
-}
-
-// script is a node script of this directory that the test talks to:
-// lines on its stdout, one line on its stdin.
-type script struct {
-	name  string
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-}
-
-func startScript(t *testing.T, tl tools, name string, env ...string) *script {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
-	s := &script{name: name, lines: make(chan string, 64)}
-	s.cmd = exec.CommandContext(ctx, tl.node, name)
-	s.cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
-	s.cmd.Cancel = func() error { return s.cmd.Process.Signal(syscall.SIGTERM) }
-	s.cmd.WaitDelay = 10 * time.Second
-	s.cmd.Stderr = tWriter{t, name}
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.in, err = s.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(s.lines)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(nil, 4<<20)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = s.in.Close()
-		if err := s.cmd.Wait(); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		cancel()
-	})
-	return s
-}
-
-// await logs the script's lines until one starts with prefix, and returns
-// the rest of it.
-func (s *script) await(t *testing.T, prefix string) string {
-	t.Helper()
-	timeout := time.After(browserTimeout)
-	for {
-		select {
-		case line, ok := <-s.lines:
-			if !ok {
-				t.Fatalf("%s ended before printing %q", s.name, prefix)
-			}
-			if rest, found := strings.CutPrefix(line, prefix); found {
-				return rest
-			}
-			t.Logf("%s: %s", s.name, line)
-		case <-timeout:
-			t.Fatalf("%s printed no %q within %v", s.name, prefix, browserTimeout)
-		}
-	}
-}
-
-func (s *script) send(t *testing.T, line string) {
-	t.Helper()
-	if _, err := io.WriteString(s.in, line+"\n"); err != nil {
-		t.Fatalf("%s: %v", s.name, err)
-	}
-}
-
-// tWriter logs what is written to it, a line at a time.
-type tWriter struct {
-	t    *testing.T
-	name string
-}
-
-func (w tWriter) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w.t.Logf("%s: %s", w.name, line)
-	}
-	return len(p), nil
 }

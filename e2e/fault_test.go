@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -22,39 +21,16 @@ import (
 // the same publisher, clients and checker as the in-process cases in the
 // root package (internal/faulttest).
 
-// faultCaddyfile runs a gateway on an external NATS, with a file stream.
-const faultCaddyfile = `{
-	admin off
-	persist_config off
-	storage file_system %[1]s
-	auto_https off
-	ssegate {
-		url %[2]s
-		reconnect_wait 100ms
-	}
-}
-
-http://127.0.0.1:%[3]d {
-	bind 127.0.0.1
-	ssegate /events* {
-		public room.*
-		heartbeat 1s
-		retry 100ms
-	}
-}
-`
-
-// faultGateway starts the built caddy on port, talking to natsURL; it is
-// ready when its event route answers with a stream.
-func faultGateway(t *testing.T, ctx context.Context, bin, name string, port int, natsURL string) *caddyProcess {
+// faultGateway starts the built caddy as gateway name on port, on the
+// NATS servers conf names, and waits until it serves; it can be killed and
+// started again on its port.
+func faultGateway(t *testing.T, ctx context.Context, bin, name string, port int, conf externalConf) *gatewaySlot {
 	t.Helper()
 	dir := t.TempDir()
-	p := runCaddy(t, bin, name, dir, fmt.Sprintf(faultCaddyfile, filepath.Join(dir, "caddy"), natsURL, port))
-	url := fmt.Sprintf("http://127.0.0.1:%d/events?channel=room.ready", port)
-	if err := pollUntil(ctx, startTimeout, func() bool { return !p.running() || probeEvents(ctx, url) == nil }); err != nil || !p.running() {
-		t.Fatalf("%s not ready (%v); log:\n%s", name, err, p.logTail())
-	}
-	return p
+	conf.port = port
+	g := &gatewaySlot{name: name, bin: bin, port: port, dir: dir, conf: conf.caddyfile(dir)}
+	g.launch(t, ctx)
+	return g
 }
 
 // faultPublisher publishes to room.a, room.b and room.c through a
@@ -109,6 +85,25 @@ func waitFaultAcked(t *testing.T, ctx context.Context, pub *faulttest.Publisher,
 	}
 }
 
+// startFaultLoad runs pub (after one event on the quiet channel) and,
+// from 50 acked events on, faultClients on base that start 20 events
+// back. The test stops the clients when it ends; stop stops pub.
+func startFaultLoad(t *testing.T, ctx context.Context, pub *faulttest.Publisher, base func(int) string, sessionEvents int, within time.Duration) (stop func() error, fleet *faulttest.Fleet) {
+	t.Helper()
+	if _, err := pub.Publish(ctx, "room.q"); err != nil {
+		t.Fatal(err)
+	}
+	stop = runFaultPublisher(pub)
+	waitFaultAcked(t, ctx, pub, 50, within)
+	from := strconv.FormatUint(pub.LastSeq()-20, 10)
+	fleet, err := faulttest.StartAll(ctx, pub, faultClients(base, from, sessionEvents), within)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fleet.Stop)
+	return stop, fleet
+}
+
 // finishFault stops publishing (after one last event on the quiet
 // channel), waits for every client to catch up, and checks them all. It
 // returns the events delivered.
@@ -145,35 +140,19 @@ func TestFaultGatewaySIGTERMAndRestart(t *testing.T) {
 	defer cancel()
 	ns := natstest.Server(t)
 	port := freePorts(t, 1)[0]
-	gw := faultGateway(t, ctx, bin, "gateway", port, ns.ClientURL())
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	gw := faultGateway(t, ctx, bin, "A", port, externalConf{nats: []string{ns.ClientURL()}})
 
 	pub, _ := faultPublisher(t, ns.ClientURL())
-	if _, err := pub.Publish(ctx, "room.q"); err != nil {
-		t.Fatal(err)
-	}
-	stopPub := runFaultPublisher(pub)
-	waitFaultAcked(t, ctx, pub, 50, 20*time.Second)
-	from := strconv.FormatUint(pub.LastSeq()-20, 10)
-	fleet, err := faulttest.StartAll(ctx, pub, faultClients(func(int) string { return base }, from, 0), 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fleet.Stop()
+	stopPub, fleet := startFaultLoad(t, ctx, pub, func(int) string { return gw.url() }, 0, 20*time.Second)
 	waitFaultAcked(t, ctx, pub, pub.Count()+150, 20*time.Second)
 
-	if err := gw.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gw.done:
-	case <-time.After(15 * time.Second):
+	if !gw.p.Signal(syscall.SIGTERM, 15*time.Second) {
 		t.Fatal("the gateway did not exit within 15s of SIGTERM")
 	}
 	stopped := pub.Count()
 	// Events stored while no gateway runs reach the clients by replay.
 	waitFaultAcked(t, ctx, pub, stopped+50, 20*time.Second)
-	faultGateway(t, ctx, bin, "restarted gateway", port, ns.ClientURL())
+	gw.launch(t, ctx)
 	waitFaultAcked(t, ctx, pub, pub.Count()+150, 20*time.Second)
 
 	if delivered := finishFault(t, ctx, stopPub, pub, fleet); delivered < 1000 {
@@ -196,38 +175,22 @@ func TestFaultGatewayKilled(t *testing.T) {
 	defer cancel()
 	ns := natstest.Server(t)
 	ports := freePorts(t, 2)
-	gws := []*caddyProcess{
-		faultGateway(t, ctx, bin, "gateway A", ports[0], ns.ClientURL()),
-		faultGateway(t, ctx, bin, "gateway B", ports[1], ns.ClientURL()),
+	conf := externalConf{nats: []string{ns.ClientURL()}}
+	gws := []*gatewaySlot{
+		faultGateway(t, ctx, bin, "A", ports[0], conf),
+		faultGateway(t, ctx, bin, "B", ports[1], conf),
 	}
-	base := func(n int) string { return fmt.Sprintf("http://127.0.0.1:%d", ports[n%2]) }
+	base := func(n int) string { return gws[n%2].url() }
 
 	pub, _ := faultPublisher(t, ns.ClientURL())
-	if _, err := pub.Publish(ctx, "room.q"); err != nil {
-		t.Fatal(err)
-	}
-	stopPub := runFaultPublisher(pub)
-	waitFaultAcked(t, ctx, pub, 50, 20*time.Second)
-	from := strconv.FormatUint(pub.LastSeq()-20, 10)
-	fleet, err := faulttest.StartAll(ctx, pub, faultClients(base, from, 25), 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fleet.Stop()
+	stopPub, fleet := startFaultLoad(t, ctx, pub, base, 25, 20*time.Second)
 	waitFaultAcked(t, ctx, pub, pub.Count()+200, 20*time.Second)
 
 	netErrs := 0
 	for _, c := range fleet.Clients {
 		netErrs += c.Stats().NetErrors
 	}
-	if err := gws[0].cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gws[0].done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("gateway A did not die")
-	}
+	gws[0].kill(t)
 	waitFaultAcked(t, ctx, pub, pub.Count()+300, 30*time.Second)
 
 	if delivered := finishFault(t, ctx, stopPub, pub, fleet); delivered < 1500 {

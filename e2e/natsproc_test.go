@@ -2,20 +2,19 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate/internal/child"
 	"github.com/ssegate/ssegate/internal/natstest"
 )
 
@@ -23,24 +22,6 @@ import (
 // embedded server cannot show: a SIGKILL takes with it whatever the node
 // had in its buffers, and a restarted node comes back on the same ports
 // with the same store.
-
-// natsServerBin builds nats-server (the version go.mod pins) next to the
-// other commands, once, without the race detector: the gateway is what is
-// under test, and a race-built server would change the cluster's timing.
-func natsServerBin(t *testing.T) string {
-	t.Helper()
-	dir := buildCommands(t)
-	commands.natsOnce.Do(func() {
-		build := exec.Command(goCommand(), "build", "-o", filepath.Join(dir, "nats-server"), "github.com/nats-io/nats-server/v2")
-		if out, err := build.CombinedOutput(); err != nil {
-			commands.natsErr = fmt.Errorf("%s: %v\n%s", build, err, out)
-		}
-	})
-	if commands.natsErr != nil {
-		t.Fatal(commands.natsErr)
-	}
-	return filepath.Join(dir, "nats-server")
-}
 
 const natsNodeConf = `server_name: %[1]s
 listen: 127.0.0.1:%[2]d
@@ -61,8 +42,7 @@ type natsNode struct {
 	log        *lockedBuffer
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *child.Process // nil until the first start
 }
 
 type natsProcCluster struct {
@@ -108,69 +88,41 @@ func (cl *natsProcCluster) start(t *testing.T, n *natsNode) {
 	t.Helper()
 	cmd := exec.Command(cl.bin, "-c", n.conf)
 	cmd.Stdout, cmd.Stderr = n.log, n.log
-	if err := cmd.Start(); err != nil {
+	proc, err := child.Start(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
 	n.mu.Lock()
-	n.cmd, n.done = cmd, done
+	n.proc = proc
 	n.mu.Unlock()
+}
+
+func (n *natsNode) process() *child.Process {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc
 }
 
 // kill sends SIGKILL and waits until the process is gone: reaped, and its
 // pid answers no signal. It returns the pid.
 func (n *natsNode) kill(t *testing.T) int {
 	t.Helper()
-	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.mu.Unlock()
-	pid := cmd.Process.Pid
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatalf("killing %s (pid %d): %v", n.name, pid, err)
-	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s (pid %d) still runs 10s after SIGKILL", n.name, pid)
-	}
-	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("%s (pid %d) ended with %v, not by SIGKILL", n.name, pid, cmd.ProcessState)
-	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Fatalf("%s: pid %d still answers signal 0 (%v)", n.name, pid, err)
+	proc := n.process()
+	pid := proc.Cmd.Process.Pid
+	if err := proc.KillGone(10 * time.Second); err != nil {
+		t.Fatalf("%s: %v", n.name, err)
 	}
 	return pid
 }
 
 func (n *natsNode) running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	select {
-	case <-n.done:
-		return false
-	default:
-		return n.cmd != nil
-	}
+	proc := n.process()
+	return proc != nil && proc.Running()
 }
 
 func (n *natsNode) stop() {
-	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	if proc := n.process(); proc != nil {
+		proc.Stop(10 * time.Second)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ssegate/ssegate/internal/natstest"
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 // Presence and control across gateway processes sharing one NATS.
@@ -82,22 +82,20 @@ func startPresenceGateway(t *testing.T, bin, name, natsURL string, port int) *pr
 	g := &presenceGateway{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	g.caddyProcess = runCaddy(t, bin, name, dir, fmt.Sprintf(presenceCaddyfile,
 		filepath.Join(dir, "caddy"), natsURL, port, presenceSecret, presenceTTL, presenceKey))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(g.url + "/events/health")
-		if err == nil {
-			var h struct{ Status, Presence, Revocations string }
-			_ = json.NewDecoder(resp.Body).Decode(&h)
-			resp.Body.Close()
-			if h.Status == "ok" && h.Presence == "ok" && h.Revocations == "ok" {
-				return g
-			}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g.waitFor(ctx, t, "health with presence and revocations ok", func() error {
+		_, body, err := get(ctx, http.DefaultClient, g.url+"/events/health")
+		if err != nil {
+			return err
 		}
-		if !g.running() || time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %v\n%s", name, err, g.logTail())
+		var h struct{ Status, Presence, Revocations string }
+		if json.Unmarshal(body, &h) != nil || h.Status != "ok" || h.Presence != "ok" || h.Revocations != "ok" {
+			return fmt.Errorf("health: %.200s", body)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return g
 }
 
 func presenceToken(t *testing.T, claims jwt.MapClaims) string {
@@ -231,57 +229,27 @@ func postAction(t *testing.T, base, action, body string) {
 	}
 }
 
-// heard collects join and leave messages from NATS.
-type heard struct {
-	mu   sync.Mutex
-	msgs []map[string]string
-}
-
-func listenPresence(t *testing.T, natsURL string) *heard {
+// listenPresence records the join and leave messages on NATS.
+func listenPresence(t *testing.T, natsURL string) *natstest.Recorder {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	h := new(heard)
-	if _, err := nc.Subscribe("ssegate.presence.>", func(m *nats.Msg) {
+	nc, _ := natstest.ConnectURL(t, natsURL)
+	return natstest.Record(t, nc, "ssegate.presence.>")
+}
+
+// announced is how many join or leave (kind) messages of sub on channel
+// were recorded.
+func announced(r *natstest.Recorder, kind, channel, sub string) int {
+	return r.Count(func(m *nats.Msg) bool {
 		var x map[string]string
-		if json.Unmarshal(m.Data, &x) == nil {
-			h.mu.Lock()
-			h.msgs = append(h.msgs, x)
-			h.mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return h
+		return json.Unmarshal(m.Data, &x) == nil && x["type"] == kind && x["channel"] == channel && x["sub"] == sub
+	})
 }
 
-func (h *heard) count(kind, channel, sub string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, m := range h.msgs {
-		if m["type"] == kind && m["channel"] == channel && m["sub"] == sub {
-			n++
-		}
-	}
-	return n
-}
-
+// within waits up to d for cond, and returns how long it took.
 func within(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, d, what, cond)
 	return time.Since(start)
 }
 
@@ -302,7 +270,7 @@ func TestPresenceAcrossGatewayProcesses(t *testing.T) {
 	t.Logf("presence on the other gateway after %v", d)
 	onB := mustOpen(t, b.url, "room.1", alice)
 	within(t, time.Second, "two tabs on a's endpoint", func() bool { return getPresence(t, a.url, "room.1").of("alice") == 2 })
-	within(t, time.Second, "the join", func() bool { return h.count("join", "room.1", "alice") == 1 })
+	within(t, time.Second, "the join", func() bool { return announced(h, "join", "room.1", "alice") == 1 })
 
 	postAction(t, a.url, "disconnect", `{"sub":"alice"}`)
 	start := time.Now()
@@ -318,8 +286,8 @@ func TestPresenceAcrossGatewayProcesses(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("both streams ended %v after the disconnect", time.Since(start))
-	within(t, 2*time.Second, "alice's leave", func() bool { return h.count("leave", "room.1", "alice") == 1 })
-	if n := h.count("join", "room.1", "alice"); n != 1 {
+	within(t, 2*time.Second, "alice's leave", func() bool { return announced(h, "leave", "room.1", "alice") == 1 })
+	if n := announced(h, "join", "room.1", "alice"); n != 1 {
 		t.Errorf("%d joins for two tabs", n)
 	}
 
@@ -330,19 +298,16 @@ func TestPresenceAcrossGatewayProcesses(t *testing.T) {
 		mustOpen(t, c.url, "room.2", presenceToken(t, jwt.MapClaims{"sub": sub, "channels": []string{"room.2"}}))
 	}
 	within(t, time.Second, "c's users on a", func() bool { return len(getPresence(t, a.url, "room.2").Users) == 2 })
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-c.done
+	c.Kill()
 	killed := time.Now()
 	bound := presenceTTL + 2*time.Second
 	within(t, bound, "the dead gateway's leaves", func() bool {
-		return h.count("leave", "room.2", "bob") > 0 && h.count("leave", "room.2", "carol") > 0
+		return announced(h, "leave", "room.2", "bob") > 0 && announced(h, "leave", "room.2", "carol") > 0
 	})
 	t.Logf("leaves %v after SIGKILL (ttl %v)", time.Since(killed), presenceTTL)
 	time.Sleep(2 * time.Second) // room for a duplicate from the other live gateway
 	for _, sub := range []string{"bob", "carol"} {
-		if n := h.count("leave", "room.2", sub); n != 1 {
+		if n := announced(h, "leave", "room.2", sub); n != 1 {
 			t.Errorf("%s left %d times", sub, n)
 		}
 	}
@@ -373,8 +338,7 @@ func TestRevokeAcrossGatewayRestarts(t *testing.T) {
 	}
 	refused(a.url, "the reconnect")
 	port := strings.TrimPrefix(a.url, "http://127.0.0.1:")
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	<-a.done
+	a.Stop(10 * time.Second)
 	var p int
 	fmt.Sscanf(port, "%d", &p)
 	again := startPresenceGateway(t, bin, "gateway a again", ns.ClientURL(), p)

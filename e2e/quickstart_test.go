@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,62 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssegate/ssegate/internal/child"
 )
-
-// example is what Caddyfile.example serves, as the quick start relies on.
-type example struct {
-	src                     string
-	httpPort, tlsPort, nats string // "8080", "8443", "127.0.0.1:4222"
-	store                   string // ./data/nats
-	matcher                 string // /events*
-	paths                   map[string]string
-}
-
-func readExample(t *testing.T) example {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := string(raw)
-	find := func(re string) string {
-		t.Helper()
-		m := regexp.MustCompile(`(?m)` + re).FindStringSubmatch(src)
-		if m == nil {
-			t.Fatalf("Caddyfile.example has no match for %s", re)
-		}
-		return m[1]
-	}
-	ex := example{
-		src:      src,
-		httpPort: find(`^:(\d+) \{`),
-		tlsPort:  find(`^https://localhost:(\d+) \{`),
-		nats:     find(`^\s+listen (\S+)`),
-		store:    find(`^\s+store_dir (\S+)`),
-		matcher:  find(`^\s+ssegate (/\S+) \{`),
-		paths:    map[string]string{},
-	}
-	for _, d := range []string{"console", "health", "publish", "ticket_path"} {
-		ex.paths[d] = find(`^\s+` + d + ` (/\S+)`)
-	}
-	return ex
-}
-
-// docSection is the text under a "## " heading of a file in the
-// repository, up to the next one.
-func docSection(t *testing.T, file, heading string) string {
-	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(src), "\n## "+heading+"\n")
-	if !ok {
-		t.Fatalf("%s has no section %q", file, heading)
-	}
-	section, _, _ := strings.Cut(after, "\n## ")
-	return section
-}
 
 // quickStart is the README's quick start section.
 func quickStart(t *testing.T) string { return docSection(t, "README.md", "Quick start") }
@@ -130,47 +75,6 @@ func servedPath(ex example, path string) bool {
 	return false
 }
 
-// exampleGateway runs Caddyfile.example itself with the built caddy. Only
-// what must differ on a shared machine is changed: its two ports and the
-// NATS port become free ones, its data directory a temporary one, the
-// admin endpoint is off, and the demo root is made absolute. replace maps
-// the example's addresses to the ones in use, for the snippets.
-func exampleGateway(t *testing.T, bin string, ex example) (g *caddyProcess, replace *strings.Replacer) {
-	t.Helper()
-	ports := freePorts(t, 3)
-	dir := t.TempDir()
-	demo, err := filepath.Abs(filepath.Join("..", "demo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	natsHost, _, _ := strings.Cut(ex.nats, ":")
-	nats := fmt.Sprintf("%s:%d", natsHost, ports[2])
-	http, https := fmt.Sprint(ports[0]), fmt.Sprint(ports[1])
-	cfg := strings.NewReplacer(
-		"127.0.0.1:"+ex.httpPort, "127.0.0.1:"+http,
-		"\n:"+ex.httpPort+" {", "\n:"+http+" {",
-		"localhost:"+ex.tlsPort, "localhost:"+https,
-		ex.nats, nats,
-		ex.store, filepath.Join(dir, "nats"),
-		"root * ./demo", "root * "+demo,
-	).Replace(ex.src)
-	cfg = strings.Replace(cfg, "\n{\n", "\n{\n\tadmin off\n\tpersist_config off\n", 1)
-	g = runCaddy(t, bin, "example", dir, cfg)
-	replace = strings.NewReplacer(
-		"localhost:"+ex.httpPort, "localhost:"+http,
-		"localhost:"+ex.tlsPort, "localhost:"+https,
-		"go run ./cmd/publish", filepath.Join(bin, "publish")+" -server nats://"+nats,
-		"go run ./cmd/token", filepath.Join(bin, "token"),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	base := "http://localhost:" + http
-	waitFor(ctx, t, &gateway{caddyProcess: g}, "the example's health endpoint", func() error {
-		return getStatus(ctx, base+ex.paths["health"], 200)
-	})
-	return g, replace
-}
-
 // shell runs a snippet with bash, with the example's addresses replaced,
 // and returns its standard output.
 func shell(ctx context.Context, t *testing.T, replace *strings.Replacer, snippet string, env ...string) string {
@@ -186,72 +90,17 @@ func shell(ctx context.Context, t *testing.T, replace *strings.Replacer, snippet
 	return string(out)
 }
 
-// getStatus says whether GET url answers with the status want.
-func getStatus(ctx context.Context, url string, want int) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != want {
-		return fmt.Errorf("GET %s: %s, want %d", url, resp.Status, want)
-	}
-	return nil
-}
-
-// fencedBlocks are the section's code blocks of one language ("" for a
-// bare fence).
-func fencedBlocks(section, lang string) []string {
-	var out []string
-	var block *strings.Builder
-	open := ""
-	for _, line := range strings.SplitAfter(section, "\n") {
-		fence, isFence := strings.CutPrefix(strings.TrimRight(line, "\n"), "```")
-		switch {
-		case isFence && block == nil:
-			block, open = new(strings.Builder), fence
-		case isFence:
-			if open == lang {
-				out = append(out, block.String())
-			}
-			block = nil
-		case block != nil:
-			block.WriteString(line)
-		}
-	}
-	return out
-}
-
-// blockWith is the first block that contains text.
-func blockWith(t *testing.T, blocks []string, text string) string {
-	t.Helper()
-	for _, b := range blocks {
-		if strings.Contains(b, text) {
-			return b
-		}
-	}
-	t.Fatalf("no code block holds %q", text)
-	return ""
-}
-
 // background starts cmd with its output collected, and kills it when the
 // test ends.
 func background(t *testing.T, cmd *exec.Cmd) *lockedBuffer {
 	t.Helper()
 	out := new(lockedBuffer)
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	proc, err := child.Start(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	t.Cleanup(proc.Kill)
 	return out
 }
 
@@ -284,7 +133,7 @@ var sampleID = regexp.MustCompile(`\d+-[a-z2-7]{4}`)
 func TestReadmeQuickStart(t *testing.T) {
 	ex, qs := readExample(t), quickStart(t)
 	bin := buildCommands(t)
-	_, replace := exampleGateway(t, bin, ex)
+	replace := exampleGateway(t, bin, ex).replace
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sh := fencedBlocks(qs, "sh")

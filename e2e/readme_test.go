@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,31 +14,13 @@ import (
 	"github.com/ssegate/ssegate/internal/natstest"
 )
 
-// readmeBlock returns the first code block of the given language after
-// heading in the README.
-func readmeBlock(t *testing.T, heading, lang string) string {
-	t.Helper()
-	src, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(src), "\n"+heading)
-	if !ok {
-		t.Fatalf("README has no heading %q", heading)
-	}
-	m := regexp.MustCompile("(?s)```" + lang + "\n(.*?)```").FindStringSubmatch(after)
-	if m == nil {
-		t.Fatalf("README: no %s block after %q", lang, heading)
-	}
-	return m[1]
-}
-
 // TestReadmeNodeSnippet runs the README's Node.js backend snippet ("A
 // backend") as written: it publishes an event that the stream stores, and
 // it refuses to run without a secret.
 func TestReadmeNodeSnippet(t *testing.T) {
 	tl := findTools(t)
-	code := readmeBlock(t, "## A backend", "js")
+	// The section's first js block.
+	code := blockWith(t, fencedBlocks(docSection(t, "README.md", "A backend"), "js"), "")
 	ns := natstest.Server(t)
 	_, js := natstest.Connect(t, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,10 +1,9 @@
 package e2e
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,56 +17,24 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 	bin := buildCommands(t)
 	ports := freePorts(t, 2)
 	dir := t.TempDir()
-	p := runCaddy(t, bin, "caddy", dir, fmt.Sprintf(`{
-	admin off
-	persist_config off
-	storage file_system %s
-	ssegate {
-		embedded {
-			listen 127.0.0.1:%d
-			store_dir %s
-		}
-	}
-}
-
+	p := runCaddy(t, bin, "caddy", dir, embeddedConf{natsPort: ports[1]}.options(dir)+fmt.Sprintf(`
 :%d {
 	ssegate /events {
 		public demo
 	}
 }
-`, filepath.Join(dir, "caddy"), ports[1], filepath.Join(dir, "nats"), ports[0]))
+`, ports[0]))
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/events?channel=demo", ports[0])
-	var resp *http.Response
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var err error
-		resp, err = http.Get(url)
-		if err == nil && resp.StatusCode == http.StatusOK {
-			break
-		}
-		if err == nil {
-			resp.Body.Close()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	defer resp.Body.Close()
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p.waitFor(ctx, t, "the event route", func() error { return probeEvents(ctx, url) })
+	lines := openEventLines(ctx, t, http.DefaultClient, url)
 	if first := <-lines; first != ": ssegate" {
 		t.Fatalf("first line %q", first)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -86,7 +53,7 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		t.Fatalf("the stream ended without a shutdown note and retry hint: %q", got)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("caddy did not exit within 10s of SIGTERM with a stream open")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -40,7 +41,7 @@ type perUserClient struct {
 func benchPerUser(b *testing.B, n int) {
 	restartable := natstest.NewRestartable(b)
 	ns := restartable.Start()
-	g := startGateway(b, ns, gatewayConfig{noTLS: true, stream: map[string]any{"storage": "file"},
+	g := startGateway(b, ns, gatewayConfig{noTLS: true, stream: map[string]any{"storage": "file"}, logFile: os.Getenv("SSEGATE_BENCH_LOG"),
 		nats: map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(100 * time.Millisecond)}})
 	defer benchSettle(b, g)
 	ctx, cancel := context.WithCancel(context.Background())

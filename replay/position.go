@@ -46,16 +46,12 @@ func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (R
 	if len(subjects) > MaxSubjects {
 		return Resolution{}, ErrTooManySubjects
 	}
-	release, err := acquire(ctx, h.lookups)
+	id, perr := Parse(raw)
+	s, release, err := h.streamPast(ctx, id, perr == nil)
 	if err != nil {
 		return Resolution{}, err
 	}
 	defer release()
-	id, perr := Parse(raw)
-	s, err := h.streamPast(ctx, id, perr == nil)
-	if err != nil {
-		return Resolution{}, fmt.Errorf("reading stream %q: %w", h.stream, err)
-	}
 	info := s.CachedInfo()
 	epoch := Epoch(info.Created)
 	if epoch != h.Epoch() {
@@ -85,27 +81,36 @@ func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (R
 	return r, nil
 }
 
-// streamPast reads the stream's info. A position past the stream's last
-// sequence is read again a few times first: right after a failover, the
-// new leader may answer before it has applied what the old one stored,
-// and the client's position, taken from a gateway that saw those events,
-// is real. A position that is still beyond the stream after that is
-// unknown.
-func (h *History) streamPast(ctx context.Context, id ID, parsed bool) (jetstream.Stream, error) {
+// streamPast reads the stream's info, holding a lookup slot, which it
+// hands back with release. A position past the stream's last sequence is
+// read again a few times first: right after a failover, the new leader
+// may answer before it has applied what the old one stored, and the
+// client's position, taken from a gateway that saw those events, is real.
+// A position that is still beyond the stream after that is unknown. The
+// slot is let go between the reads: a made-up position must not keep
+// other clients' lookups waiting for seconds.
+func (h *History) streamPast(ctx context.Context, id ID, parsed bool) (s jetstream.Stream, release func(), err error) {
 	for try := 0; ; try++ {
+		release, err := acquire(ctx, h.lookups)
+		if err != nil {
+			return nil, nil, err
+		}
 		s, err := h.js.Stream(ctx, h.stream)
 		if err != nil {
-			return nil, err
+			release()
+			return nil, nil, fmt.Errorf("reading stream %q: %w", h.stream, err)
 		}
 		info := s.CachedInfo()
 		if !parsed || id.Seq <= info.State.LastSeq || try == positionTries ||
 			(id.Epoch != "" && id.Epoch != Epoch(info.Created)) {
-			return s, nil
+			return s, release, nil
 		}
+		release()
 		select {
 		case <-time.After(positionWait):
 		case <-ctx.Done():
-			return s, nil
+			// The caller is gone; what was read answers it.
+			return s, func() {}, nil
 		}
 	}
 }

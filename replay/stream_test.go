@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +334,34 @@ func cycle(n int, subjects ...string) []string {
 		out[i] = subjects[i%len(subjects)]
 	}
 	return out
+}
+
+// TestFuturePositionLetsOtherLookupsThrough: a position past the stream is
+// read again for a few seconds before it counts as unknown. Meanwhile it
+// does not hold a lookup slot: with one slot, another client's lookup is
+// answered while the made-up one still waits.
+func TestFuturePositionLetsOtherLookupsThrough(t *testing.T) {
+	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory"}, cycle(10, "events.a")...)
+	h := NewHistory(js, stream, 1)
+	forged := make(chan Resolution, 1)
+	go func() {
+		r, _ := h.Resolve(ctx, "1000-"+stream.Epoch, []string{"events.a"})
+		forged <- r
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.lookups) == 0 && len(forged) == 0 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	r, err := h.Resolve(ctx, "5-"+stream.Epoch, []string{"events.a"})
+	if err != nil || r.After != 5 {
+		t.Fatalf("resolve beside a made-up position: %+v, %v", r, err)
+	}
+	select {
+	case <-forged:
+		t.Fatal("the real lookup was answered only after the made-up one")
+	default:
+	}
+	if r := <-forged; r.Reset != ResetUnknown {
+		t.Fatalf("made-up position: %+v", r)
+	}
 }

@@ -46,11 +46,14 @@ func (h *Hub) run() {
 }
 
 func (h *Hub) resultLocked(r result, now time.Time) {
-	if r.gen != 0 {
+	switch {
+	case r.epochOnly:
+		h.noteEpochLocked(r.head)
+	case r.gen != 0:
 		h.readLocked(r.gen, r.msg, now)
-		return
+	default:
+		h.headLocked(r.head, r.err, now)
 	}
-	h.headLocked(r.head, r.err, now)
 }
 
 // kick asks for a head check at once: NATS reconnected, or dropped

@@ -27,14 +27,16 @@ func (e *liveEffects) follow(gen, after uint64) {
 	ctx, cancel := context.WithCancel(h.ctx)
 	h.follows.add(gen, cancel)
 	go func() {
-		defer cancel()
+		// A read that ends by itself leaves no cancel func behind.
+		defer h.follows.stop(gen)
 		// A read first checks the stream's epoch: a recreated stream's
-		// messages must not pass as the old one's.
+		// messages must not pass as the old one's. The answer is only
+		// that: it is not the head check the hub may have in flight.
 		hctx, hcancel := context.WithTimeout(ctx, requestTimeout)
 		head, err := h.history.Head(hctx)
 		hcancel()
 		if err == nil {
-			h.send(ctx, result{head: head})
+			h.send(ctx, result{head: head, epochOnly: true})
 		}
 		err = h.history.Follow(ctx, after, func(m replay.Msg) error {
 			return h.send(ctx, result{gen: gen, msg: m})

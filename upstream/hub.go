@@ -116,8 +116,17 @@ var ErrClosed = errors.New("hub is closed")
 // stream's position yet: NATS or JetStream is out of reach.
 var ErrNotReady = errors.New("stream position not known yet")
 
-// ErrDisconnected is returned by Attach while NATS is away.
+// ErrDisconnected is what Attach's error is (errors.Is) while NATS is away.
 var ErrDisconnected = errors.New("NATS is not connected")
+
+// Unavailable is Attach's error while NATS is away. At is the hub's
+// position then: every event after it is in the stream, or will be, so a
+// client without a position that is told At, and comes back from it,
+// misses nothing published meanwhile.
+type Unavailable struct{ At replay.ID }
+
+func (e *Unavailable) Error() string        { return ErrDisconnected.Error() }
+func (e *Unavailable) Is(target error) bool { return target == ErrDisconnected }
 
 // NewHub starts a hub on conn for the given stream.
 func NewHub(conn *Conn, stream replay.StreamConfig, history *replay.History, opts ...HubOption) (*Hub, error) {
@@ -178,14 +187,14 @@ func (h *Hub) Attach(ctx context.Context, subjects []string, queueSize int, repl
 	if err := h.waitReady(ctx); err != nil {
 		return nil, err
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.conn != nil && !h.conn.NC.IsConnected() {
 		// Nothing can reach a new client while NATS is away, and a
 		// client with a position could not be replayed: it is told to
 		// come back, as every client is in a few seconds.
-		return nil, ErrDisconnected
+		return nil, &Unavailable{At: replay.ID{Seq: h.order.pos, Epoch: h.Epoch()}}
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}

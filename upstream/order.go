@@ -71,6 +71,9 @@ type result struct {
 	msg  replay.Msg
 	head replay.Head
 	err  error
+	// epochOnly marks a read's own check of the stream's epoch: its head
+	// says nothing of the hub's position or of its head check.
+	epochOnly bool
 }
 
 // Tuning of the order.

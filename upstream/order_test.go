@@ -156,3 +156,25 @@ func TestLiveDuplicatesAndStaleReadsAreDropped(t *testing.T) {
 		t.Fatalf("got %v, want [1]", got)
 	}
 }
+
+// TestReadEpochCheckIsNotTheHeadCheck: a read's own check of the epoch
+// answers only that. A head check in flight stays in flight, so the hub
+// does not ask the head a second time before the first answers.
+func TestReadEpochCheckIsNotTheHeadCheck(t *testing.T) {
+	s := newScript(t, "events.a")
+	s.now = s.now.Add(2 * idleCheck)
+	s.locked(func() { s.hub.tickLocked(s.now, false) })
+	if s.headAsks != 1 {
+		t.Fatalf("head asks %d after a quiet second, want 1", s.headAsks)
+	}
+	s.locked(func() {
+		s.hub.resultLocked(result{head: replay.Head{LastSeq: 1, Epoch: "sim"}, epochOnly: true}, s.now)
+		if !s.hub.order.asking {
+			t.Fatal("a read's epoch check cleared the head check in flight")
+		}
+		s.hub.tickLocked(s.now.Add(2*idleCheck), false)
+	})
+	if s.headAsks != 1 {
+		t.Fatalf("head asked %d times with one in flight", s.headAsks)
+	}
+}

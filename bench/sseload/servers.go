@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ssegate/ssegate/internal/loopback"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ssegate/ssegate/internal/child"
+	"github.com/ssegate/ssegate/internal/loopback"
 )
 
 // proc is a child process of the compare run: a nats-server, raw or
@@ -23,9 +25,8 @@ import (
 // run leaves nothing behind.
 type proc struct {
 	name string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
+	*child.Process
+	log *os.File
 }
 
 // build compiles the three programs a compare run starts, into dir.
@@ -60,13 +61,12 @@ func start(name, dir string, env []string, bin string, args ...string) (*proc, e
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	c, err := child.Start(cmd)
+	if err != nil {
 		logf.Close()
 		return nil, err
 	}
-	p := &proc{name: name, cmd: cmd, log: logf, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	return p, nil
+	return &proc{name: name, Process: c, log: logf}, nil
 }
 
 // stop asks the process to end, and kills it if it has not within 10 s.
@@ -74,17 +74,11 @@ func (p *proc) stop() {
 	if p == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	p.Stop(10 * time.Second)
 	p.log.Close()
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.Cmd.Process.Pid }
 
 func freePorts(n int) ([]int, error) { return loopback.FreePorts(n) }
 
@@ -93,7 +87,7 @@ func waitHTTP(p *proc, url string) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return fmt.Errorf("%s exited; see %s", p.name, p.log.Name())
 		default:
 		}

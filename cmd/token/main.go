@@ -12,7 +12,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,8 +20,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ssegate/ssegate/internal/cli"
 	"github.com/ssegate/ssegate/internal/devsecret"
-	"github.com/ssegate/ssegate/internal/version"
 )
 
 const (
@@ -38,15 +37,11 @@ const (
 	minSecretBytes = 32
 )
 
-// patternFlags collects a repeatable channel pattern flag.
-type patternFlags []string
-
-func (c *patternFlags) String() string { return strings.Join(*c, ",") }
-func (c *patternFlags) Set(v string) error {
+// pattern refuses an empty channel pattern, which grants nothing.
+func pattern(v string) error {
 	if strings.TrimSpace(v) == "" {
 		return errors.New("an empty pattern grants nothing")
 	}
-	*c = append(*c, v)
 	return nil
 }
 
@@ -55,15 +50,10 @@ type options struct {
 	sub, aud, iss     string
 	ttl               time.Duration
 	ticket, version   bool
-	channels, publish patternFlags
+	channels, publish cli.List // channel patterns
 }
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "token:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("token", run) }
 
 func run(args []string, stdout, stderr io.Writer) error {
 	o, err := parse(args, stderr)
@@ -71,8 +61,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.version {
-		_, err := fmt.Fprintln(stdout, "token: ssegate", version.Full())
-		return err
+		return cli.PrintVersion(stdout, "token")
 	}
 	lifetime := cmp.Or(o.ttl, defaultTTL)
 	if o.ticket {
@@ -98,9 +87,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
-	o := new(options)
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	o := &options{channels: cli.List{Check: pattern}, publish: cli.List{Check: pattern}}
+	fs, version := cli.FlagSet("token", stderr)
 	fs.StringVar(&o.sub, "sub", "", "the principal (required)")
 	fs.DurationVar(&o.ttl, "ttl", 0, "lifetime (default 1h, or 30s with -ticket; the gateway refuses tickets over ticket_max_lifetime, 60s by default)")
 	fs.BoolVar(&o.ticket, "ticket", false, "mint a one-time ticket (adds jti)")
@@ -108,10 +96,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.iss, "iss", "", "issuer claim, if the gateway checks one")
 	fs.Var(&o.channels, "channel", "channel pattern the token may read (repeatable; * and > wildcards, {sub})")
 	fs.Var(&o.publish, "publish", "channel pattern the token may publish to over HTTP, such as POST /events/publish?channel=demo (repeatable; * and > wildcards, {sub})")
-	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	o.version = *version
 	switch {
 	case o.version:
 		return o, nil
@@ -121,7 +109,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-sub is required")
 	case o.ttl < 0:
 		return nil, errors.New("-ttl cannot be negative")
-	case o.ticket && len(o.publish) > 0:
+	case o.ticket && len(o.publish.Values) > 0:
 		// The gateway refuses to publish with a ticket: say so now.
 		return nil, errors.New("-ticket and -publish exclude each other: a ticket opens one stream, and cannot publish")
 	}
@@ -149,11 +137,11 @@ func (o *options) claims(lifetime time.Duration) (jwt.MapClaims, error) {
 		"sub":      o.sub,
 		"iat":      now.Unix(),
 		"exp":      now.Add(lifetime).Unix(),
-		"channels": []string(o.channels),
+		"channels": o.channels.Values,
 	}
 	// The gateway's "publish" claim: patterns this token may publish to.
-	if len(o.publish) > 0 {
-		claims["publish"] = []string(o.publish)
+	if len(o.publish.Values) > 0 {
+		claims["publish"] = o.publish.Values
 	}
 	if o.aud != "" {
 		claims["aud"] = o.aud

@@ -83,3 +83,31 @@ func TestStartPositionSetsTheWindow(t *testing.T) {
 		t.Fatalf("window %+v, result %+v", w, r)
 	}
 }
+
+// TestStartPositionAfterARefusedStream: a client whose first stream was
+// refused while NATS was away (no id, an end comment) starts where its
+// next stream says, not at what was acked when it first asked: the
+// gateway it reaches may not have had those events yet.
+func TestStartPositionAfterARefusedStream(t *testing.T) {
+	c := &Client{Name: "c", Channels: []string{"a"}, ends: map[string]int{}}
+	if _, _, err := c.read(strings.NewReader(": ssegate\nretry: 100\n\n: end: unavailable\n\n"), 1, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.StartSeq(); ok {
+		t.Fatal("a refused stream said a start")
+	}
+	if _, _, err := c.read(strings.NewReader(": ssegate\nretry: 100\n\nid: 2-abcd\n\nid: 3-abcd\ndata: a|3\n\n"), 2, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if w := window(Watched{Client: c, Window: Window{After: 4, Sure: 4}}); w != (Window{After: 2, Sure: 2}) {
+		t.Fatalf("window %+v, want the second stream's start 2", w)
+	}
+	// A later id without data, once the client has a position, is not
+	// a start.
+	if _, _, err := c.read(strings.NewReader(": ssegate\nretry: 100\n\nid: 9-abcd\n\n"), 3, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := c.StartSeq(); seq != 2 {
+		t.Fatalf("start moved to %d", seq)
+	}
+}

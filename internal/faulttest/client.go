@@ -64,7 +64,7 @@ type Client struct {
 	opened   chan struct{}
 	stalled  bool
 	bases    []string // by stream, from 1: the gateway each one was on
-	startID  string   // an id without data on the first stream, before any event
+	startID  string   // the first id a client without a position was told, without data
 }
 
 // Received is one event as a client got it.
@@ -208,7 +208,7 @@ func (c *Client) read(body io.Reader, stream int, onEvent func()) (time.Duration
 		line := sc.Text()
 		if line == "" {
 			if hasID {
-				c.setLastID(idBuf, stream == 1 && events == 0 && len(data) == 0)
+				c.setLastID(idBuf, events == 0 && len(data) == 0)
 			}
 			if len(data) > 0 {
 				if err := c.dispatch(strings.Join(typ, ""), strings.Join(data, "\n"), idBuf, stream); err != nil {
@@ -250,21 +250,23 @@ func (c *Client) read(body io.Reader, stream int, onEvent func()) (time.Duration
 	return retry, sc.Err() != nil, nil
 }
 
-// setLastID moves the position a reconnect sends. An id without data on
-// the first stream, before any event, is where a client without a
-// position starts: every event after it is owed to the client.
+// setLastID moves the position a reconnect sends. An id without data,
+// before any event, told to a client that has no position yet is where it
+// starts: every event after it is owed to the client. That is usually its
+// first stream's first bytes, but a stream refused while NATS was away
+// says no position, and the client then starts where its next stream says.
 func (c *Client) setLastID(id string, start bool) {
 	c.mu.Lock()
-	c.lastID = id
-	if start && c.LastID == "" && c.startID == "" {
+	if start && c.LastID == "" && c.lastID == "" {
 		c.startID = id
 	}
+	c.lastID = id
 	c.mu.Unlock()
 }
 
 // StartSeq is the position the gateway said a client without a position
-// starts at, as an id without data when its first stream opened; false if
-// it said none.
+// starts at, as an id without data before any event; false if it said
+// none.
 func (c *Client) StartSeq() (uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

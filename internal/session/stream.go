@@ -16,6 +16,7 @@ import (
 	"github.com/ssegate/ssegate/internal/streams"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/sse"
+	"github.com/ssegate/ssegate/upstream"
 )
 
 // session is one open event stream.
@@ -34,6 +35,9 @@ type session struct {
 	// known is set once the client holds lastSent as its last event id:
 	// it sent it, or was sent an event with it.
 	known bool
+	// startID, for a client that came without a position, is where its
+	// stream starts, said in its first bytes.
+	startID string
 	// read is the position the replay has examined every event up to.
 	// It runs ahead of lastSent past events the filter drops, which
 	// advance no client's id.
@@ -95,8 +99,16 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 	// Attach before the headers go out: a client whose EventSource is open
 	// is subscribed, so an event published after onopen reaches it.
 	client, history, err := attach(r.Context(), subjects, position != "" || s.since != "")
+	fresh := position == "" && s.since == ""
 	if err != nil {
 		defer end()
+		var down *upstream.Unavailable
+		if fresh && errors.As(err, &down) && down.At.Epoch != "" {
+			// Told where the hub stood, a client without a position
+			// comes back from there and misses nothing published while
+			// NATS was away.
+			s.startID = down.At.String()
+		}
 		s.open()
 		// An EventSource gives up for good on a non-200 status, so a
 		// gateway that cannot reach NATS answers 200 and asks it to retry.
@@ -108,10 +120,11 @@ func (sv *Server) Serve(w http.ResponseWriter, r *http.Request, subjects []strin
 		return
 	}
 	s.client, s.history = client, history
-	if position == "" && s.since == "" {
+	if fresh {
 		// A client without a position starts at the hub's: the stream's
 		// first bytes say so (see firstBytes).
 		s.lastSent, s.known = client.Start(), true
+		s.startID = replay.ID{Seq: s.lastSent, Epoch: client.Epoch()}.String()
 	}
 	s.watch(adm)
 	if conn := s.takeOver(r); conn != nil {
@@ -208,8 +221,8 @@ func (s *session) open() {
 func (s *session) firstBytes(dst []byte) []byte {
 	dst = sse.AppendComment(dst, "ssegate")
 	dst = sse.AppendRetry(dst, s.sv.cfg.Retry)
-	if s.client != nil && s.known {
-		dst = sse.AppendID(dst, replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String())
+	if s.startID != "" {
+		dst = sse.AppendID(dst, s.startID)
 	}
 	return dst
 }

@@ -1,0 +1,70 @@
+package gatewaytest
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUnavailableStreamSaysWhereToComeBackFrom: a stream refused while
+// NATS is away tells a client without a position where the gateway
+// stood, as an id without data, so that the client comes back from there
+// and gets what was published meanwhile. A client that came with a
+// position is told none: it keeps its own.
+func TestUnavailableStreamSaysWhereToComeBackFrom(t *testing.T) {
+	start, stop, url := restartableNATS(t)
+	js := start()
+	g := startGateway(t, nil, gatewayConfig{noTLS: true, stream: map[string]any{"storage": "file"},
+		nats: map[string]any{"urls": []string{url}, "reconnect_wait": int64(100 * time.Millisecond)}})
+	eventually(t, 5*time.Second, "hub ready", func() bool { return g.inspect().Settled })
+	publish(t, js, "events.away", "", "1")
+	last := publish(t, js, "events.other", "", "2")
+	eventually(t, 5*time.Second, "hub at the last event", func() bool { return g.inspect().Position == last })
+	epoch := g.epoch()
+	stop()
+	eventually(t, 5*time.Second, "gateway notices", func() bool { return !g.natsUp() })
+
+	refused := func(hdr http.Header) (ids []string) {
+		req, _ := http.NewRequest(http.MethodGet, eventsURL(g.httpURL, []string{"away"}, nil), nil)
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		resp, err := g.h1Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		ended := false
+		for l := range rawLines(resp.Body) {
+			ended = ended || l == ": end: unavailable"
+			if id, ok := strings.CutPrefix(l, "id: "); ok {
+				ids = append(ids, id)
+			}
+		}
+		if resp.StatusCode != http.StatusOK || !ended {
+			t.Fatalf("status %d, ended %v: want a 200 that ends unavailable", resp.StatusCode, ended)
+		}
+		return ids
+	}
+	ids := refused(nil)
+	if want := seqID(last, epoch); len(ids) != 1 || ids[0] != want {
+		t.Fatalf("a fresh client was told %q, want [%s]", ids, want)
+	}
+	if ids := refused(http.Header{"Last-Event-Id": {seqID(1, epoch)}}); len(ids) != 0 {
+		t.Fatalf("a client with a position was told %q", ids)
+	}
+
+	// Back from where it was told, the client gets what came meanwhile.
+	js = start()
+	eventually(t, 10*time.Second, "gateway reconnects", g.natsUp)
+	missed := publish(t, js, "events.away", "", "3")
+	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"away"}, nil), http.Header{"Last-Event-Id": {ids[0]}})
+	defer s.close()
+	if got := seqOf(t, s.next(t, 10*time.Second).LastEventID); got != missed {
+		t.Fatalf("back from the told position: got %d first, want %d", got, missed)
+	}
+}
+
+func seqID(seq uint64, epoch string) string { return strconv.FormatUint(seq, 10) + "-" + epoch }
