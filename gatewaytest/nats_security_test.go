@@ -242,8 +242,9 @@ func TestProductionNATSPermissions(t *testing.T) {
 // client without credentials (a backend, cmd/publish) may publish events
 // and nothing more. The test looks at what it tried to change as a user
 // of its own with every right; with a user configured, anonymous access
-// is on only when asked for (its default on a loopback listener without
-// users is upstream's TestEmbeddedAnonymous*).
+// is on only when asked for; that it is on by default on a loopback
+// listener without users is upstream's TestEmbeddedAnonymousOnWithUsers,
+// and the role is the same either way.
 func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 	addr := freePort(t)
 	adminPass := rand.Text()
