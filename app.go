@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/internal/version"
@@ -61,12 +60,7 @@ type running struct {
 }
 
 // CaddyModule returns the Caddy module information.
-func (*App) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "ssegate",
-		New: func() caddy.Module { return new(App) },
-	}
-}
+func (*App) CaddyModule() caddy.ModuleInfo { return moduleInfo[App]("ssegate") }
 
 // Provision checks the config. It must not dial NATS: `caddy validate` and
 // `caddy adapt` run it on machines that may not reach NATS.
@@ -249,10 +243,7 @@ var (
 // and /metrics, for the gateway-level tests in gatewaytest: the epoch that
 // event ids carry and the hub's position are on no endpoint, and a test of
 // resume builds ids from them and waits for the hub to reach an event, or
-// to settle (know its position and read nothing back) before measuring. JS
-// is the gateway's own JetStream handle, with its credentials, so that a
-// security test can look at the state an attacker tried to change on an
-// embedded server it has no other user for.
+// to settle (know its position and read nothing back) before measuring.
 type Inspection struct {
 	Epoch    string
 	Position uint64
@@ -262,7 +253,6 @@ type Inspection struct {
 	// config of the process, so a test reading them may see another's.
 	Connected  bool
 	Reconnects uint64
-	JS         jetstream.JetStream
 }
 
 // Inspect reports the running app; false before Start or after Stop.
@@ -272,5 +262,5 @@ func (a *App) Inspect() (Inspection, bool) {
 		return Inspection{}, false
 	}
 	return Inspection{Epoch: run.history.Epoch(), Position: run.hub.Position(), Settled: run.hub.Settled(),
-		Connected: run.conn.NC.IsConnected(), Reconnects: run.conn.NC.Stats().Reconnects, JS: run.conn.JS}, true
+		Connected: run.conn.NC.IsConnected(), Reconnects: run.conn.NC.Stats().Reconnects}, true
 }

@@ -150,19 +150,13 @@ func (h *Handler) validateFeatures() error {
 	var past, poll string
 	if h.History != nil {
 		past = h.History.Path
-		if past == "" {
-			return errors.New("history: a path is required")
-		}
-		if err := h.History.Validate(); err != nil {
+		if err := required("history", past, h.History.Validate); err != nil {
 			return err
 		}
 	}
 	if h.Poll != nil {
 		poll = h.Poll.Path
-		if poll == "" {
-			return errors.New("poll: a path is required")
-		}
-		if err := h.Poll.Validate(); err != nil {
+		if err := required("poll", poll, h.Poll.Validate); err != nil {
 			return err
 		}
 	}
@@ -176,4 +170,13 @@ func (h *Handler) validateFeatures() error {
 	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath),
 		check("history", past), check("poll", poll), check("client", h.ClientPath),
 		check("presence", pres), check("control", ctrl))
+}
+
+// required checks an endpoint that is configured: it needs a path, and
+// settings that validate.
+func required(what, path string, validate func() error) error {
+	if path == "" {
+		return fmt.Errorf("%s: a path is required", what)
+	}
+	return validate()
 }

@@ -145,11 +145,15 @@ const (
 )
 
 // CaddyModule returns the Caddy module information.
-func (*Handler) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "http.handlers.ssegate",
-		New: func() caddy.Module { return new(Handler) },
-	}
+func (*Handler) CaddyModule() caddy.ModuleInfo { return moduleInfo[Handler]("http.handlers.ssegate") }
+
+// moduleInfo is the Caddy module information of the module T, whose
+// pointer is the module.
+func moduleInfo[T any, M interface {
+	*T
+	caddy.Module
+}](id caddy.ModuleID) caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: id, New: func() caddy.Module { return M(new(T)) }}
 }
 
 // Provision sets defaults and links the handler to the ssegate app.
