@@ -38,7 +38,6 @@ const (
 	DefaultMaxCredentialLife = 24 * time.Hour
 )
 
-func (c *Config) prefix() string { return cmp.Or(c.SubjectPrefix, kvttl.DefaultSubjectPrefix) }
 func (c *Config) bucket() string { return cmp.Or(c.Bucket, DefaultBucket) }
 func (c *Config) maxLife() time.Duration {
 	return cmp.Or(time.Duration(c.MaxCredentialLife), DefaultMaxCredentialLife)
@@ -47,7 +46,7 @@ func (c *Config) maxLife() time.Duration {
 // Validate checks the settings.
 func (c *Config) Validate() error {
 	var errs []error
-	errs = append(errs, kvttl.CheckPath("control", c.Path), kvttl.CheckNames("control", c.bucket(), c.prefix()))
+	errs = append(errs, kvttl.CheckPath("control", c.Path), kvttl.CheckNames("control", c.bucket(), c.Prefix()))
 	if c.MaxCredentialLife < 0 {
 		errs = append(errs, errors.New("control max_credential_life cannot be negative"))
 	}

@@ -42,14 +42,13 @@ const (
 	minTTL        = 3 * time.Second
 )
 
-func (c *Config) prefix() string     { return cmp.Or(c.SubjectPrefix, kvttl.DefaultSubjectPrefix) }
 func (c *Config) bucket() string     { return cmp.Or(c.Bucket, DefaultBucket) }
 func (c *Config) ttl() time.Duration { return cmp.Or(time.Duration(c.TTL), DefaultTTL) }
 
 // Validate checks the settings; patterns are checked when compiled.
 func (c *Config) Validate() error {
 	var errs []error
-	errs = append(errs, kvttl.CheckPath("presence", c.Path), kvttl.CheckNames("presence", c.bucket(), c.prefix()))
+	errs = append(errs, kvttl.CheckPath("presence", c.Path), kvttl.CheckNames("presence", c.bucket(), c.Prefix()))
 	if c.TTL != 0 && time.Duration(c.TTL) < minTTL {
 		errs = append(errs, fmt.Errorf("presence ttl %v: at least %v", time.Duration(c.TTL), minTTL))
 	}

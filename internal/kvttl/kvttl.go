@@ -4,6 +4,7 @@
 package kvttl
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,6 +128,10 @@ type Names struct {
 
 // DefaultSubjectPrefix starts the subjects of presence and control.
 const DefaultSubjectPrefix = "ssegate"
+
+// Prefix is the subject prefix as configured, DefaultSubjectPrefix when
+// unset: the one rule for both features.
+func (n Names) Prefix() string { return cmp.Or(n.SubjectPrefix, DefaultSubjectPrefix) }
 
 // CheckNames checks a bucket name and a subject prefix from a config:
 // what is set, once defaults are applied. what names the config.
