@@ -23,6 +23,7 @@ import (
 	"github.com/ssegate/ssegate/console"
 	"github.com/ssegate/ssegate/control"
 	"github.com/ssegate/ssegate/history"
+	"github.com/ssegate/ssegate/internal/devsecret"
 	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/internal/health"
 	"github.com/ssegate/ssegate/internal/refusal"
@@ -187,11 +188,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.channelRE, err = compileChannelPattern(h.ChannelPattern); err != nil {
 		return err
 	}
-	warnDevSecret(ctx, h.Auth, h.log)
 	var cfg auth.Config
 	if h.Auth != nil {
 		cfg = *h.Auth
 	}
+	devsecret.Warn(ctx, hmacSecrets(cfg), h.log)
 	cfg.Public = append(slices.Clone(h.Public), cfg.Public...)
 	h.gate, err = auth.NewGate(cfg, h.revocations(),
 		auth.WithMaxChannels(h.maxChannels()),
@@ -360,3 +361,12 @@ var (
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// hmacSecrets are the HMAC secrets of cfg, as configured.
+func hmacSecrets(cfg auth.Config) []string {
+	out := make([]string, len(cfg.HMACKeys))
+	for i, k := range cfg.HMACKeys {
+		out[i] = k.Secret
+	}
+	return out
+}
