@@ -61,12 +61,7 @@ type running struct {
 }
 
 // CaddyModule returns the Caddy module information.
-func (*App) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "ssegate",
-		New: func() caddy.Module { return new(App) },
-	}
-}
+func (*App) CaddyModule() caddy.ModuleInfo { return moduleInfo[App]("ssegate") }
 
 // Provision checks the config. It must not dial NATS: `caddy validate` and
 // `caddy adapt` run it on machines that may not reach NATS.
@@ -249,10 +244,7 @@ var (
 // and /metrics, for the gateway-level tests in gatewaytest: the epoch that
 // event ids carry and the hub's position are on no endpoint, and a test of
 // resume builds ids from them and waits for the hub to reach an event, or
-// to settle (know its position and read nothing back) before measuring. JS
-// is the gateway's own JetStream handle, with its credentials, so that a
-// security test can look at the state an attacker tried to change on an
-// embedded server it has no other user for.
+// to settle (know its position and read nothing back) before measuring.
 type Inspection struct {
 	Epoch    string
 	Position uint64
@@ -262,7 +254,6 @@ type Inspection struct {
 	// config of the process, so a test reading them may see another's.
 	Connected  bool
 	Reconnects uint64
-	JS         jetstream.JetStream
 }
 
 // Inspect reports the running app; false before Start or after Stop.
@@ -272,5 +263,35 @@ func (a *App) Inspect() (Inspection, bool) {
 		return Inspection{}, false
 	}
 	return Inspection{Epoch: run.history.Epoch(), Position: run.hub.Position(), Settled: run.hub.Settled(),
-		Connected: run.conn.NC.IsConnected(), Reconnects: run.conn.NC.Stats().Reconnects, JS: run.conn.JS}, true
+		Connected: run.conn.NC.IsConnected(), Reconnects: run.conn.NC.Stats().Reconnects}, true
+}
+
+// reportStreamConfig says, loudly, that the shared stream's config is not
+// this gateway's. Ensure kept the stream's: gateways share it, and the one
+// that starts last must not rewrite what the others use. The health
+// endpoint and the stream_config_differs gauge say so for as long as it
+// lasts (see docs/operations-shared-stream.md for rolling out a change).
+func (a *App) reportStreamConfig(s replay.Stream) {
+	a.metrics.setStreamDiffers(len(s.Differs) > 0)
+	if len(s.Differs) == 0 {
+		return
+	}
+	a.log.Error("the stream's config differs from this gateway's: the stream's is kept and this gateway's is not applied; "+
+		"change the stream itself once every gateway has the new config (docs/operations-shared-stream.md)",
+		zap.String("stream", s.Name), zap.Strings("differences", s.Differs))
+}
+
+// streamDiffers says whether the stream's config, as a health check
+// found it, differs from this gateway's: checked each time, so that once
+// an operator has applied the change to the stream, the gateway says so.
+func (a *App) streamDiffers(got jetstream.StreamConfig) bool {
+	return !a.Stream.Unmanaged && len(a.Stream.Differences(got)) > 0
+}
+
+// replayDrops is how often the replay connection was cut, for health.
+func (a *App) replayDrops() uint64 {
+	if run := a.current(); run != nil && run.replay != nil {
+		return run.replay.Drops()
+	}
+	return 0
 }

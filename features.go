@@ -12,13 +12,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/browser"
 	"github.com/ssegate/ssegate/console"
+	"github.com/ssegate/ssegate/control"
+	"github.com/ssegate/ssegate/history"
 	"github.com/ssegate/ssegate/internal/health"
+	"github.com/ssegate/ssegate/internal/streams"
+	"github.com/ssegate/ssegate/presence"
 	publishing "github.com/ssegate/ssegate/publish"
 )
 
-// serveFeature routes the optional endpoints: publish, health and the
-// console. It reports whether r was one of them.
+// The optional endpoints, beside the stream: publish, history and poll,
+// client.js, presence, control, health and the console. This file routes
+// them, and sets them up with what each needs of the handler and the app.
+
+// serveFeature routes the optional endpoints. It reports whether r was
+// one of them.
 func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, error) {
 	p := r.URL.Path
 	switch {
@@ -150,19 +159,13 @@ func (h *Handler) validateFeatures() error {
 	var past, poll string
 	if h.History != nil {
 		past = h.History.Path
-		if past == "" {
-			return errors.New("history: a path is required")
-		}
-		if err := h.History.Validate(); err != nil {
+		if err := required("history", past, h.History.Validate); err != nil {
 			return err
 		}
 	}
 	if h.Poll != nil {
 		poll = h.Poll.Path
-		if poll == "" {
-			return errors.New("poll: a path is required")
-		}
-		if err := h.Poll.Validate(); err != nil {
+		if err := required("poll", poll, h.Poll.Validate); err != nil {
 			return err
 		}
 	}
@@ -176,4 +179,146 @@ func (h *Handler) validateFeatures() error {
 	return errors.Join(check("publish", pub), check("health", h.HealthPath), check("console", h.ConsolePath),
 		check("history", past), check("poll", poll), check("client", h.ClientPath),
 		check("presence", pres), check("control", ctrl))
+}
+
+// required checks an endpoint that is configured: it needs a path, and
+// settings that validate.
+func required(what, path string, validate func() error) error {
+	if path == "" {
+		return fmt.Errorf("%s: a path is required", what)
+	}
+	return validate()
+}
+
+// provisionHistory sets up the history and poll endpoints, when enabled.
+// They read over the replay connection and attach to the hub like a
+// stream, so they share its budget and its live feed.
+func (h *Handler) provisionHistory() {
+	if h.ClientPath != "" {
+		h.script = browser.New()
+	}
+	if h.History == nil && h.Poll == nil {
+		return
+	}
+	var opts []history.Option
+	if h.History != nil {
+		opts = append(opts, history.WithHistory(*h.History))
+	}
+	if h.Poll != nil {
+		opts = append(opts, history.WithPoll(*h.Poll))
+	}
+	h.past = history.NewServer(h.historyBackend,
+		append(opts, history.WithLogger(h.log), history.RefusingWith(h.refusal.Named("history")), history.CappingWaitAt(h.writeTimeout()),
+			history.CountingWaitsIn(h.app.metrics.pollsWaiting.Add))...)
+}
+
+func (h *Handler) historyBackend(ctx context.Context) (history.Source, history.Hub, error) {
+	run, err := h.app.running(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return run.history, run.hub, nil
+}
+
+// serveHistory checks a history or poll request as a stream is checked
+// (method, channels, credential) and hands it to serve.
+func (h *Handler) serveHistory(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, *http.Request, history.Request)) error {
+	if !h.gets(w, r, "history and poll are read with GET") {
+		return nil
+	}
+	adm, subjects, ok := h.admit(w, r)
+	if !ok {
+		return nil
+	}
+	defer adm.Release()
+	serve(w, r, history.Request{Channels: adm.Channels, Subjects: subjects, Expires: adm.Expires})
+	return nil
+}
+
+// natsRunning is how presence and control reach NATS: the app's
+// connection, once the app has started.
+func (h *Handler) natsRunning(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+	run, err := h.app.running(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return run.conn.NC, run.conn.JS, nil
+}
+
+// provisionWatchers sets up control and presence, which watch every
+// stream. They come before the gate, which checks control's revocations;
+// who may use their endpoints is set once the gate is built
+// (startWatchers).
+func (h *Handler) provisionWatchers() ([]streams.Watcher, error) {
+	var ws []streams.Watcher
+	if h.Control != nil {
+		var err error
+		if h.control, err = control.New(*h.Control, h.natsRunning, h.log); err != nil {
+			return nil, err
+		}
+		ws = append(ws, h.control)
+	}
+	if h.Presence != nil {
+		var err error
+		h.presence, err = presence.New(*h.Presence, h.natsRunning,
+			presence.WithLogger(h.log), presence.WithStreamSubject(h.subject))
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, h.presence)
+	}
+	return ws, nil
+}
+
+func (h *Handler) revocations() auth.Option {
+	if h.control == nil {
+		return auth.WithRevocations(nil)
+	}
+	return auth.WithRevocations(h.control.Revoked)
+}
+
+// startWatchers authorizes their endpoints and starts them.
+func (h *Handler) startWatchers() error {
+	var ctrl *auth.Controllers
+	if h.control != nil {
+		var err error
+		if ctrl, err = h.gate.Controllers(h.Control.Keys); err != nil {
+			return err
+		}
+		h.control.Authorize(ctrl)
+		h.control.Start()
+	}
+	if h.presence != nil {
+		access := presence.Access{Gate: h.gate, Controllers: ctrl}
+		if h.Publish != nil {
+			// Publish credentials may read presence too.
+			var err error
+			if access.Publishers, err = h.gate.Publishers(h.Publish.Keys); err != nil {
+				return err
+			}
+		}
+		h.presence.Authorize(access)
+		h.presence.Start()
+	}
+	h.health.Report(h.watcherHealth)
+	return nil
+}
+
+func (h *Handler) stopWatchers() {
+	if h.presence != nil {
+		h.presence.Stop()
+	}
+	if h.control != nil {
+		h.control.Stop()
+	}
+}
+
+// watcherHealth adds the buckets' state to the health answer.
+func (h *Handler) watcherHealth(hl *health.Report) {
+	if h.presence != nil {
+		hl.Presence = h.presence.Health()
+	}
+	if h.control != nil {
+		hl.Revocations = h.control.Health()
+	}
 }

@@ -1,12 +1,7 @@
 package ssegate
 
 import (
-	"encoding/json"
-	"fmt"
-	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/ssegate/ssegate/internal/testkit"
 )
@@ -19,35 +14,19 @@ const (
 
 // Caddyfile mistakes in the publish, health and console subdirectives.
 func TestFeaturesCaddyfileErrors(t *testing.T) {
-	handler := func(lines ...string) string {
-		return ":8080 {\n\tssegate /events* {\n\t\t" + strings.Join(lines, "\n\t\t") + "\n\t}\n}\n"
-	}
-	tests := []struct {
-		name, caddyfile, want string
-		line                  int
-	}{
-		{"publish without path", handler("publish"), "after 'publish'", 3},
-		{"publish with two paths", handler("publish /a /b"), "after '/b'", 3},
-		{"publish twice", handler("publish /a", "publish /b"), "publish is given more than once", 4},
-		{"publish unknown option", handler("publish /p {", "\tsecret x", "}"), `unknown publish option "secret"`, 4},
-		{"publish key without secret", handler("publish /p {", "\tkey", "}"), "after 'key'", 4},
-		{"publish max_body not a size", handler("publish /p {", "\tmax_body lots", "}"), `max_body "lots"`, 4},
-		{"publish max_body zero", handler("publish /p {", "\tmax_body 0", "}"), `max_body "0"`, 4},
-		{"publish max_body huge", handler("publish /p {", "\tmax_body 1GiB", "}"), `max_body "1GiB"`, 4},
-		{"health without path", handler("health"), "after 'health'", 3},
-		{"console with two paths", handler("console /a /b"), "after '/b'", 3},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := testkit.Adapt(t, tt.caddyfile, nil)
-			if err == nil {
-				t.Fatalf("adapted without error; want %q", tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), fmt.Sprintf("at Caddyfile:%d", tt.line)) {
-				t.Errorf("error %q: want %q at line %d", err, tt.want, tt.line)
-			}
-		})
-	}
+	handler := testkit.HandlerCaddyfile
+	testkit.CheckAdaptErrors(t, []testkit.AdaptError{
+		{Name: "publish without path", Caddyfile: handler("publish"), Want: "after 'publish'", Line: 3},
+		{Name: "publish with two paths", Caddyfile: handler("publish /a /b"), Want: "after '/b'", Line: 3},
+		{Name: "publish twice", Caddyfile: handler("publish /a", "publish /b"), Want: "publish is given more than once", Line: 4},
+		{Name: "publish unknown option", Caddyfile: handler("publish /p {", "\tsecret x", "}"), Want: `unknown publish option "secret"`, Line: 4},
+		{Name: "publish key without secret", Caddyfile: handler("publish /p {", "\tkey", "}"), Want: "after 'key'", Line: 4},
+		{Name: "publish max_body not a size", Caddyfile: handler("publish /p {", "\tmax_body lots", "}"), Want: `max_body "lots"`, Line: 4},
+		{Name: "publish max_body zero", Caddyfile: handler("publish /p {", "\tmax_body 0", "}"), Want: `max_body "0"`, Line: 4},
+		{Name: "publish max_body huge", Caddyfile: handler("publish /p {", "\tmax_body 1GiB", "}"), Want: `max_body "1GiB"`, Line: 4},
+		{Name: "health without path", Caddyfile: handler("health"), Want: "after 'health'", Line: 3},
+		{Name: "console with two paths", Caddyfile: handler("console /a /b"), Want: "after '/b'", Line: 3},
+	})
 }
 
 // TestFeaturesValidate loads configs the way `caddy validate` does: every
@@ -81,28 +60,7 @@ func TestFeaturesValidate(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			h := map[string]any{"handler": "ssegate", "public": []string{"demo"}}
-			for k, v := range tt.handler {
-				h[k] = v
-			}
-			cfg := map[string]any{"apps": map[string]any{
-				"http":    map[string]any{"servers": map[string]any{"s": map[string]any{"listen": []string{":0"}, "routes": []any{map[string]any{"handle": []any{h}}}}}},
-				"ssegate": map[string]any{"nats": map[string]any{"urls": []string{"nats://127.0.0.1:1"}}},
-			}}
-			raw, _ := json.Marshal(cfg)
-			var c caddy.Config
-			if err := json.Unmarshal(raw, &c); err != nil {
-				t.Fatal(err)
-			}
-			err := caddy.Validate(&c)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("validate: %v", err)
-			case tt.want != "" && err == nil:
-				t.Fatalf("validated; want an error containing %q", tt.want)
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Fatalf("error %q does not contain %q", err, tt.want)
-			}
+			testkit.CheckError(t, testkit.ValidateHandler(t, tt.handler), tt.want)
 		})
 	}
 }

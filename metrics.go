@@ -77,16 +77,7 @@ func newMetrics() *metrics {
 		knownProtocols = session.ProtoLabels()
 		knownEndings   = session.Endings()
 		knownResets    = []string{replay.ResetMalformed, replay.ResetStreamRecreated, replay.ResetUnknown, replay.ResetExpired, replay.ResetTooFarBehind}
-		knownRefusals  = []string{
-			auth.CodeUnauthenticated, auth.CodeInvalidToken, auth.CodeTokenExpired, auth.CodeTokenNotYetValid,
-			auth.CodeTokenTooLarge, auth.CodeUnknownKey, auth.CodeKeysUnavailable, auth.CodeTicketInvalid,
-			auth.CodeTicketUsed, auth.CodeTicketStoreUnavailable, auth.CodeAuthUnavailable, auth.CodeForbidden,
-			auth.CodeChannelForbidden, auth.CodeOriginForbidden, auth.CodeNoChannel, auth.CodeInvalidChannel,
-			auth.CodeBadRequest, auth.CodeMethodNotAllowed, auth.CodeTooManyConnections, auth.CodeTooManyChannels,
-			auth.CodeNotFound,
-			auth.CodeBodyTooLarge, auth.CodeEmptyData, auth.CodeInvalidData, auth.CodeInvalidEvent, auth.CodeInvalidIdempotencyKey,
-			auth.CodeIdempotencyKeyReused, auth.CodeUnavailable,
-		}
+		knownRefusals  = refusalCodes()
 	)
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help})
@@ -129,6 +120,21 @@ func newMetrics() *metrics {
 		m.connections.WithLabelValues(p)
 	}
 	return m
+}
+
+// refusalCodes are the error codes of every refusal the gateway answers:
+// streams, tickets, publishing, the console and health.
+func refusalCodes() []string {
+	return []string{
+		auth.CodeUnauthenticated, auth.CodeInvalidToken, auth.CodeTokenExpired, auth.CodeTokenNotYetValid,
+		auth.CodeTokenTooLarge, auth.CodeUnknownKey, auth.CodeKeysUnavailable, auth.CodeTicketInvalid,
+		auth.CodeTicketUsed, auth.CodeTicketStoreUnavailable, auth.CodeAuthUnavailable, auth.CodeForbidden,
+		auth.CodeChannelForbidden, auth.CodeOriginForbidden, auth.CodeNoChannel, auth.CodeInvalidChannel,
+		auth.CodeBadRequest, auth.CodeMethodNotAllowed, auth.CodeTooManyConnections, auth.CodeTooManyChannels,
+		auth.CodeNotFound,
+		auth.CodeBodyTooLarge, auth.CodeEmptyData, auth.CodeInvalidData, auth.CodeInvalidEvent, auth.CodeInvalidIdempotencyKey,
+		auth.CodeIdempotencyKeyReused, auth.CodeUnavailable,
+	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {

@@ -23,6 +23,7 @@ import (
 	"github.com/ssegate/ssegate/console"
 	"github.com/ssegate/ssegate/control"
 	"github.com/ssegate/ssegate/history"
+	"github.com/ssegate/ssegate/internal/devsecret"
 	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/internal/health"
 	"github.com/ssegate/ssegate/internal/refusal"
@@ -145,11 +146,15 @@ const (
 )
 
 // CaddyModule returns the Caddy module information.
-func (*Handler) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "http.handlers.ssegate",
-		New: func() caddy.Module { return new(Handler) },
-	}
+func (*Handler) CaddyModule() caddy.ModuleInfo { return moduleInfo[Handler]("http.handlers.ssegate") }
+
+// moduleInfo is the Caddy module information of the module T, whose
+// pointer is the module.
+func moduleInfo[T any, M interface {
+	*T
+	caddy.Module
+}](id caddy.ModuleID) caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: id, New: func() caddy.Module { return M(new(T)) }}
 }
 
 // Provision sets defaults and links the handler to the ssegate app.
@@ -183,11 +188,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.channelRE, err = compileChannelPattern(h.ChannelPattern); err != nil {
 		return err
 	}
-	warnDevSecret(ctx, h.Auth, h.log)
 	var cfg auth.Config
 	if h.Auth != nil {
 		cfg = *h.Auth
 	}
+	devsecret.Warn(ctx, hmacSecrets(cfg), h.log)
 	cfg.Public = append(slices.Clone(h.Public), cfg.Public...)
 	h.gate, err = auth.NewGate(cfg, h.revocations(),
 		auth.WithMaxChannels(h.maxChannels()),
@@ -356,3 +361,33 @@ var (
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// hmacSecrets are the HMAC secrets of cfg, as configured.
+func hmacSecrets(cfg auth.Config) []string {
+	out := make([]string, len(cfg.HMACKeys))
+	for i, k := range cfg.HMACKeys {
+		out[i] = k.Secret
+	}
+	return out
+}
+
+// serveSession hands an admitted request over to its session, which
+// attaches it to the hub through attach. The session owns adm from here,
+// and releases it at its end.
+func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, subjects []string, position string, adm *auth.Admission, opts ...session.Option) {
+	h.sessions.Serve(w, r, subjects, position, adm, h.attach, opts...)
+}
+
+// attach attaches a stream's subjects to the running app's hub, waiting
+// for the app to start if it is under way.
+func (h *Handler) attach(ctx context.Context, subjects []string, replaying bool) (session.Client, session.History, error) {
+	run, err := h.app.running(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := run.hub.Attach(ctx, subjects, h.queueSize(), replaying)
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, run.history, nil
+}

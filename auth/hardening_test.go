@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // TestPublicChannelsWithAuthURL: a request for public channels only is
@@ -238,10 +237,9 @@ func TestSameOriginIncludesScheme(t *testing.T) {
 		}
 	}
 	now := testNow()
-	cfg := hmacConfig()
-	cfg.TicketPath = "/events/ticket"
+	cfg := ticketConfig()
 	g, _ := newTestGate(t, cfg, now)
-	session := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "user.{sub}"), "")
+	session := hmacToken(t, claimsFor(now, "alice", "user.{sub}"))
 	r := req("POST", "/events/ticket?channel=user.alice", append(bearer(session), "Origin", "https://example.com")...)
 	r.Host = "example.com"
 	rec := httptest.NewRecorder()
@@ -254,9 +252,8 @@ func TestSameOriginIncludesScheme(t *testing.T) {
 func TestMintRefusesWhatRedemptionWould(t *testing.T) {
 	now := testNow()
 	js := runJetStream(t)
-	cfg := hmacConfig()
-	cfg.TicketPath = "/events/ticket"
-	session := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "rooms.*", "user.{sub}"), "")
+	cfg := ticketConfig()
+	session := hmacToken(t, claimsFor(now, "alice", "rooms.*", "user.{sub}"))
 	rooms := func(n int) string {
 		q := make([]string, n)
 		for i := range q {
@@ -289,7 +286,7 @@ func TestMintRefusesWhatRedemptionWould(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprintf("rooms.r%d", i)
 	}
-	wide := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", many...), "")
+	wide := hmacToken(t, claimsFor(now, "alice", many...))
 	rec := httptest.NewRecorder()
 	bounded.ServeTicket(rec, req("POST", "/events/ticket", bearer(wide)...))
 	checkErrorResponse(t, rec, 400, CodeTooManyChannels)
@@ -300,10 +297,9 @@ func TestMintRefusesWhatRedemptionWould(t *testing.T) {
 func TestAmbiguousTicketIsSpent(t *testing.T) {
 	now := testNow()
 	js := runJetStream(t)
-	cfg := hmacConfig()
-	cfg.TicketPath = "/events/ticket"
+	cfg := ticketConfig()
 	g, obs := newTestGate(t, cfg, now, WithJetStream(js))
-	session := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "user.{sub}"), "")
+	session := hmacToken(t, claimsFor(now, "alice", "user.{sub}"))
 	for _, form := range []string{"/events?channel=user.alice;ticket=%s", "/events?channel=user.alice&TICKET=%s", "/events?ticket=%s&ticket=%[1]s"} {
 		ticket, _ := mintVia(t, g, req("POST", "/events/ticket?channel=user.alice", bearer(session)...))
 		r := req("GET", fmt.Sprintf(form, ticket))
@@ -326,12 +322,12 @@ func TestTokenInLeewayLivesUntilLeewayEnds(t *testing.T) {
 	g, _ := newTestGate(t, hmacConfig(), now)
 	c := claimsFor(now, "alice", "user.{sub}")
 	c["exp"] = now.Add(-3 * time.Second).Unix()
-	a := mustAdmit(t, g, req("GET", "/events", bearer(tok(t, jwt.SigningMethodHS256, []byte(testSecret), c, ""))...), "user.alice")
+	a := mustAdmit(t, g, req("GET", "/events", bearer(hmacToken(t, c))...), "user.alice")
 	defer a.Release()
 	if want := now.Add(-3*time.Second + defaultLeeway); !a.Expires.Equal(want) {
 		t.Fatalf("stream ends at %v, want %v (exp+leeway)", a.Expires, want)
 	}
 	c["exp"] = now.Add(-defaultLeeway - time.Second).Unix()
-	_, e := g.Admit(req("GET", "/events", bearer(tok(t, jwt.SigningMethodHS256, []byte(testSecret), c, ""))...), []string{"user.alice"})
+	_, e := g.Admit(req("GET", "/events", bearer(hmacToken(t, c))...), []string{"user.alice"})
 	wantErr(t, e, 401, CodeTokenExpired)
 }

@@ -39,20 +39,22 @@ func testNow() time.Time { return time.Now().Truncate(time.Second) }
 
 func pemPublic(t testing.TB, pub crypto.PublicKey) string {
 	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	return pemEncode(t, "PUBLIC KEY", x509.MarshalPKIXPublicKey, pub)
 }
 
 func pemPrivate(t testing.TB, priv crypto.PrivateKey) string {
 	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	return pemEncode(t, "PRIVATE KEY", x509.MarshalPKCS8PrivateKey, priv)
+}
+
+// pemEncode is key as PEM of type typ, in the DER that marshal makes.
+func pemEncode(t testing.TB, typ string, marshal func(any) ([]byte, error), key any) string {
+	t.Helper()
+	der, err := marshal(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
 }
 
 func genEd(t testing.TB) ed25519.PrivateKey {
@@ -94,6 +96,12 @@ func tok(t testing.TB, m jwt.SigningMethod, key any, c jwt.MapClaims, kid string
 }
 
 // claimsFor is a valid claim set at now; override by setting keys.
+// hmacToken is c signed with the test secret, as hmacConfig verifies.
+func hmacToken(t testing.TB, c jwt.MapClaims) string {
+	t.Helper()
+	return tok(t, jwt.SigningMethodHS256, []byte(testSecret), c, "")
+}
+
 func claimsFor(now time.Time, sub string, channels ...string) jwt.MapClaims {
 	return jwt.MapClaims{
 		"sub": sub, "aud": testAud, "iss": testIss,
@@ -114,6 +122,13 @@ func newTestGate(t testing.TB, cfg Config, now time.Time, opts ...Option) (*Gate
 	}
 	t.Cleanup(func() { _ = g.Close() })
 	return g, obs
+}
+
+// ticketConfig is hmacConfig with a ticket endpoint.
+func ticketConfig() Config {
+	cfg := hmacConfig()
+	cfg.TicketPath = "/events/ticket"
+	return cfg
 }
 
 func hmacConfig() Config {

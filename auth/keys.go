@@ -103,21 +103,12 @@ func loadPublic(k PublicKey) (verifyKey, error) {
 	if !isAsymmetric(k.Alg) {
 		return verifyKey{}, fmt.Errorf("public key alg %q is not an asymmetric JWS algorithm", k.Alg)
 	}
-	b, err := pemBytes(k.Key)
+	key, err := parsePEM(k.Alg, k.Key, "public",
+		func(b []byte) (any, error) { return jwt.ParseRSAPublicKeyFromPEM(b) },
+		func(b []byte) (any, error) { return jwt.ParseECPublicKeyFromPEM(b) },
+		func(b []byte) (any, error) { return jwt.ParseEdPublicKeyFromPEM(b) })
 	if err != nil {
 		return verifyKey{}, err
-	}
-	var key any
-	switch k.Alg[:2] {
-	case "RS", "PS":
-		key, err = jwt.ParseRSAPublicKeyFromPEM(b)
-	case "ES":
-		key, err = jwt.ParseECPublicKeyFromPEM(b)
-	default:
-		key, err = jwt.ParseEdPublicKeyFromPEM(b)
-	}
-	if err != nil {
-		return verifyKey{}, fmt.Errorf("parsing %s public key: %w", k.Alg, err)
 	}
 	if !keyFits(k.Alg, key) {
 		return verifyKey{}, fmt.Errorf("public key does not suit %s (type, curve or size)", k.Alg)
@@ -136,34 +127,49 @@ func loadSigning(k SigningKey) (signer, verifyKey, error) {
 	if !isAsymmetric(k.Alg) {
 		return signer{}, verifyKey{}, fmt.Errorf("ticket signing alg %q is not asymmetric; HMAC keys sign by default", k.Alg)
 	}
-	b, err := pemBytes(k.Key)
+	key, err := parsePEM(k.Alg, k.Key, "private",
+		func(b []byte) (any, error) { return jwt.ParseRSAPrivateKeyFromPEM(b) },
+		func(b []byte) (any, error) { return jwt.ParseECPrivateKeyFromPEM(b) },
+		func(b []byte) (any, error) {
+			p, err := jwt.ParseEdPrivateKeyFromPEM(b)
+			if _, ok := p.(crypto.Signer); err == nil && !ok {
+				return nil, errors.New("not a signing key")
+			}
+			return p, err
+		})
 	if err != nil {
 		return signer{}, verifyKey{}, err
 	}
-	var priv crypto.Signer
-	switch k.Alg[:2] {
-	case "RS", "PS":
-		priv, err = jwt.ParseRSAPrivateKeyFromPEM(b)
-	case "ES":
-		priv, err = jwt.ParseECPrivateKeyFromPEM(b)
-	default:
-		var p crypto.PrivateKey
-		p, err = jwt.ParseEdPrivateKeyFromPEM(b)
-		if err == nil {
-			s, ok := p.(crypto.Signer)
-			if !ok {
-				err = errors.New("not a signing key")
-			}
-			priv = s
-		}
-	}
-	if err != nil {
-		return signer{}, verifyKey{}, fmt.Errorf("parsing %s private key: %w", k.Alg, err)
-	}
+	// Every key the three parsers let through signs: RSA and ECDSA
+	// private keys, and Ed25519 ones by the check above.
+	priv := key.(crypto.Signer)
 	pub := priv.Public()
 	if !keyFits(k.Alg, pub) {
 		return signer{}, verifyKey{}, fmt.Errorf("private key does not suit %s (type, curve or size)", k.Alg)
 	}
 	return signer{method: jwt.GetSigningMethod(k.Alg), kid: k.KID, key: priv},
 		verifyKey{alg: k.Alg, kid: k.KID, key: pub}, nil
+}
+
+// parsePEM reads the PEM of an asymmetric key for alg, inline or from a
+// file, and parses it with the parser of alg's key type: rsa for RS and
+// PS, ec for ES, ed for EdDSA. kind, public or private, names the key in
+// errors.
+func parsePEM(alg, pem, kind string, rsa, ec, ed func([]byte) (any, error)) (any, error) {
+	b, err := pemBytes(pem)
+	if err != nil {
+		return nil, err
+	}
+	parse := ed
+	switch alg[:2] {
+	case "RS", "PS":
+		parse = rsa
+	case "ES":
+		parse = ec
+	}
+	key, err := parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s %s key: %w", alg, kind, err)
+	}
+	return key, nil
 }

@@ -3,8 +3,6 @@ package auth
 import (
 	"net/http"
 	"testing"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestLimits(t *testing.T) {
@@ -13,8 +11,8 @@ func TestLimits(t *testing.T) {
 	cfg.MaxConnections = 3
 	cfg.MaxConnectionsPerSubject = 2
 	g, obs := newTestGate(t, cfg, now)
-	alice := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "x"), "")
-	bob := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "bob", "x"), "")
+	alice := hmacToken(t, claimsFor(now, "alice", "x"))
+	bob := hmacToken(t, claimsFor(now, "bob", "x"))
 
 	a1 := mustAdmit(t, g, req("GET", "/", bearer(alice)...), "x")
 	a2 := mustAdmit(t, g, req("GET", "/", bearer(alice)...), "x")
@@ -72,7 +70,7 @@ func TestAnonymousLimits(t *testing.T) {
 	_, e = g.Admit(from("198.51.100.7:1000"), []string{"demo"})
 	wantErr(t, e, 429, CodeTooManyConnections)
 	// A signed-in user, from an address full of anonymous streams, too.
-	alice := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "x"), "")
+	alice := hmacToken(t, claimsFor(now, "alice", "x"))
 	r := from("192.0.2.1:1002")
 	r.Header.Set("Authorization", "Bearer "+alice)
 	defer mustAdmit(t, g, r, "x").Release()

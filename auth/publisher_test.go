@@ -25,7 +25,7 @@ func TestPublishersAuthorize(t *testing.T) {
 		c["publish"] = patterns
 		return c
 	}
-	hs := func(c jwt.MapClaims) string { return tok(t, jwt.SigningMethodHS256, []byte(testSecret), c, "") }
+	hs := func(c jwt.MapClaims) string { return hmacToken(t, c) }
 	es := tok(t, jwt.SigningMethodES256, ec, pub("billing", "orders.*"), "pub")
 	ticket := pub("alice", "demo")
 	ticket["token_use"] = "ticket"
@@ -117,7 +117,7 @@ func TestPublisherScopes(t *testing.T) {
 	}
 	claims := func(sub string) jwt.MapClaims { c := claimsFor(now, sub); c["publish"] = []string{"demo"}; return c }
 	es := tok(t, jwt.SigningMethodES256, ec, claims("billing"), "pub")
-	hsKey0 := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claims("key:0"), "")
+	hsKey0 := hmacToken(t, claims("key:0"))
 
 	a, b, c := publishers(testPublishKey), publishers(testPublishKey), publishers(other)
 	if id(a, testPublishKey) != id(b, testPublishKey) || id(a, es) != id(b, es) || id(a, hsKey0) != id(b, hsKey0) {

@@ -38,11 +38,10 @@ func mintVia(t *testing.T, g *Gate, r *http.Request) (string, int) {
 func TestTicketRedeemedOnceAcrossInstances(t *testing.T) {
 	now := testNow()
 	js := runJetStream(t)
-	cfg := hmacConfig()
-	cfg.TicketPath = "/events/ticket"
+	cfg := ticketConfig()
 	a, obsA := newTestGate(t, cfg, now, WithJetStream(js))
 	b, obsB := newTestGate(t, cfg, now, WithJetStream(js))
-	session := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "user.{sub}", "rooms.*"), "")
+	session := hmacToken(t, claimsFor(now, "alice", "user.{sub}", "rooms.*"))
 
 	r := req("POST", "/events/ticket?channel=user.alice", bearer(session)...)
 	ticket, exp := mintVia(t, a, r)
@@ -117,10 +116,10 @@ func TestTicketConcurrentRedeemExactlyOnce(t *testing.T) {
 	for i := range gates {
 		gates[i], _ = newTestGate(t, cfg, now, WithJetStream(js))
 	}
-	ticket := tok(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{
+	ticket := hmacToken(t, jwt.MapClaims{
 		"sub": "alice", "aud": testAud, "iss": testIss, "jti": "with spaces.and.dots *>",
 		"iat": now.Unix(), "exp": now.Add(30 * time.Second).Unix(), "channels": []string{"user.alice"},
-	}, "")
+	})
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 12 {
@@ -150,10 +149,10 @@ func TestTicketStoreUnavailable(t *testing.T) {
 	for name, opts := range map[string][]Option{"no jetstream": nil, "jetstream down": {WithJetStream(broken)}} {
 		t.Run(name, func(t *testing.T) {
 			g, obs := newTestGate(t, hmacConfig(), now, opts...)
-			ticket := tok(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{
+			ticket := hmacToken(t, jwt.MapClaims{
 				"sub": "alice", "aud": testAud, "iss": testIss, "jti": "j1",
 				"iat": now.Unix(), "exp": now.Add(30 * time.Second).Unix(), "channels": []string{"user.alice"},
-			}, "")
+			})
 			r := req("GET", "/events?ticket="+ticket)
 			ScrubTicket(r, "ticket")
 			_, e := g.Admit(r, []string{"user.alice"})
@@ -168,11 +167,10 @@ func TestTicketStoreUnavailable(t *testing.T) {
 
 func TestTicketEndpoint(t *testing.T) {
 	now := testNow()
-	cfg := hmacConfig()
-	cfg.TicketPath = "/events/ticket"
+	cfg := ticketConfig()
 	cfg.CORSOrigins = []string{"https://app.example"}
 	g, obs := newTestGate(t, cfg, now)
-	session := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "user.{sub}"), "")
+	session := hmacToken(t, claimsFor(now, "alice", "user.{sub}"))
 
 	if !g.IsTicketPath(req("POST", "/events/ticket")) || g.IsTicketPath(req("GET", "/events")) {
 		t.Fatal("IsTicketPath")

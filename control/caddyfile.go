@@ -17,23 +17,17 @@ import (
 //	    max_credential_life <duration>
 //	}
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := caddyargs.String(d, &c.Path); err != nil {
-		return err
-	}
 	fields := caddyargs.Fields{
 		String:   map[string]*string{"subject_prefix": &c.SubjectPrefix, "bucket": &c.Bucket},
 		Duration: map[string]*caddy.Duration{"max_credential_life": &c.MaxCredentialLife},
 	}
-	return caddyargs.Lines(d, func(key string) error {
-		if key == "key" {
-			var k string
-			err := caddyargs.String(d, &k)
-			c.Keys = append(c.Keys, k)
-			return err
+	return caddyargs.Endpoint(d, &c.Path, fields, func(key string) (bool, error) {
+		if key != "key" {
+			return false, nil
 		}
-		if ok, err := fields.Read(d, key); ok {
-			return err
-		}
-		return d.Errf("unknown control option %q", key)
+		var k string
+		err := caddyargs.String(d, &k)
+		c.Keys = append(c.Keys, k)
+		return true, err
 	})
 }

@@ -6,6 +6,7 @@
 package control
 
 import (
+	"cmp"
 	"errors"
 	"time"
 
@@ -21,11 +22,10 @@ type Config struct {
 	// Keys are bearer secrets that may control, for backends that do not
 	// mint JWTs; a JWT with "control": true may too.
 	Keys []string `json:"keys,omitempty"`
-	// SubjectPrefix starts the control subjects, <prefix>.control.>.
-	// Default "ssegate".
-	SubjectPrefix string `json:"subject_prefix,omitempty"`
-	// Bucket is the KV bucket of revocations. Default "ssegate_revoked".
-	Bucket string `json:"bucket,omitempty"`
+	// Names are the prefix of the control subjects, <prefix>.control.>,
+	// and the KV bucket of revocations. Default "ssegate" and
+	// "ssegate_revoked".
+	kvttl.Names
 	// MaxCredentialLife is the longest life of a credential this gateway
 	// accepts. A revocation is kept that long when it cannot tell the
 	// credential's own expiry. Default 24h.
@@ -34,36 +34,19 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultSubjectPrefix     = "ssegate"
 	DefaultBucket            = "ssegate_revoked"
 	DefaultMaxCredentialLife = 24 * time.Hour
 )
 
-func (c *Config) prefix() string {
-	if c.SubjectPrefix == "" {
-		return DefaultSubjectPrefix
-	}
-	return c.SubjectPrefix
-}
-
-func (c *Config) bucket() string {
-	if c.Bucket == "" {
-		return DefaultBucket
-	}
-	return c.Bucket
-}
-
+func (c *Config) bucket() string { return cmp.Or(c.Bucket, DefaultBucket) }
 func (c *Config) maxLife() time.Duration {
-	if c.MaxCredentialLife == 0 {
-		return DefaultMaxCredentialLife
-	}
-	return time.Duration(c.MaxCredentialLife)
+	return cmp.Or(time.Duration(c.MaxCredentialLife), DefaultMaxCredentialLife)
 }
 
 // Validate checks the settings.
 func (c *Config) Validate() error {
 	var errs []error
-	errs = append(errs, kvttl.CheckPath("control", c.Path), kvttl.CheckNames("control", c.bucket(), c.prefix()))
+	errs = append(errs, kvttl.CheckPath("control", c.Path), kvttl.CheckNames("control", c.bucket(), c.Prefix()))
 	if c.MaxCredentialLife < 0 {
 		errs = append(errs, errors.New("control max_credential_life cannot be negative"))
 	}

@@ -79,7 +79,7 @@ func (s *Service) send(ctx context.Context, kind string, a *Action) error {
 			return err
 		}
 	}
-	msg := nats.NewMsg(s.cfg.prefix() + ".control." + kind)
+	msg := nats.NewMsg(s.cfg.Prefix() + ".control." + kind)
 	msg.Data, _ = json.Marshal(a)
 	if kind == KindRevoke {
 		// Stored above: the gateway that would store a backend's

@@ -134,7 +134,7 @@ func (s *Service) run(ctx context.Context) {
 	s.probe.Use(c.js)
 	subs, err := s.subscribe(c.nc)
 	if err != nil {
-		s.log.Error("control: cannot subscribe to the control subjects", zap.String("subjects", s.cfg.prefix()+".control.>"), zap.Error(err))
+		s.log.Error("control: cannot subscribe to the control subjects", zap.String("subjects", s.cfg.Prefix()+".control.>"), zap.Error(err))
 	}
 	defer func() {
 		for _, sub := range subs {
@@ -207,11 +207,11 @@ const storedHeader = "Ssegate-Stored"
 // subscribe applies every action on this gateway; of the gateways, one
 // stores each revocation published on NATS.
 func (s *Service) subscribe(nc *nats.Conn) ([]*nats.Subscription, error) {
-	all, err := nc.Subscribe(s.cfg.prefix()+".control.>", s.onAction)
+	all, err := nc.Subscribe(s.cfg.Prefix()+".control.>", s.onAction)
 	if err != nil {
 		return nil, err
 	}
-	one, err := nc.QueueSubscribe(s.cfg.prefix()+".control."+KindRevoke, revokeQueue, s.onRevokeStore)
+	one, err := nc.QueueSubscribe(s.cfg.Prefix()+".control."+KindRevoke, revokeQueue, s.onRevokeStore)
 	if err != nil {
 		return []*nats.Subscription{all}, err
 	}
@@ -220,7 +220,7 @@ func (s *Service) subscribe(nc *nats.Conn) ([]*nats.Subscription, error) {
 
 // action reads an action from NATS; a bad one is logged and dropped.
 func (s *Service) action(m *nats.Msg) (string, *Action) {
-	kind := m.Subject[len(s.cfg.prefix()+".control."):]
+	kind := m.Subject[len(s.cfg.Prefix()+".control."):]
 	if kind != KindDisconnect && kind != KindRevoke {
 		s.log.Info("control: unknown action subject", zap.String("subject", m.Subject))
 		return "", nil

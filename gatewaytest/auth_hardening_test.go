@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -59,7 +58,7 @@ func errorCode(body string) string {
 // then searches the log for the tickets: each such request is refused,
 // its ticket is spent, and no ticket is in any log line.
 func TestAmbiguousTicketsAtTheGateway(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := authGateway(t, nil, logFile)
 	bearer := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"user.{sub}"}})
 	forms := []string{
@@ -194,24 +193,10 @@ func TestTokenInLeewayAtTheGateway(t *testing.T) {
 	late := token(t, jwt.MapClaims{"sub": "carol", "exp": exp, "channels": []string{"user.{sub}"}})
 	start := time.Now()
 	lines := cookieStream(t, g, "user.carol", late)
-	deadline := time.After(15 * time.Second)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("stream ended without the expiry note")
-			}
-			if l != ": end: expired" {
-				continue
-			}
-			// exp+leeway is 4 to 5 s after start.
-			if end := time.Unix(exp, 0).Add(leeway); time.Now().Before(end.Add(-500 * time.Millisecond)) {
-				t.Fatalf("stream ended after %v, before the leeway ended at %v", time.Since(start), end)
-			}
-			return
-		case <-deadline:
-			t.Fatal("the stream outlived its leeway")
-		}
+	awaitLine(t, lines, ": end: expired", 15*time.Second)
+	// exp+leeway is 4 to 5 s after start.
+	if end := time.Unix(exp, 0).Add(leeway); time.Now().Before(end.Add(-500 * time.Millisecond)) {
+		t.Fatalf("stream ended after %v, before the leeway ended at %v", time.Since(start), end)
 	}
 }
 

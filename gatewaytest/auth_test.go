@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +69,7 @@ func mintTicket(t *testing.T, g *gateway, bearer string, channels ...string) str
 // Caddy that writes every log, access log included, to a file, then
 // searches the file for every credential used.
 func TestTicketFlowLeavesNoSecretInLogs(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := authGateway(t, nil, logFile)
 	bearer := token(t, jwt.MapClaims{"sub": "alice", "channels": []string{"user.{sub}"}})
 	ticket := mintTicket(t, g, bearer, "user.alice")
@@ -84,22 +83,12 @@ func TestTicketFlowLeavesNoSecretInLogs(t *testing.T) {
 	s.close()
 
 	// A second use, here or on any instance, is refused.
-	resp, err := g.h1Client().Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := getAnswer(t, g, u)
 	if resp.StatusCode != 401 || !strings.Contains(string(body), `"ticket_used"`) {
 		t.Fatalf("reused ticket: %d %s", resp.StatusCode, body)
 	}
 	garbage := "not-a-ticket-but-secret-looking-AAAA"
-	resp, err = g.h1Client().Get(eventsURL(g.httpURL, []string{"user.alice"}, url.Values{"ticket": {garbage}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 401 {
+	if resp, _ = getAnswer(t, g, eventsURL(g.httpURL, []string{"user.alice"}, url.Values{"ticket": {garbage}})); resp.StatusCode != 401 {
 		t.Fatalf("garbage ticket: %d", resp.StatusCode)
 	}
 
@@ -248,12 +237,7 @@ func TestTooManyChannelsLeavesTheTicketUnspent(t *testing.T) {
 		"sub": "dave", "jti": "t-1", "iat": time.Now().Unix(), "exp": time.Now().Add(30 * time.Second).Unix(),
 		"channels": many,
 	})
-	resp, err := g.h1Client().Get(g.httpURL + "/events?ticket=" + ticket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := getAnswer(t, g, g.httpURL+"/events?ticket="+ticket)
 	if resp.StatusCode != 400 || !strings.Contains(string(body), `"too_many_channels"`) {
 		t.Fatalf("got %d %s", resp.StatusCode, body)
 	}

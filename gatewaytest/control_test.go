@@ -36,15 +36,8 @@ func postControlWith(t testing.TB, g *gateway, action, body string, set func(*ht
 	req, _ := http.NewRequest(http.MethodPost, g.httpURL+"/events/control/"+action, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	set(req)
-	resp, err := g.h1Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := controlReply{status: resp.StatusCode}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("control body: %v", err)
-	}
+	var out controlReply
+	out.status = answerJSON(t, g, req, &out)
 	return out
 }
 
@@ -156,31 +149,11 @@ func TestControlBadInput(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodGet, g.httpURL+"/events/control/disconnect", nil)
 	req.Header.Set("Authorization", "Bearer "+testControlKey)
-	resp, err := g.h1Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
+	if resp, _ := answer(t, g, req); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("GET: %d", resp.StatusCode)
 	}
 	// Nothing above ended alice's stream.
-	publish(t, g.js(), "events.demo", "", "still here")
-	eventually(t, 2*time.Second, "the stream still flowing", func() bool {
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatal("stream ended")
-				}
-				if l == "data: still here" {
-					return true
-				}
-			default:
-				return false
-			}
-		}
-	})
+	flows(t, g, lines, "still here")
 }
 
 // TestControlDisconnectBySubAndChannels ends the named user's streams,

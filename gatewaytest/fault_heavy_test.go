@@ -5,7 +5,6 @@ package gatewaytest
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ import (
 func TestFaultReconnectStorm(t *testing.T) {
 	const clients, behind = 1000, 500
 	ns := natsServer(t)
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := startGateway(t, ns, gatewayConfig{noTLS: true, logFile: logFile, handler: map[string]any{"retry": int64(100 * time.Millisecond)}})
 	defer logProblems(t, logFile)
 	_, js := faultJS(t, ns.ClientURL())
@@ -74,7 +73,7 @@ func TestFaultScaleNATSRestart(t *testing.T) {
 	const conns, perConn = 25, 200
 	restartable := natstest.NewRestartable(t)
 	ns := restartable.Start()
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := startGateway(t, ns, gatewayConfig{
 		noTLS:   true,
 		logFile: logFile,

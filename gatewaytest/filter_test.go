@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -39,7 +38,7 @@ func publishNamed(t testing.TB, js jetstream.JetStream, ch string, n int, names,
 // same filter gets every match once; a reset passes; the stream closed
 // line counts delivered and skipped events.
 func TestEventFilterOnStreams(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := startGateway(t, natsServer(t), gatewayConfig{noTLS: true, logFile: logFile})
 	js := g.js()
 	names := []string{"order.paid", "order.created", "", "order.paid"}

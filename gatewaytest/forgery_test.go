@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ import (
 // stays on its channel, keeps its real id, and the channel goes on.
 func TestForgedHeadersCannotMoveOrRedirectEvents(t *testing.T) {
 	ns := natsServer(t)
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := startGateway(t, ns, gatewayConfig{noTLS: true, logFile: logFile})
 	js := g.js()
 	demo := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"demo"}, nil), nil)
@@ -74,7 +73,7 @@ func TestForgedHeadersCannotMoveOrRedirectEvents(t *testing.T) {
 // stream did not republish are dropped, with one warning, not one each.
 func TestLiveSubjectFloodIsLoggedOnce(t *testing.T) {
 	ns := natsServer(t)
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := startGateway(t, ns, gatewayConfig{noTLS: true, logFile: logFile})
 	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"demo"}, nil), nil)
 	defer s.close()

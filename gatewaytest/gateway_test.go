@@ -299,30 +299,26 @@ func TestBadRequestsGetAClearAnswer(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprint("c", i)
 	}
-	tests := []struct {
+	type badRequest struct {
 		name   string
 		method string
 		query  string
 		status int
 		code   string
-	}{
+	}
+	tests := []badRequest{
 		{"POST", http.MethodPost, "channel=demo", 405, "method_not_allowed"},
 		{"PUT", http.MethodPut, "channel=demo", 405, "method_not_allowed"},
 		{"DELETE", http.MethodDelete, "channel=demo", 405, "method_not_allowed"},
 		{"no channel", http.MethodGet, "", 400, "no_channel"},
-		{"empty channel", http.MethodGet, "channel=", 400, "invalid_channel"},
-		{"star", http.MethodGet, "channel=*", 400, "invalid_channel"},
-		{"gt", http.MethodGet, "channel=%3E", 400, "invalid_channel"},
-		{"wildcard token", http.MethodGet, "channel=news.*", 400, "invalid_channel"},
-		{"empty token", http.MethodGet, "channel=news..x", 400, "invalid_channel"},
-		{"leading dot", http.MethodGet, "channel=.news", 400, "invalid_channel"},
-		{"space", http.MethodGet, "channel=a%20b", 400, "invalid_channel"},
-		{"NUL", http.MethodGet, "channel=a%00b", 400, "invalid_channel"},
-		{"CRLF", http.MethodGet, "channel=a%0D%0Ab", 400, "invalid_channel"},
-		{"too long", http.MethodGet, "channel=" + long, 400, "invalid_channel"},
 		{"too many", http.MethodGet, "channel=" + strings.Join(many, "&channel="), 400, "too_many_channels"},
 		{"not public", http.MethodGet, "channel=secret", 401, "unauthenticated"},
 		{"one of two not public", http.MethodGet, "channel=demo&channel=secret", 401, "unauthenticated"},
+	}
+	// Channel names that are not one: empty, wildcards, an empty or
+	// leading token, a space, NUL, CRLF, too long (query-escaped).
+	for _, ch := range []string{"", "*", "%3E", "news.*", "news..x", ".news", "a%20b", "a%00b", "a%0D%0Ab", long} {
+		tests = append(tests, badRequest{fmt.Sprintf("channel %.20q", ch), http.MethodGet, "channel=" + ch, 400, "invalid_channel"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,13 +5,13 @@
 package gatewaytest
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -69,55 +69,19 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 	g := &gateway{t: t, nats: ns}
 	httpAddr := cmp.Or(cfg.httpAddr, freePort(t))
 	g.httpURL = "http://" + httpAddr
-	handler := map[string]any{"handler": "ssegate", "public": []string{"*", "*.*", "*.*.*"}}
-	for k, v := range cfg.handler {
-		handler[k] = v
-	}
-	handlers := []any{handler}
-	if cfg.encode {
-		handlers = []any{map[string]any{"handler": "encode", "encodings": map[string]any{"gzip": map[string]any{}}}, handler}
-	}
-	routes := []any{map[string]any{
-		"match":  []any{map[string]any{"path": []string{"/events", "/events/*"}}},
-		"handle": handlers,
-	}, map[string]any{
-		// The tests read the gateway's counters where an operator does.
-		"match":  []any{map[string]any{"path": []string{"/metrics"}}},
-		"handle": []any{map[string]any{"handler": "metrics"}},
-	}}
-	servers := map[string]any{
-		"plain": map[string]any{
-			"listen":          []string{httpAddr},
-			"protocols":       []string{"h1", "h2c"},
-			"routes":          routes,
-			"automatic_https": map[string]any{"disable": true},
-		},
-	}
-	for k, v := range cfg.server {
-		servers["plain"].(map[string]any)[k] = v
-	}
-	logging := map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}}
+	routes := cfg.routes()
+	plain := cfg.serverJSON(httpAddr, []string{"h1", "h2c"}, routes)
 	if cfg.logFile != "" {
-		servers["plain"].(map[string]any)["logs"] = map[string]any{}
-		logging = map[string]any{"logs": map[string]any{"default": map[string]any{
-			"level":  "DEBUG",
-			"writer": map[string]any{"output": "file", "filename": cfg.logFile},
-		}}}
+		plain["logs"] = map[string]any{}
 	}
+	servers := map[string]any{"plain": plain}
 	apps := map[string]any{}
 	if !cfg.noTLS {
 		tlsAddr := freePort(t)
 		g.tlsURL = "https://" + tlsAddr
-		servers["secure"] = map[string]any{
-			"listen":                  []string{tlsAddr},
-			"protocols":               []string{"h1", "h2", "h3"},
-			"routes":                  routes,
-			"tls_connection_policies": []any{map[string]any{}},
-			"automatic_https":         map[string]any{"disable": true},
-		}
-		for k, v := range cfg.server {
-			servers["secure"].(map[string]any)[k] = v
-		}
+		secure := cfg.serverJSON(tlsAddr, []string{"h1", "h2", "h3"}, routes)
+		secure["tls_connection_policies"] = []any{map[string]any{}}
+		servers["secure"] = secure
 		apps["tls"] = map[string]any{
 			"certificates": map[string]any{"automate": []string{"localhost", "127.0.0.1"}},
 			"automation": map[string]any{"policies": []any{map[string]any{
@@ -128,28 +92,14 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 		apps["pki"] = map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}}
 	}
 	apps["http"] = map[string]any{"servers": servers}
-	natsCfg := cfg.nats
-	if natsCfg == nil {
-		natsCfg = map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(50 * time.Millisecond)}
-	}
-	stream := map[string]any{"storage": "memory"}
-	for k, v := range cfg.stream {
-		stream[k] = v
-	}
-	ssegateApp := map[string]any{"nats": natsCfg, "stream": stream}
-	for k, v := range cfg.app {
-		ssegateApp[k] = v
-	}
-	apps["ssegate"] = ssegateApp
-	full := map[string]any{
+	apps["ssegate"] = cfg.appJSON(ns)
+	load(t, map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"storage": map[string]any{"module": "file_system", "root": t.TempDir()},
-		"logging": logging,
+		"logging": cfg.logging(),
 		"apps":    apps,
-	}
-	load(t, full, "caddy config")
-	ctx := caddy.ActiveContext()
-	appIface, err := ctx.App("ssegate")
+	}, "caddy config")
+	appIface, err := caddy.ActiveContext().App("ssegate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +117,63 @@ func startGateway(t testing.TB, ns *server.Server, cfg gatewayConfig) *gateway {
 		return true
 	})
 	return g
+}
+
+// routes are both servers' routes: the ssegate handler, behind Caddy's
+// encode handler when asked for, and /metrics.
+func (cfg gatewayConfig) routes() []any {
+	handler := map[string]any{"handler": "ssegate", "public": []string{"*", "*.*", "*.*.*"}}
+	maps.Copy(handler, cfg.handler)
+	handlers := []any{handler}
+	if cfg.encode {
+		handlers = []any{map[string]any{"handler": "encode", "encodings": map[string]any{"gzip": map[string]any{}}}, handler}
+	}
+	return []any{map[string]any{
+		"match":  []any{map[string]any{"path": []string{"/events", "/events/*"}}},
+		"handle": handlers,
+	}, map[string]any{
+		// The tests read the gateway's counters where an operator does.
+		"match":  []any{map[string]any{"path": []string{"/metrics"}}},
+		"handle": []any{map[string]any{"handler": "metrics"}},
+	}}
+}
+
+// serverJSON is one HTTP server of the config, with the test's options.
+func (cfg gatewayConfig) serverJSON(addr string, protocols []string, routes []any) map[string]any {
+	srv := map[string]any{
+		"listen":          []string{addr},
+		"protocols":       protocols,
+		"routes":          routes,
+		"automatic_https": map[string]any{"disable": true},
+	}
+	maps.Copy(srv, cfg.server)
+	return srv
+}
+
+// logging sends every log to the test's file at DEBUG, or, without one,
+// keeps errors only.
+func (cfg gatewayConfig) logging() map[string]any {
+	if cfg.logFile == "" {
+		return map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}}
+	}
+	return map[string]any{"logs": map[string]any{"default": map[string]any{
+		"level":  "DEBUG",
+		"writer": map[string]any{"output": "file", "filename": cfg.logFile},
+	}}}
+}
+
+// appJSON is the ssegate app's config: ns, or the test's NATS config, and
+// a memory stream unless the test says otherwise.
+func (cfg gatewayConfig) appJSON(ns *server.Server) map[string]any {
+	natsCfg := cfg.nats
+	if natsCfg == nil {
+		natsCfg = map[string]any{"urls": []string{ns.ClientURL()}, "reconnect_wait": int64(50 * time.Millisecond)}
+	}
+	stream := map[string]any{"storage": "memory"}
+	maps.Copy(stream, cfg.stream)
+	app := map[string]any{"nats": natsCfg, "stream": stream}
+	maps.Copy(app, cfg.app)
+	return app
 }
 
 // Clients for each protocol. They never reuse a connection across tests.
@@ -324,19 +331,6 @@ func (s *stream) collect(t testing.TB, n int, timeout time.Duration) []gosse.Eve
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	testkit.Eventually(t, timeout, what, cond)
-}
-
-// rawLines reads a stream's lines as they arrive, comments included.
-func rawLines(body io.Reader) <-chan string {
-	out := make(chan string, 1024)
-	go func() {
-		defer close(out)
-		sc := bufio.NewScanner(body)
-		for sc.Scan() {
-			out <- sc.Text()
-		}
-	}()
-	return out
 }
 
 func eventsURL(base string, channels []string, extra url.Values) string {

@@ -2,14 +2,10 @@ package gatewaytest
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/ssegate/ssegate/internal/testkit"
 )
@@ -32,33 +28,17 @@ func TestHistoryCaddyfileAdapt(t *testing.T) {
 }
 
 func TestHistoryCaddyfileErrors(t *testing.T) {
-	handler := func(lines ...string) string {
-		return ":8080 {\n\tssegate /events* {\n\t\t" + strings.Join(lines, "\n\t\t") + "\n\t}\n}\n"
-	}
-	tests := []struct {
-		name, caddyfile, want string
-		line                  int
-	}{
-		{"history without path", handler("history"), "after 'history'", 3},
-		{"history with two paths", handler("history /a /b"), "after '/b'", 3},
-		{"history unknown option", handler("history /h {", "\tdepth 3", "}"), `unknown history option "depth"`, 4},
-		{"history limit zero", handler("history /h {", "\tlimit 0", "}"), `got "0"`, 4},
-		{"history max_bytes not a size", handler("history /h {", "\tmax_bytes lots", "}"), `max_bytes "lots"`, 4},
-		{"poll without path", handler("poll"), "after 'poll'", 3},
-		{"poll max_wait negative", handler("poll /p {", "\tmax_wait -1s", "}"), `max_wait: want a positive duration, got "-1s"`, 4},
-		{"poll unknown option", handler("poll /p {", "\twait 3s", "}"), `unknown poll option "wait"`, 4},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := testkit.Adapt(t, tt.caddyfile, nil)
-			if err == nil {
-				t.Fatalf("adapted without error; want %q", tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), fmt.Sprintf("at Caddyfile:%d", tt.line)) {
-				t.Errorf("error %q: want %q at line %d", err, tt.want, tt.line)
-			}
-		})
-	}
+	handler := testkit.HandlerCaddyfile
+	testkit.CheckAdaptErrors(t, []testkit.AdaptError{
+		{Name: "history without path", Caddyfile: handler("history"), Want: "after 'history'", Line: 3},
+		{Name: "history with two paths", Caddyfile: handler("history /a /b"), Want: "after '/b'", Line: 3},
+		{Name: "history unknown option", Caddyfile: handler("history /h {", "\tdepth 3", "}"), Want: `unknown history option "depth"`, Line: 4},
+		{Name: "history limit zero", Caddyfile: handler("history /h {", "\tlimit 0", "}"), Want: `got "0"`, Line: 4},
+		{Name: "history max_bytes not a size", Caddyfile: handler("history /h {", "\tmax_bytes lots", "}"), Want: `max_bytes "lots"`, Line: 4},
+		{Name: "poll without path", Caddyfile: handler("poll"), Want: "after 'poll'", Line: 3},
+		{Name: "poll max_wait negative", Caddyfile: handler("poll /p {", "\tmax_wait -1s", "}"), Want: `max_wait: want a positive duration, got "-1s"`, Line: 4},
+		{Name: "poll unknown option", Caddyfile: handler("poll /p {", "\twait 3s", "}"), Want: `unknown poll option "wait"`, Line: 4},
+	})
 }
 
 // Config mistakes that only show when the handler is validated.
@@ -77,26 +57,7 @@ func TestHistoryValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := map[string]any{"handler": "ssegate", "public": []string{"demo"}}
-			for k, v := range tt.handler {
-				h[k] = v
-			}
-			cfg := map[string]any{"apps": map[string]any{
-				"http":    map[string]any{"servers": map[string]any{"s": map[string]any{"listen": []string{":0"}, "routes": []any{map[string]any{"handle": []any{h}}}}}},
-				"ssegate": map[string]any{"nats": map[string]any{"urls": []string{"nats://127.0.0.1:1"}}},
-			}}
-			raw, _ := json.Marshal(cfg)
-			var c caddy.Config
-			if err := json.Unmarshal(raw, &c); err != nil {
-				t.Fatal(err)
-			}
-			err := caddy.Validate(&c)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("validate: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Fatalf("error %v; want one containing %q", err, tt.want)
-			}
+			testkit.CheckError(t, testkit.ValidateHandler(t, tt.handler), tt.want)
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/url"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 // tickets, good and bad, against a Caddy that writes every log, access
 // log included, to a file, and searches the file for them.
 func TestHistoryAndPollLeaveNoTicketInLogs(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := startGateway(t, natsServer(t), gatewayConfig{noTLS: true, logFile: logFile, handler: map[string]any{
 		"public":  []string{},
 		"history": map[string]any{"path": "/events/history"},

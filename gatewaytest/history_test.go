@@ -72,6 +72,38 @@ func publishRound(t testing.TB, js jetstream.JetStream, n int, channels ...strin
 	return seqs
 }
 
+// dropChannel is a publishRound's sequences over n channels without
+// those of the channel at index: what a read of the others gets.
+func dropChannel(seqs []uint64, n, index int) []uint64 {
+	var out []uint64
+	for i, seq := range seqs {
+		if i%n != index {
+			out = append(out, seq)
+		}
+	}
+	return out
+}
+
+// publishAtFullSpeed publishes to events.x, events.y and events.z in
+// turn, each event as soon as the last one is acked, until ctx ends or
+// after most events, and hands sent each ack's channel and sequence. The
+// channel it returns closes once it has stopped.
+func publishAtFullSpeed(ctx context.Context, js jetstream.JetStream, most int, sent func(ch string, seq uint64)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil && i < most; i++ {
+			ch := []string{"x", "y", "z"}[i%3]
+			ack, err := js.Publish(context.Background(), "events."+ch, []byte(fmt.Sprint(i)))
+			if err != nil {
+				return
+			}
+			sent(ch, ack.Sequence)
+		}
+	}()
+	return done
+}
+
 func seqsOf(t testing.TB, evs []history.Event) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, e := range evs {
@@ -85,12 +117,7 @@ func seqsOf(t testing.TB, evs []history.Event) []uint64 {
 func TestHistoryPagesInStreamOrder(t *testing.T) {
 	g := pastGateway(t, nil)
 	js := g.js()
-	var want []uint64
-	for i, seq := range publishRound(t, js, 250, "a", "b", "c") {
-		if i%3 != 2 {
-			want = append(want, seq)
-		}
-	}
+	want := dropChannel(publishRound(t, js, 250, "a", "b", "c"), 3, 2)
 	want = append(want, publish(t, js, "events.a", "", "line one\r\nline two"))
 
 	var got []history.Event
@@ -137,12 +164,7 @@ func TestHistoryPagesInStreamOrder(t *testing.T) {
 func TestHistoryLastGivesTheNewest(t *testing.T) {
 	g := pastGateway(t, nil)
 	js := g.js()
-	var want []uint64
-	for i, seq := range publishRound(t, js, 300, "a", "b", "c") {
-		if i%3 != 1 {
-			want = append(want, seq)
-		}
-	}
+	want := dropChannel(publishRound(t, js, 300, "a", "b", "c"), 3, 1)
 	for _, n := range []int{1, 50, 199, 200, 500} {
 		status, a, body := getJSON(t, g, "/events/history", channelsQuery(url.Values{"last": {fmt.Sprint(n)}}, "a", "c"))
 		if status != 200 {
@@ -187,10 +209,7 @@ func TestHistoryResets(t *testing.T) {
 			t.Fatalf("after %s: %d %s", tc.after, status, body)
 		}
 	}
-	stream, err := js.Stream(context.Background(), "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := gatewayStream(t, js)
 	if err := stream.Purge(context.Background(), jetstream.WithPurgeSequence(seqs[5])); err != nil {
 		t.Fatal(err)
 	}
@@ -211,22 +230,13 @@ func TestHistoryThenStreamIsExact(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	var sent []uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ctx.Err() == nil && i < 20000; i++ {
-			ch := []string{"x", "y", "z"}[i%3]
-			ack, err := js.Publish(context.Background(), "events."+ch, []byte(fmt.Sprint(i)))
-			if err != nil {
-				return
-			}
-			if ch != "z" {
-				mu.Lock()
-				sent = append(sent, ack.Sequence)
-				mu.Unlock()
-			}
+	done := publishAtFullSpeed(ctx, js, 20000, func(ch string, seq uint64) {
+		if ch != "z" {
+			mu.Lock()
+			sent = append(sent, seq)
+			mu.Unlock()
 		}
-	}()
+	})
 	eventually(t, 10*time.Second, "publisher running", func() bool { mu.Lock(); defer mu.Unlock(); return len(sent) > 100 })
 	status, a, body := getJSON(t, g, "/events/history", channelsQuery(url.Values{"last": {"30"}}, "x", "y"))
 	if status != 200 || len(a.Events) != 30 {

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/internal/testkit"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -51,13 +52,6 @@ func (v violations) expect(t *testing.T, what, subject string) {
 			t.Fatalf("%s: no permissions violation for %q", what, subject)
 		}
 	}
-}
-
-// gatewayJS is the gateway's own JetStream handle, to look at the state an
-// attacker tried to change.
-func gatewayJS(t *testing.T, g *gateway) jetstream.JetStream {
-	t.Helper()
-	return g.inspect().JS
 }
 
 // withTickets is a handler config with a ticket endpoint and public demo.
@@ -180,12 +174,7 @@ func checkPublishOnly(t *testing.T, g *gateway, nc *nats.Conn, denied violations
 	if st := stream.CachedInfo().State; st.Msgs < 4 || st.FirstSeq != 1 {
 		t.Errorf("stream state %+v; something purged it", st)
 	}
-	resp, err := g.h1Client().Get(ticketURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := getAnswer(t, g, ticketURL); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a spent ticket got %d on reuse; want 401", resp.StatusCode)
 	}
 }
@@ -209,16 +198,8 @@ func TestProductionNATSPermissions(t *testing.T) {
 	// The test's own eyes; not part of the documented set.
 	adminPass := rand.Text()
 	opts.Users = append(opts.Users, &server.User{Username: "test-admin", Password: adminPass})
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	ns := natstest.Start(t, opts)
+	logFile := caddyLogFile(t)
 	handler := withTickets()
 	handler["health_path"] = "/events/health"
 	handler["presence"] = map[string]any{"path": "/events/presence", "events": []string{"demo"}}
@@ -236,16 +217,7 @@ func TestProductionNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	adminNC, err := nats.Connect(ns.ClientURL(), nats.UserInfo("test-admin", adminPass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adminNC.Close()
-	admin, err := jetstream.New(adminNC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkPublishOnly(t, g, nc, denied, admin)
+	checkPublishOnly(t, g, nc, denied, adminJS(t, ns.ClientURL(), adminPass))
 	controller, err := nats.Connect(ns.ClientURL(), nats.UserInfo("controller", controllerPass))
 	if err != nil {
 		t.Fatal(err)
@@ -266,13 +238,19 @@ func TestProductionNATSPermissions(t *testing.T) {
 	}
 }
 
-// TestEmbeddedAnonymousPublishOnly: with the defaults, a local client
-// without credentials (a backend, cmd/publish) may publish events and
-// nothing more.
+// TestEmbeddedAnonymousPublishOnly: on the embedded server, a local
+// client without credentials (a backend, cmd/publish) may publish events
+// and nothing more. The test looks at what it tried to change as a user
+// of its own with every right; with a user configured, anonymous access
+// is on only when asked for; that it is on by default on a loopback
+// listener without users is upstream's TestEmbeddedAnonymousOnWithUsers,
+// and the role is the same either way.
 func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 	addr := freePort(t)
+	adminPass := rand.Text()
+	admin := []any{map[string]any{"user": "test-admin", "password": adminPass, "publish": []string{">"}, "subscribe": []string{">"}}}
 	g := startGateway(t, nil, gatewayConfig{noTLS: true, handler: withTickets(), nats: map[string]any{
-		"embedded": map[string]any{"listen": addr, "store_dir": t.TempDir()},
+		"embedded": map[string]any{"listen": addr, "store_dir": t.TempDir(), "users": admin, "anonymous": true},
 	}})
 	denied := make(violations, 64)
 	nc, err := nats.Connect("nats://"+addr, denied.option())
@@ -280,7 +258,15 @@ func TestEmbeddedAnonymousPublishOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	checkPublishOnly(t, g, nc, denied, gatewayJS(t, g))
+	checkPublishOnly(t, g, nc, denied, adminJS(t, "nats://"+addr, adminPass))
+}
+
+// adminJS is a JetStream handle of the test's own user with every right,
+// test-admin, to look at the state an attacker tried to change.
+func adminJS(t *testing.T, url, password string) jetstream.JetStream {
+	t.Helper()
+	_, js := natstest.ConnectURL(t, url, nats.UserInfo("test-admin", password))
+	return js
 }
 
 // TestEmbeddedOpenListenRefused: an embedded server reachable from other
@@ -344,15 +330,7 @@ func TestReloadWithChangedNATSBlock(t *testing.T) {
 		return map[string]any{"embedded": e, "reconnect_wait": int64(wait)}
 	}
 	g := startGateway(t, nil, gatewayConfig{noTLS: true, nats: natsBlock(time.Second)})
-	pub, err := nats.Connect("nats://"+addr, nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	js, err := jetstream.New(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, js := natstest.ConnectURL(t, "nats://"+addr, nats.MaxReconnects(-1))
 	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"demo"}, nil), nil)
 	for i, block := range []map[string]any{
 		natsBlock(2*time.Second, map[string]any{"user": "backend", "password": "pw1"}),

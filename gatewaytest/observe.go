@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate"
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // scrape reads Caddy's /metrics on the plain server: each series, as the
@@ -151,4 +153,10 @@ func logsAfterStreamClosed(t testing.TB, logFile string) []byte {
 		t.Fatal(err)
 	}
 	return logs
+}
+
+// gatewayStream is the gateway's stream, SSEGATE, as js sees it.
+func gatewayStream(t testing.TB, js jetstream.JetStream) jetstream.Stream {
+	t.Helper()
+	return natstest.Stream(t, js, "SSEGATE")
 }

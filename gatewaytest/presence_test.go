@@ -69,15 +69,8 @@ func getPresence(t *testing.T, g *gateway, query, bearer string, cookie *http.Co
 	if cookie != nil {
 		req.AddCookie(cookie)
 	}
-	resp, err := g.h1Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := presenceReply{status: resp.StatusCode}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("presence body: %v", err)
-	}
+	var out presenceReply
+	out.status = answerJSON(t, g, req, &out)
 	return out
 }
 

@@ -1,7 +1,6 @@
 package gatewaytest
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -19,12 +18,7 @@ import (
 // storedCount is how many messages the gateway's stream holds.
 func storedCount(t *testing.T, g *gateway) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := g.js().Stream(ctx, "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := gatewayStream(t, g.js())
 	return st.CachedInfo().State.Msgs
 }
 

@@ -253,12 +253,7 @@ func TestPublishBadInput(t *testing.T) {
 		})
 	}
 	// None of these stored anything.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := g.js().Stream(ctx, "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := gatewayStream(t, g.js())
 	if n := st.CachedInfo().State.Msgs; n != 1 {
 		t.Fatalf("%d messages stored by refused requests", n-1)
 	}
@@ -312,7 +307,7 @@ func TestPublishFromNode(t *testing.T) {
 // TestPublishLeavesNoSecretInLogs publishes with a key and a JWT, and fails
 // with others, against a Caddy that logs everything, access logs included.
 func TestPublishLeavesNoSecretInLogs(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := publishGatewayLogging(t, nil, nil, logFile)
 	tok := token(t, jwt.MapClaims{"sub": "billing", "publish": []string{"demo"}})
 	wrong := "wrong-publish-key-that-is-long-0123456789"

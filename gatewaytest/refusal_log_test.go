@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,7 @@ import (
 // error code under one key, code; details are written as text in the
 // answer and in the log, with no \u003e for a '>'.
 func TestRefusalLogLines(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	logFile := caddyLogFile(t)
 	g := publishGatewayLogging(t, nil, map[string]any{"console_path": "/events/console", "health_path": "/events/health"}, logFile)
 	for _, tt := range []struct {
 		method, path, query string

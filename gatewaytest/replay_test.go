@@ -117,10 +117,7 @@ func TestPositionsThatCannotBeHonoured(t *testing.T) {
 		})
 	}
 	t.Run("expired by retention", func(t *testing.T) {
-		stream, err := js.Stream(context.Background(), "SSEGATE")
-		if err != nil {
-			t.Fatal(err)
-		}
+		stream := gatewayStream(t, js)
 		last := stream.CachedInfo().State.LastSeq
 		if err := stream.Purge(context.Background()); err != nil {
 			t.Fatal(err)
@@ -186,14 +183,7 @@ func TestReconnectLoopUnderLoadSeesEverySequenceOnce(t *testing.T) {
 	clients.Wait()
 
 	for i, chs := range subsets {
-		var want []uint64
-		for _, ch := range chs {
-			want = append(want, published[ch]...)
-		}
-		slices.Sort(want)
-		if !slices.Equal(results[i], want) {
-			t.Errorf("client of %v: got %d events, want %d; first difference at %d", chs, len(results[i]), len(want), firstDiff(results[i], want))
-		}
+		checkEveryEventOnce(t, "client of", results[i], chs, published)
 	}
 }
 
@@ -251,6 +241,20 @@ func reconnectLoop(t *testing.T, g *gateway, channels []string, pubsDone <-chan 
 	}
 	t.Errorf("reconnect loop did not finish in time: %d of %d events", len(got), owed())
 	return got
+}
+
+// checkEveryEventOnce checks that got holds every event sent on chans,
+// once each, in stream order; who names the reader in the error.
+func checkEveryEventOnce(t *testing.T, who string, got []uint64, chans []string, sent map[string][]uint64) {
+	t.Helper()
+	var want []uint64
+	for _, ch := range chans {
+		want = append(want, sent[ch]...)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s %v: got %d events, want %d; first difference at %d", who, chans, len(got), len(want), firstDiff(got, want))
+	}
 }
 
 func firstDiff(a, b []uint64) int {
@@ -432,10 +436,7 @@ func TestLiveClientsNeedNoConsumers(t *testing.T) {
 			t.Fatalf("stream %d replayed %+v", i, ev)
 		}
 	}
-	stream, err := js.Stream(context.Background(), "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := gatewayStream(t, js)
 	eventually(t, 10*time.Second, "replay consumers gone", func() bool {
 		info, err := stream.Info(context.Background())
 		return err == nil && info.State.Consumers == 0

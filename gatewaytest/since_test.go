@@ -71,10 +71,7 @@ func TestSinceThatCannotBeHonoured(t *testing.T) {
 	js := g.js()
 	seqs := publishRound(t, js, 10, "e")
 	_, times := storedTimes(t, g, "e")
-	stream, err := js.Stream(context.Background(), "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := gatewayStream(t, js)
 	if err := stream.Purge(context.Background(), jetstream.WithPurgeSequence(seqs[4])); err != nil {
 		t.Fatal(err)
 	}

@@ -48,12 +48,7 @@ func TestGatewaysSharingAStreamKeepItsConfig(t *testing.T) {
 		t.Fatalf("a gateway with another republish_prefix started: %v", err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := g.js().Stream(ctx, "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := gatewayStream(t, g.js())
 	if c := st.CachedInfo().Config; c.MaxAge != replay.DefaultMaxAge || c.RePublish.Destination != "ssegate.live.>" {
 		t.Fatalf("the stream was rewritten: max_age %v, republish %q", c.MaxAge, c.RePublish.Destination)
 	}

@@ -9,27 +9,15 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // flows publishes on demo and waits for the stream to carry it.
 func flows(t *testing.T, g *gateway, lines <-chan string, data string) {
 	t.Helper()
 	publish(t, g.js(), "events.demo", "", data)
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("stream ended")
-			}
-			if l == "data: "+data {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("%q not delivered", data)
-		}
-	}
+	awaitLine(t, lines, "data: "+data, 5*time.Second)
 }
 
 // TestWatchBucketsDeletedHealthSaysSoStreamsFlow: with both buckets
@@ -74,19 +62,11 @@ func TestWatchBucketsDeniedHealthSaysSoStreamsFlow(t *testing.T) {
 	for _, b := range []string{"ssegate_presence", "ssegate_revoked"} {
 		deny = append(deny, "$KV."+b+".>", "$JS.API.*.*.KV_"+b, "$JS.API.*.*.KV_"+b+".>", "$JS.API.*.*.*.KV_"+b+".>")
 	}
-	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: "gw", Password: "gw-password-0123456789", Permissions: &server.Permissions{
+	ns := natstest.Server(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "gw", Password: "gw-password-0123456789", Permissions: &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny},
-		}}, {Username: "admin", Password: "admin-password-0123456789"}}}
-	ns, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
+		}}, {Username: "admin", Password: "admin-password-0123456789"}}
+	})
 	cfg := watchConfig("")
 	cfg.nats = map[string]any{"urls": []string{ns.ClientURL()}, "user": "gw", "password": "gw-password-0123456789"}
 	g := startGateway(t, ns, cfg)
@@ -116,15 +96,8 @@ func TestWatchBucketsDeniedHealthSaysSoStreamsFlow(t *testing.T) {
 
 func publishAs(t *testing.T, ns *server.Server, user, pass, subject, data string) {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(user, pass))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, ns, nats.UserInfo(user, pass))
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	publish(t, js, subject, "", data)
 }
 

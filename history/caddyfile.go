@@ -1,6 +1,7 @@
 package history
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/ssegate/ssegate/internal/caddyargs"
@@ -18,22 +19,15 @@ const maxMaxBytes = 1 << 30
 //	    max_bytes <size>
 //	}
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := caddyargs.String(d, &c.Path); err != nil {
-		return err
-	}
-	return caddyargs.Lines(d, func(key string) error {
-		switch key {
-		case "limit":
-			return caddyargs.PositiveInt(d, &c.Limit)
-		case "max_limit":
-			return caddyargs.PositiveInt(d, &c.MaxLimit)
-		case "max_bytes":
-			var n int64
-			err := caddyargs.SizeUpTo(d, &n, maxMaxBytes)
-			c.MaxBytes = int(n)
-			return err
+	fields := caddyargs.Fields{PositiveInt: map[string]*int{"limit": &c.Limit, "max_limit": &c.MaxLimit}}
+	return caddyargs.Endpoint(d, &c.Path, fields, func(key string) (bool, error) {
+		if key != "max_bytes" {
+			return false, nil
 		}
-		return d.Errf("unknown history option %q", key)
+		var n int64
+		err := caddyargs.SizeUpTo(d, &n, maxMaxBytes)
+		c.MaxBytes = int(n)
+		return true, err
 	})
 }
 
@@ -44,13 +38,6 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	    max_wait <duration>
 //	}
 func (c *PollConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := caddyargs.String(d, &c.Path); err != nil {
-		return err
-	}
-	return caddyargs.Lines(d, func(key string) error {
-		if key == "max_wait" {
-			return caddyargs.Duration(d, &c.MaxWait)
-		}
-		return d.Errf("unknown poll option %q", key)
-	})
+	fields := caddyargs.Fields{Duration: map[string]*caddy.Duration{"max_wait": &c.MaxWait}}
+	return caddyargs.Endpoint(d, &c.Path, fields, nil)
 }

@@ -31,17 +31,9 @@ func UnmarshalCaddyfile(d *caddyfile.Dispenser, cfg **Config) error {
 	if c.Path != "" {
 		return d.Err("presence is given more than once")
 	}
-	if err := caddyargs.String(d, &c.Path); err != nil {
-		return err
-	}
 	fields := caddyargs.Fields{
 		String:   map[string]*string{"subject_prefix": &c.SubjectPrefix, "bucket": &c.Bucket},
 		Duration: map[string]*caddy.Duration{"ttl": &c.TTL},
 	}
-	return caddyargs.Lines(d, func(key string) error {
-		if ok, err := fields.Read(d, key); ok {
-			return err
-		}
-		return d.Errf("unknown presence option %q", key)
-	})
+	return caddyargs.Endpoint(d, &c.Path, fields, nil)
 }

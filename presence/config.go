@@ -5,6 +5,7 @@
 package presence
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -24,12 +25,10 @@ type Config struct {
 	// Events are the channels whose streams carry join and leave events
 	// (presence_events).
 	Events []string `json:"events,omitempty"`
-	// SubjectPrefix starts the NATS subjects of join and leave messages,
-	// <prefix>.presence.<channel>. Default "ssegate".
-	SubjectPrefix string `json:"subject_prefix,omitempty"`
-	// Bucket is the KV bucket of presence entries and claims. Default
-	// "ssegate_presence".
-	Bucket string `json:"bucket,omitempty"`
+	// Names are the NATS subject prefix of join and leave messages,
+	// <prefix>.presence.<channel>, and the KV bucket of presence entries
+	// and claims. Default "ssegate" and "ssegate_presence".
+	kvttl.Names
 	// TTL bounds how long a gateway that died unannounced keeps its users
 	// present: its entries expire, and a live gateway publishes their
 	// leaves. Entries are refreshed every TTL/3. Default 30s, at least 3s.
@@ -38,37 +37,18 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultSubjectPrefix = "ssegate"
-	DefaultBucket        = "ssegate_presence"
-	DefaultTTL           = 30 * time.Second
-	minTTL               = 3 * time.Second
+	DefaultBucket = "ssegate_presence"
+	DefaultTTL    = 30 * time.Second
+	minTTL        = 3 * time.Second
 )
 
-func (c *Config) prefix() string {
-	if c.SubjectPrefix == "" {
-		return DefaultSubjectPrefix
-	}
-	return c.SubjectPrefix
-}
-
-func (c *Config) bucket() string {
-	if c.Bucket == "" {
-		return DefaultBucket
-	}
-	return c.Bucket
-}
-
-func (c *Config) ttl() time.Duration {
-	if c.TTL == 0 {
-		return DefaultTTL
-	}
-	return time.Duration(c.TTL)
-}
+func (c *Config) bucket() string     { return cmp.Or(c.Bucket, DefaultBucket) }
+func (c *Config) ttl() time.Duration { return cmp.Or(time.Duration(c.TTL), DefaultTTL) }
 
 // Validate checks the settings; patterns are checked when compiled.
 func (c *Config) Validate() error {
 	var errs []error
-	errs = append(errs, kvttl.CheckPath("presence", c.Path), kvttl.CheckNames("presence", c.bucket(), c.prefix()))
+	errs = append(errs, kvttl.CheckPath("presence", c.Path), kvttl.CheckNames("presence", c.bucket(), c.Prefix()))
 	if c.TTL != 0 && time.Duration(c.TTL) < minTTL {
 		errs = append(errs, fmt.Errorf("presence ttl %v: at least %v", time.Duration(c.TTL), minTTL))
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ssegate/ssegate/internal/kvttl"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -15,14 +17,14 @@ func TestConfigValidate(t *testing.T) {
 		want string // "" valid
 	}{
 		{"defaults", Config{Path: "/events/presence"}, ""},
-		{"everything", Config{Path: "/p", SubjectPrefix: "acme.app", Bucket: "acme_p-1", TTL: caddy.Duration(5 * time.Second)}, ""},
+		{"everything", Config{Path: "/p", Names: kvttl.Names{SubjectPrefix: "acme.app", Bucket: "acme_p-1"}, TTL: caddy.Duration(5 * time.Second)}, ""},
 		{"no path", Config{}, "presence path"},
 		{"relative path", Config{Path: "p"}, "presence path"},
 		{"wildcard path", Config{Path: "/p/*"}, "presence path"},
 		{"short ttl", Config{Path: "/p", TTL: caddy.Duration(time.Second)}, "at least 3s"},
-		{"wildcard prefix", Config{Path: "/p", SubjectPrefix: "acme.*"}, "subject_prefix"},
-		{"empty token prefix", Config{Path: "/p", SubjectPrefix: "acme..x"}, "subject_prefix"},
-		{"bad bucket", Config{Path: "/p", Bucket: "a.b"}, "bucket"},
+		{"wildcard prefix", Config{Path: "/p", Names: kvttl.Names{SubjectPrefix: "acme.*"}}, "subject_prefix"},
+		{"empty token prefix", Config{Path: "/p", Names: kvttl.Names{SubjectPrefix: "acme..x"}}, "subject_prefix"},
+		{"bad bucket", Config{Path: "/p", Names: kvttl.Names{Bucket: "a.b"}}, "bucket"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.cfg.Validate()

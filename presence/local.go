@@ -46,12 +46,7 @@ func newLocal() *local {
 
 // open counts s; it reports whether anything is to be written.
 func (l *local) open(s *streams.Info) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopped {
-		return false
-	}
-	for _, ch := range s.Channels {
+	return l.update(s, func(ch string) {
 		c := l.chans[ch]
 		if c == nil {
 			c = &localChannel{users: map[string]map[string]struct{}{}}
@@ -60,7 +55,7 @@ func (l *local) open(s *streams.Info) bool {
 		c.conns++
 		l.dirty[ch] = true
 		if s.Sub == "" {
-			continue
+			return
 		}
 		ids := c.users[s.Sub]
 		if ids == nil {
@@ -69,8 +64,7 @@ func (l *local) open(s *streams.Info) bool {
 			l.note(member{ch, s.Sub}, true)
 		}
 		ids[s.ID] = struct{}{}
-	}
-	return true
+	})
 }
 
 // close uncounts s. A gateway that stopped keeps its last entries until
@@ -78,15 +72,10 @@ func (l *local) open(s *streams.Info) bool {
 // its successor after a reload), which then holds their presence, so a
 // restart is not a leave and a join.
 func (l *local) close(s *streams.Info) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopped {
-		return false
-	}
-	for _, ch := range s.Channels {
+	return l.update(s, func(ch string) {
 		c := l.chans[ch]
 		if c == nil {
-			continue
+			return
 		}
 		c.conns--
 		l.dirty[ch] = true
@@ -97,6 +86,19 @@ func (l *local) close(s *streams.Info) bool {
 				l.note(member{ch, s.Sub}, false)
 			}
 		}
+	})
+}
+
+// update runs count for each of s's channels under the lock, unless the
+// gateway stopped; it reports whether it ran.
+func (l *local) update(s *streams.Info, count func(ch string)) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return false
+	}
+	for _, ch := range s.Channels {
+		count(ch)
 	}
 	return true
 }

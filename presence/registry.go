@@ -142,7 +142,7 @@ type announcement struct {
 func (c *conn) announce(ctx context.Context, r *Registry, kind string, m member, gw string) {
 	a := announcement{Type: kind, Channel: m.ch, Sub: m.sub, Gateway: gw, Time: time.Now().UTC().Format(time.RFC3339Nano)}
 	b, _ := json.Marshal(a)
-	if err := c.nc.Publish(r.cfg.prefix()+".presence."+m.ch, b); err != nil {
+	if err := c.nc.Publish(r.cfg.Prefix()+".presence."+m.ch, b); err != nil {
 		r.log.Warn("presence: announcing failed", zap.String("type", kind), zap.String("channel", m.ch), zap.Error(err))
 	}
 	if r.subject == nil || !r.events.Match(m.ch) {

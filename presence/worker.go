@@ -124,34 +124,31 @@ func (r *Registry) flush(ctx context.Context, c *conn, staleBefore time.Time) {
 		return
 	}
 	b := r.loc.take(r.id, staleBefore)
-	var failed []member
-	for _, m := range b.leaves {
-		last, err := leave(ctx, kv, m, r.id)
-		if err != nil {
-			failed = append(failed, m)
-			continue
-		}
-		if last {
-			c.announce(ctx, r, "leave", m, r.id)
-		}
-	}
-	r.loc.retry(failed, false)
+	r.loc.retry(r.claim(ctx, c, kv, b.leaves, leave, "leave"), false)
 	if err := r.write(ctx, c, b.entries); err != nil {
 		r.lose(c, err)
 	}
-	failed = failed[:0]
-	for _, m := range b.joins {
-		first, err := join(ctx, kv, m, r.id)
+	r.loc.retry(r.claim(ctx, c, kv, b.joins, join, "join"), true)
+	r.releaseLost(ctx, c)
+}
+
+// claim changes each of ms's claims with change, join or leave, and
+// announces kind for each whose change was the user's first join or last
+// leave. It returns the members whose change failed, to retry.
+func (r *Registry) claim(ctx context.Context, c *conn, kv jetstream.KeyValue, ms []member,
+	change func(context.Context, jetstream.KeyValue, member, string) (bool, error), kind string) []member {
+	var failed []member
+	for _, m := range ms {
+		announce, err := change(ctx, kv, m, r.id)
 		if err != nil {
 			failed = append(failed, m)
 			continue
 		}
-		if first {
-			c.announce(ctx, r, "join", m, r.id)
+		if announce {
+			c.announce(ctx, r, kind, m, r.id)
 		}
 	}
-	r.loc.retry(failed, true)
-	r.releaseLost(ctx, c)
+	return failed
 }
 
 // write stores entries with the TTL, all in flight at once.

@@ -8,40 +8,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/dustin/go-humanize"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ssegate/ssegate/auth"
-	"github.com/ssegate/ssegate/internal/caddyargs"
 	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/replay"
 )
-
-// Config enables publishing over HTTP, for backends without a NATS
-// client: POST <path>?channel=<channel>[&event=<name>] with the event's
-// data as the body, authorized by a bearer publish key or a JWT whose
-// "publish" claim covers the channel.
-type Config struct {
-	// Path is the exact path that takes POSTs, such as /events/publish.
-	Path string `json:"path"`
-	// Keys are bearer secrets for publishers that do not mint JWTs.
-	Keys []auth.PublishKey `json:"keys,omitempty"`
-	// MaxBody bounds an event's data, in bytes. Default 64 KiB; NATS's
-	// own max_payload (1 MiB by default) bounds it too.
-	MaxBody int64 `json:"max_body,omitempty"`
-}
-
-// DefaultMaxBody is the default of Config.MaxBody.
-const DefaultMaxBody = 64 << 10
 
 // Store is the gateway's stream, where events are stored, once the
 // gateway runs.
@@ -81,16 +58,8 @@ func New(cfg Config, gw Gateway) *Endpoint {
 	return &Endpoint{cfg: cfg, gw: gw}
 }
 
-const (
-	// publishTimeout bounds waiting for the app and for JetStream's ack.
-	publishTimeout = 5 * time.Second
-	// maxEventName and maxIdempotencyKey keep header values short.
-	maxEventName      = 128
-	maxIdempotencyKey = 128
-	// resetEvent is the gateway's own event (README: The reset event); a
-	// publisher must not be able to fake one.
-	resetEvent = "reset"
-)
+// publishTimeout bounds waiting for the app and for JetStream's ack.
+const publishTimeout = 5 * time.Second
 
 // published is the answer to a stored event.
 type published struct {
@@ -189,139 +158,10 @@ func writePublished(w http.ResponseWriter, out published) error {
 	return json.NewEncoder(w).Encode(out)
 }
 
-// eventMsg carries only what the gateway sets: the event name, and the
-// headers that make the ack prove the event is in the gateway's stream and
-// map an Idempotency-Key to a Nats-Msg-Id scoped to the publisher's
-// credential. Headers from the request never reach NATS, so no publisher
-// can forge Nats-* position headers through this endpoint.
-func eventMsg(subject, stream, channel, name string, data []byte, pub auth.Publisher, idem string) *nats.Msg {
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	if name != "" {
-		msg.Header.Set(replay.EventHeader, name)
-	}
-	msg.Header.Set(jetstream.ExpectedStreamHeader, stream)
-	if idem != "" {
-		msg.Header.Set(jetstream.MsgIDHeader, pub.MsgID(idem))
-		msg.Header.Set(digestHeader, eventDigest(channel, name, data))
-	}
-	return msg
-}
-
-// msgSize is what NATS's max_payload bounds: the headers as sent
-// ("NATS/1.0", each "Key: value", CRLFs) and the data.
-func msgSize(msg *nats.Msg) int64 {
-	n := len("NATS/1.0\r\n\r\n") + len(msg.Data)
-	for k, vs := range msg.Header {
-		for _, v := range vs {
-			n += len(k) + len(": ") + len(v) + len("\r\n")
-		}
-	}
-	return int64(n)
-}
-
-// readEventData reads the body: non-empty (an EventSource dispatches no
-// event without data), UTF-8 (the event stream is UTF-8), within limit.
-func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *auth.Error) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, &auth.Error{Status: http.StatusRequestEntityTooLarge, Code: auth.CodeBodyTooLarge, Detail: fmt.Sprintf("the event's data is limited to %s", humanize.IBytes(uint64(limit)))}
-	case err != nil:
-		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeBadRequest, Detail: "could not read the body"}
-	case len(data) == 0:
-		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeEmptyData, Detail: "the body is the event's data and must not be empty"}
-	case !utf8.Valid(data):
-		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeInvalidData, Detail: "the event's data must be UTF-8 text"}
-	}
-	return data, nil
-}
-
-// checkEventName returns why name cannot be an event name, or "".
-func checkEventName(name string) string {
-	if len(name) > maxEventName {
-		return fmt.Sprintf("the event name is limited to %d bytes", maxEventName)
-	}
-	if strings.Trim(name, " ") != name {
-		// NATS trims header values, so the name would be delivered
-		// otherwise than it was checked: " reset" arrives as "reset".
-		return "the event name must not begin or end with a space"
-	}
-	if name == resetEvent {
-		return "the event name reset is reserved for the gateway"
-	}
-	if !utf8.ValidString(name) {
-		return "the event name must be UTF-8"
-	}
-	for _, c := range name {
-		if c < ' ' || c == 0x7f {
-			return "the event name must not hold control characters"
-		}
-	}
-	return ""
-}
-
-func validIdempotencyKey(k string) bool {
-	if len(k) > maxIdempotencyKey {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] <= ' ' || k[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 func (h *Endpoint) maxBody() int64 {
 	return cmp.Or(h.cfg.MaxBody, DefaultMaxBody)
 }
 
 func (h *Endpoint) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
 	return h.gw.Refuse.Refuse(w, r, status, code, detail)
-}
-
-// Validate checks the config; hasAuthKeys says whether the gateway can
-// verify JWTs. Without publish keys, publishers need JWTs, and so the
-// handler needs keys to verify them.
-func (c *Config) Validate(hasAuthKeys bool) error {
-	switch {
-	case c.Path == "":
-		return errors.New("publish: a path is required")
-	case c.MaxBody < 0:
-		return errors.New("publish: max_body cannot be negative")
-	case len(c.Keys) == 0 && !hasAuthKeys:
-		return errors.New("publish: no key, and no auth keys to verify publisher JWTs")
-	}
-	return nil
-}
-
-// maxMaxBody bounds max_body: an event is one NATS message, and NATS's
-// max_payload is at most 64 MiB.
-const maxMaxBody = 64 << 20
-
-// UnmarshalCaddyfile reads:
-//
-//	publish <path> {
-//	    key      <secret> [<channel pattern>...]
-//	    max_body <size>
-//	}
-func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := caddyargs.String(d, &c.Path); err != nil {
-		return err
-	}
-	return caddyargs.Lines(d, func(key string) error {
-		switch key {
-		case "key":
-			secret, channels, err := caddyargs.Head(d)
-			if err == nil {
-				c.Keys = append(c.Keys, auth.PublishKey{Secret: secret, Channels: channels})
-			}
-			return err
-		case "max_body":
-			return caddyargs.SizeUpTo(d, &c.MaxBody, maxMaxBody)
-		}
-		return d.Errf("unknown publish option %q", key)
-	})
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 // lossy is a JetStream whose consumers lose the messages drop picks on
@@ -345,13 +347,7 @@ func raise(p *atomic.Int64, n int64) {
 
 func noConsumersLeft(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, "SSEGATE")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := s.CachedInfo().State.Consumers; n != 0 {
+	if n := natstest.Stream(t, js, "SSEGATE").CachedInfo().State.Consumers; n != 0 {
 		t.Fatalf("%d consumers left after the read", n)
 	}
 }

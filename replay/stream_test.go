@@ -197,6 +197,27 @@ func TestHistoryRead(t *testing.T) {
 	}
 }
 
+// resolveCase is a position, the subjects it is for, and the reset that
+// Resolve must answer ("" for none).
+type resolveCase struct {
+	pos       string
+	subjects  []string
+	wantReset string
+}
+
+func checkResolves(ctx context.Context, t *testing.T, h *History, tests []resolveCase) {
+	t.Helper()
+	for _, tt := range tests {
+		r, err := h.Resolve(ctx, tt.pos, tt.subjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Reset != tt.wantReset {
+			t.Errorf("Resolve(%s, %v) = %+v, want reset %q", tt.pos, tt.subjects, r, tt.wantReset)
+		}
+	}
+}
+
 // TestResolveNoticesPerSubjectTrimming: max_msgs_per_subject removes old
 // events of a channel without moving the stream's first sequence.
 func TestResolveNoticesPerSubjectTrimming(t *testing.T) {
@@ -205,11 +226,7 @@ func TestResolveNoticesPerSubjectTrimming(t *testing.T) {
 	ctx, js, stream := seeded(t, StreamConfig{Storage: "memory", MaxMsgsPerSubject: 3},
 		append(cycle(10, "events.a", "events.b"), "events.c")...)
 	h := NewHistory(js, stream, 0)
-	tests := []struct {
-		pos       string
-		subjects  []string
-		wantReset string
-	}{
+	tests := []resolveCase{
 		{"3", []string{"events.a"}, ResetExpired}, // before the first sequence
 		// b is at its limit and its oldest event, 6, is not the next one:
 		// b may have lost 5, and without the removed events' sequences
@@ -220,15 +237,7 @@ func TestResolveNoticesPerSubjectTrimming(t *testing.T) {
 		{"5", []string{"events.b"}, ""}, // 6 is next and kept
 		{"6", []string{"events.c"}, ""}, // under its limit
 	}
-	for _, tt := range tests {
-		r, err := h.Resolve(ctx, tt.pos, tt.subjects)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Reset != tt.wantReset {
-			t.Errorf("Resolve(%s, %v) = %+v, want reset %q", tt.pos, tt.subjects, r, tt.wantReset)
-		}
-	}
+	checkResolves(ctx, t, h, tests)
 }
 
 // TestResolveNoticesSubjectPurge: a purge of one subject leaves the
@@ -246,11 +255,7 @@ func TestResolveNoticesSubjectPurge(t *testing.T) {
 	if err := s.Purge(ctx, jetstream.WithPurgeSubject("events.bulk")); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		pos       string
-		subjects  []string
-		wantReset string
-	}{
+	tests := []resolveCase{
 		{"3", []string{"events.bulk"}, ResetExpired},             // its last event, and 5 after it, purged
 		{"2", []string{"events.a", "events.bulk"}, ResetExpired}, // the same, on two channels
 		{"4", []string{"events.a"}, ""},                          // another channel's purge
@@ -258,15 +263,7 @@ func TestResolveNoticesSubjectPurge(t *testing.T) {
 		{"0", []string{"events.a"}, ""},                          // from the start, a lost nothing
 		{"4", []string{"events.a", "events.bulk"}, ""},           // NOT detected: 5 lost, own event 4 kept
 	}
-	for _, tt := range tests {
-		r, err := h.Resolve(ctx, tt.pos, tt.subjects)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Reset != tt.wantReset {
-			t.Errorf("Resolve(%s, %v) = %+v, want reset %q", tt.pos, tt.subjects, r, tt.wantReset)
-		}
-	}
+	checkResolves(ctx, t, h, tests)
 }
 
 // TestFollowDoesNotWaitForReplays: with every replay slot and the reads'

@@ -33,6 +33,29 @@ func Lines(d *caddyfile.Dispenser, option func(key string) error) error {
 	return nil
 }
 
+// Endpoint reads the line of an endpoint, `<name> <path> { ... }`: its
+// one argument into path, then each line of its block, by fields or, for
+// a key they do not name, by own (nil when there is none), which reports
+// whether it knew the key. Any other key is an error that names the
+// endpoint.
+func Endpoint(d *caddyfile.Dispenser, path *string, fields Fields, own func(key string) (bool, error)) error {
+	name := d.Val()
+	if err := String(d, path); err != nil {
+		return err
+	}
+	return Lines(d, func(key string) error {
+		if ok, err := fields.Read(d, key); ok {
+			return err
+		}
+		if own != nil {
+			if ok, err := own(key); ok {
+				return err
+			}
+		}
+		return d.Errf("unknown %s option %q", name, key)
+	})
+}
+
 // Strings appends the line's remaining arguments, at least one, to dst.
 func Strings(d *caddyfile.Dispenser, dst *[]string) error {
 	args := d.RemainingArgs()

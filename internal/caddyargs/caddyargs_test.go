@@ -75,3 +75,38 @@ func TestBlockWithFields(t *testing.T) {
 		t.Fatal("a block whose line has an argument was read")
 	}
 }
+
+// TestEndpoint: an endpoint's path, its block read by a Fields table and
+// by the parser's own cases, and the mistakes it refuses.
+func TestEndpoint(t *testing.T) {
+	var path, bucket string
+	var keys []string
+	fields := Fields{String: map[string]*string{"bucket": &bucket}}
+	own := func(d *caddyfile.Dispenser) func(string) (bool, error) {
+		return func(key string) (bool, error) {
+			if key != "key" {
+				return false, nil
+			}
+			return true, Strings(d, &keys)
+		}
+	}
+	d := line("control /c {\n\tbucket b\n\tkey k1\n\tkey k2\n}")
+	if err := Endpoint(d, &path, fields, own(d)); err != nil || path != "/c" || bucket != "b" || strings.Join(keys, ",") != "k1,k2" {
+		t.Fatalf("%v: %q %q %v", err, path, bucket, keys)
+	}
+	for _, tc := range []struct{ input, want string }{
+		{"control", "after 'control'"},
+		{"control /a /b", "after '/b'"},
+		{"control /c {\n\tother 1\n}", `unknown control option "other"`},
+		{"poll /p {\n\tkey k\n}", `unknown poll option "key"`},
+	} {
+		d := line(tc.input)
+		var o func(string) (bool, error)
+		if strings.HasPrefix(tc.input, "control") {
+			o = own(d)
+		}
+		if err := Endpoint(d, &path, fields, o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.input, err, tc.want)
+		}
+	}
+}

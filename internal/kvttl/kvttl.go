@@ -4,6 +4,7 @@
 package kvttl
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,6 +116,22 @@ func (p *Probe) State(bucket string) string {
 	}
 	return p.state
 }
+
+// Names are the NATS names of a feature kept in a KV bucket, presence or
+// control, as configured: the prefix of its subjects (DefaultSubjectPrefix
+// when unset) and its bucket (each feature has its own default). The
+// features' configs embed Names, so that its fields are theirs in JSON.
+type Names struct {
+	SubjectPrefix string `json:"subject_prefix,omitempty"`
+	Bucket        string `json:"bucket,omitempty"`
+}
+
+// DefaultSubjectPrefix starts the subjects of presence and control.
+const DefaultSubjectPrefix = "ssegate"
+
+// Prefix is the subject prefix as configured, DefaultSubjectPrefix when
+// unset: the one rule for both features.
+func (n Names) Prefix() string { return cmp.Or(n.SubjectPrefix, DefaultSubjectPrefix) }
 
 // CheckNames checks a bucket name and a subject prefix from a config:
 // what is set, once defaults are applied. what names the config.

@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -33,15 +34,22 @@ func Server(t testing.TB, opts ...Option) *server.Server {
 	for _, opt := range opts {
 		opt(o)
 	}
+	return Start(t, o)
+}
+
+// Start starts a server with the options o, whole, such as those of a
+// config file, and shuts it down when the test ends.
+func Start(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server did not start")
 	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return ns
 }
 
@@ -66,6 +74,18 @@ func ConnectURL(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jets
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// Stream is the stream name as js sees it now.
+func Stream(t testing.TB, js jetstream.JetStream, name string) jetstream.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // Reconnecting makes a client reconnect for ever, every 50 ms, so that it

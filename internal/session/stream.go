@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -76,27 +75,6 @@ type session struct {
 	unwatch  func()
 }
 
-// Why a stream ends: the reasons its log line and the ended count carry,
-// besides the hub's (upstream.Reason).
-const (
-	endSlow        = "slow"
-	endUnavailable = "unavailable"
-	endExpired     = "expired"
-	// endDisconnected is a stream that control ended (package control).
-	endDisconnected = "disconnected"
-	// endStopped is a stream that stopped without a last frame: its
-	// client left, or can no longer be written to. end records and
-	// counts it as endClientLeft.
-	endStopped    = ""
-	endClientLeft = "client_left"
-)
-
-// Endings are the reasons a stream ends, for the ended count's labels.
-func Endings() []string {
-	return []string{endSlow, upstream.ReasonShutdown.String(), endExpired, upstream.ReasonResync.String(),
-		upstream.ReasonRecreated.String(), endUnavailable, endClientLeft, endDisconnected}
-}
-
 // errBroken is what a write returns once one has failed.
 var errBroken = errors.New("stream broken by an earlier write")
 
@@ -107,11 +85,6 @@ const maxBatch = 64
 // maxBuffered is the size of the buffer a batch of frames is gathered in
 // (see writeFrames): it bounds the memory a burst of large events takes.
 const maxBuffered = 16 << 10
-
-// maxCatchUpPasses bounds how often a replay reads again because live
-// delivery moved on meanwhile. A channel busier than the client can read
-// would otherwise keep it replaying for ever.
-const maxCatchUpPasses = 4
 
 // Serve is a stream's life, top to bottom: it attaches the client and runs
 // its stream to the end. It owns adm and releases it when the stream ends,
@@ -259,151 +232,6 @@ func streamHeaders(hdr http.Header) {
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
 	hdr.Del("Content-Length")
-}
-
-// catchUp replays what the client missed, then hands it over to live
-// delivery, which held its events meanwhile. When live delivery may have
-// lost one in the meantime, it reads again from where it stopped. It
-// reports whether the stream goes live, and if not, why it ends.
-func (s *session) catchUp(ctx context.Context, position string) (why string, live bool) {
-	res, err := s.history.Resolve(ctx, position, s.subjects)
-	if err != nil {
-		s.sv.log.Warn("cannot read stream state for replay", zap.Error(err))
-		return endUnavailable, false
-	}
-	s.lastSent, s.read = res.After, res.After
-	if res.Reset != "" {
-		s.reset(res.Reset, res.Current)
-		s.lastSent, s.read = res.Current.Seq, res.Current.Seq
-	}
-	for pass := 1; ; pass++ {
-		// The read must pass the hub's position at attach (or at the
-		// last overflow of the hold): the hub queues what comes after.
-		err := s.history.Read(ctx, s.subjects, s.read, s.client.Start(), s.sv.cfg.ReplayLimit, s.replayOne)
-		switch {
-		case errors.Is(err, replay.ErrTooFarBehind) && pass == 1:
-			s.reset(replay.ResetTooFarBehind, res.Current)
-			s.lastSent = max(s.lastSent, res.Current.Seq)
-			s.read = max(s.read, res.Current.Seq)
-		case errors.Is(err, replay.ErrTooFarBehind):
-			// It fell behind again while replaying: a slow client.
-			return endSlow, false
-		case err != nil && (ctx.Err() != nil || s.broken):
-			// The client left, or a write to it failed, which ended it.
-			return endStopped, false
-		case err != nil:
-			s.sv.log.Warn("replay failed", zap.Error(err))
-			return endUnavailable, false
-		}
-		if s.flush() != nil {
-			return endStopped, false
-		}
-		if s.client.EndReplay(s.read) {
-			return endStopped, true
-		}
-		if pass == maxCatchUpPasses {
-			return endSlow, false
-		}
-	}
-}
-
-func (s *session) replayOne(m replay.Msg) error {
-	s.buf = replay.Encode(s.buf[:0], m, s.history.Epoch())
-	s.read = m.Seq
-	if !s.filter.PassesFrame(s.buf) {
-		s.skipped++
-		return nil
-	}
-	if err := s.write(s.buf); err != nil {
-		return err
-	}
-	s.lastSent = m.Seq
-	s.sent++
-	s.sv.m.Replayed()
-	s.sv.m.Delivered(1)
-	if s.sent%maxBatch == 0 {
-		// A long replay reaches the client as it goes, not only when
-		// the read has caught up.
-		return s.flush()
-	}
-	return nil
-}
-
-// reset tells the client its position could not be honoured. The event's
-// id is the position it continues from, so a reconnect does not repeat it.
-func (s *session) reset(reason string, current replay.ID) {
-	s.sv.m.Reset(reason)
-	s.buf = sse.AppendEvent(s.buf[:0], sse.Event{
-		ID:   current.String(),
-		Name: "reset",
-		Data: []byte(`{"reason":"` + reason + `"}`),
-	})
-	s.known = true
-	_ = s.write(s.buf)
-}
-
-// hubEnding is why a stream the hub gave up on ends. The client has every
-// event up to what was written, so it resumes from there; what was queued
-// but not written comes again from the stream.
-func (s *session) hubEnding() string {
-	reason := s.client.Reason()
-	if reason == upstream.ReasonRecreated {
-		// The old position means nothing in the new stream: start it
-		// from its beginning, after telling the client to reload.
-		s.reset(replay.ResetStreamRecreated, replay.ID{Epoch: s.client.Epoch()})
-	}
-	return reason.String()
-}
-
-// resumeID is the id a client must resume from, when it does not hold it
-// already: a client that attached without a position and got no event yet
-// would otherwise come back with none and miss what was published
-// meanwhile. A stream that never attached has none to give.
-func (s *session) resumeID() string {
-	if s.known || s.client == nil {
-		return ""
-	}
-	return replay.ID{Seq: s.lastSent, Epoch: s.client.Epoch()}.String()
-}
-
-// end is the one place a stream's end is recorded and counted, once: a
-// write that timed out ends it as slow (see failed), and whatever ends it
-// afterwards is not counted again. It writes the last frame (why, where
-// to resume from, and when to come back) unless a write failed: a client
-// that stopped reading is not written to again. The delay is jittered, so
-// that streams ended together do not all come back together.
-func (s *session) end(why string) {
-	if s.ended != "" {
-		return
-	}
-	if why == endStopped {
-		// Counted too, once: a client that leaves is ended by nobody
-		// else. It gets no last frame.
-		s.ended = endClientLeft
-		s.sv.m.Ended(endClientLeft)
-		return
-	}
-	s.ended = why
-	if why == endSlow {
-		s.sv.m.Slow()
-	}
-	s.sv.m.Ended(why)
-	if s.broken {
-		return
-	}
-	s.buf = sse.AppendComment(s.buf[:0], "end: "+why)
-	if id := s.resumeID(); id != "" {
-		s.buf = sse.AppendID(s.buf, id)
-	}
-	s.buf = sse.AppendRetry(s.buf, s.jitteredRetry())
-	_ = s.write(s.buf)
-	_ = s.flush()
-}
-
-// jitteredRetry is the retry delay scaled by a random factor in [1, 2).
-func (s *session) jitteredRetry() time.Duration {
-	r := s.sv.cfg.Retry
-	return r + rand.N(r)
 }
 
 // watch tells the watchers (presence, control) that the stream is open;

@@ -1,4 +1,4 @@
-package ssegate
+package devsecret
 
 import (
 	"net/netip"
@@ -6,17 +6,15 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-
-	"github.com/ssegate/ssegate/auth"
-	"github.com/ssegate/ssegate/internal/devsecret"
 )
 
-// warnDevSecret logs a warning when the handler verifies tokens with the
+// Warn logs a warning when a handler verifies tokens with the
 // development secret of Caddyfile.example while its server listens where
 // other hosts can connect: anyone who has read the README can then mint a
 // token for any channel. On loopback it is the quick start, and stays quiet.
-func warnDevSecret(ctx caddy.Context, cfg *auth.Config, log *zap.Logger) {
-	if cfg == nil || !usesDevSecret(cfg.HMACKeys) {
+// secrets are the handler's HMAC secrets, placeholders and all.
+func Warn(ctx caddy.Context, secrets []string, log *zap.Logger) {
+	if !usesDevSecret(secrets) {
 		return
 	}
 	srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
@@ -32,10 +30,10 @@ func warnDevSecret(ctx caddy.Context, cfg *auth.Config, log *zap.Logger) {
 
 // usesDevSecret resolves placeholders the way the auth gate does, so that
 // {env.SSEGATE_JWT_SECRET} set to the development secret counts too.
-func usesDevSecret(keys []auth.HMACKey) bool {
+func usesDevSecret(secrets []string) bool {
 	repl := caddy.NewReplacer()
-	for _, k := range keys {
-		if repl.ReplaceKnown(k.Secret, "") == devsecret.Secret {
+	for _, k := range secrets {
+		if repl.ReplaceKnown(k, "") == Secret {
 			return true
 		}
 	}

@@ -1,4 +1,4 @@
-package ssegate
+package devsecret
 
 import (
 	"context"
@@ -12,30 +12,25 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/ssegate/ssegate/auth"
-	"github.com/ssegate/ssegate/internal/devsecret"
 )
 
 func TestWarnDevSecret(t *testing.T) {
-	t.Setenv("SSEGATE_TEST_DEV_SECRET", devsecret.Secret)
+	t.Setenv("SSEGATE_TEST_DEV_SECRET", Secret)
 	t.Setenv("SSEGATE_TEST_REAL_SECRET", "a-real-secret-that-is-long-enough-for-hs256")
-	dev := &auth.Config{HMACKeys: []auth.HMACKey{{Secret: devsecret.Secret}}}
+	dev := []string{Secret}
 	tests := []struct {
-		name   string
-		cfg    *auth.Config
-		listen []string // nil: the handler is not inside a server
-		want   []string // the listeners the warning names; nil: no warning
+		name    string
+		secrets []string
+		listen  []string // nil: the handler is not inside a server
+		want    []string // the listeners the warning names; nil: no warning
 	}{
 		{"all interfaces", dev, []string{":8080"}, []string{":8080"}},
 		{"unspecified address", dev, []string{"0.0.0.0:80", "[::]:80"}, []string{"0.0.0.0:80", "[::]:80"}},
 		{"one of several", dev, []string{"127.0.0.1:80", "tcp/192.0.2.1:80"}, []string{"tcp/192.0.2.1:80"}},
 		{"placeholder resolving to all interfaces", dev, []string{"{env.SSEGATE_TEST_UNSET}:80"}, []string{"{env.SSEGATE_TEST_UNSET}:80"}},
-		{"secret from the environment", &auth.Config{HMACKeys: []auth.HMACKey{
-			{Secret: "{env.SSEGATE_TEST_REAL_SECRET}"}, {Secret: "{env.SSEGATE_TEST_DEV_SECRET}"},
-		}}, []string{":443"}, []string{":443"}},
+		{"secret from the environment", []string{"{env.SSEGATE_TEST_REAL_SECRET}", "{env.SSEGATE_TEST_DEV_SECRET}"}, []string{":443"}, []string{":443"}},
 		{"loopback only", dev, []string{"127.0.0.1:8080", "[::1]:8080", "localhost:8080", "unix//run/caddy.sock"}, nil},
-		{"a real secret", &auth.Config{HMACKeys: []auth.HMACKey{{Secret: "{env.SSEGATE_TEST_REAL_SECRET}"}}}, []string{":8080"}, nil},
+		{"a real secret", []string{"{env.SSEGATE_TEST_REAL_SECRET}"}, []string{":8080"}, nil},
 		{"no auth", nil, []string{":8080"}, nil},
 		{"not in a server", dev, nil, nil},
 	}
@@ -46,7 +41,7 @@ func TestWarnDevSecret(t *testing.T) {
 				ctx = context.WithValue(ctx, caddyhttp.ServerCtxKey, &caddyhttp.Server{Listen: tt.listen})
 			}
 			core, logs := observer.New(zapcore.InfoLevel)
-			warnDevSecret(caddy.Context{Context: ctx}, tt.cfg, zap.New(core))
+			Warn(caddy.Context{Context: ctx}, tt.secrets, zap.New(core))
 			entries := logs.All()
 			if tt.want == nil {
 				if len(entries) != 0 {
@@ -61,7 +56,7 @@ func TestWarnDevSecret(t *testing.T) {
 			if !strings.Contains(e.Message, "SSEGATE_JWT_SECRET") {
 				t.Errorf("warning %q does not say what to set", e.Message)
 			}
-			if strings.Contains(e.Message, devsecret.Secret) {
+			if strings.Contains(e.Message, Secret) {
 				t.Errorf("warning %q repeats the secret", e.Message)
 			}
 			if got := e.ContextMap()["listen"]; !reflect.DeepEqual(got, toAny(tt.want)) {
@@ -82,11 +77,11 @@ func toAny(s []string) []any {
 // TestExampleDevSecret keeps the example's default, cmd/token's fallback
 // and the warning on one secret.
 func TestExampleDevSecret(t *testing.T) {
-	src, err := os.ReadFile("Caddyfile.example")
+	src, err := os.ReadFile("../../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "{$SSEGATE_JWT_SECRET:" + devsecret.Secret + "}"; !strings.Contains(string(src), want) {
+	if want := "{$SSEGATE_JWT_SECRET:" + Secret + "}"; !strings.Contains(string(src), want) {
 		t.Errorf("Caddyfile.example does not default the secret with %s", want)
 	}
 }

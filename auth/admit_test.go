@@ -4,14 +4,12 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestAdmitHappyHMAC(t *testing.T) {
 	now := testNow()
 	g, obs := newTestGate(t, hmacConfig(), now)
-	tk := tok(t, jwt.SigningMethodHS256, []byte(testSecret), claimsFor(now, "alice", "user.{sub}", "rooms.*"), "")
+	tk := hmacToken(t, claimsFor(now, "alice", "user.{sub}", "rooms.*"))
 
 	a := mustAdmit(t, g, req("GET", "/events", bearer(tk)...), "user.alice", "rooms.x", "demo")
 	defer a.Release()
