@@ -166,33 +166,33 @@ func goroutines(pprofBase string) (int, error) {
 
 // subscriptions is the nats-server's total, from its monitoring port.
 func subscriptions(monitor string) (int, error) {
-	resp, err := httpGet(monitor+"/subsz", 10*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var v struct {
 		N int `json:"num_subscriptions"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&v)
+	err := monitorJSON(monitor, "/subsz", &v)
 	return v.N, err
 }
 
 // apiRequests is the JetStream API requests the nats-server has
 // answered, from its monitoring port.
 func apiRequests(monitor string) (int64, error) {
-	resp, err := httpGet(monitor+"/jsz", 10*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var v struct {
 		API struct {
 			Total int64 `json:"total"`
 		} `json:"api"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&v)
+	err := monitorJSON(monitor, "/jsz", &v)
 	return v.API.Total, err
+}
+
+// monitorJSON reads one of the nats-server's monitoring endpoints into v.
+func monitorJSON(monitor, path string, v any) error {
+	resp, err := httpGet(monitor+path, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // heapProfile saves the server's heap profile to file.
