@@ -166,17 +166,14 @@ func TestEventFilterOnHistoryAndPoll(t *testing.T) {
 		t.Fatalf("history rest (the position stays at the last match): %s", body)
 	}
 	// A poll from there waits through events it does not want.
-	done := make(chan string, 1)
-	go func() {
-		_, _, body := getJSON(t, g, "/events/poll", url.Values{"channel": {"h"}, "event": {"b"}, "after": {a.LastID}, "wait": {"20s"}})
-		done <- body
-	}()
+	done := pollAsync(g, url.Values{"channel": {"h"}, "event": {"b"}, "after": {a.LastID}, "wait": {"20s"}})
 	eventually(t, 5*time.Second, "poll waiting", func() bool { return g.metric(mPollsWaiting) == 1 })
 	publish(t, js, "events.h", "a", "skip me")
 	publish(t, js, "events.h", "c", "skip me too")
 	match := publish(t, js, "events.h", "b", "take me")
 	select {
-	case body := <-done:
+	case f := <-done:
+		body := polled(t, f).body
 		var pa struct {
 			Events []struct{ ID, Data string }
 			LastID string `json:"last_id"`

@@ -36,19 +36,54 @@ func pastGateway(t *testing.T, handler map[string]any) *gateway {
 // the status.
 func getJSON(t testing.TB, g *gateway, path string, q url.Values) (int, history.Answer, string) {
 	t.Helper()
+	f := fetchJSON(g, path, q)
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	return f.status, f.answer, f.body
+}
+
+// fetched is one history or poll answer, or why there is none.
+type fetched struct {
+	status int
+	answer history.Answer
+	body   string
+	err    error
+}
+
+// fetchJSON asks path with q and reads the answer, a history.Answer when
+// the status is 200.
+func fetchJSON(g *gateway, path string, q url.Values) fetched {
 	resp, err := g.h1Client().Get(g.httpURL + path + "?" + q.Encode())
 	if err != nil {
-		t.Fatal(err)
+		return fetched{err: err}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	var a history.Answer
+	f := fetched{status: resp.StatusCode, body: string(body)}
 	if resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(body, &a); err != nil {
-			t.Fatalf("%s: %v in %s", path, err, body)
+		if err := json.Unmarshal(body, &f.answer); err != nil {
+			f.err = fmt.Errorf("%s: %v in %s", path, err, body)
 		}
 	}
-	return resp.StatusCode, a, string(body)
+	return f
+}
+
+// pollAsync asks in a goroutine of its own (a poll that waits), and hands
+// the answer over; the test's goroutine checks it.
+func pollAsync(g *gateway, q url.Values) <-chan fetched {
+	done := make(chan fetched, 1)
+	go func() { done <- fetchJSON(g, "/events/poll", q) }()
+	return done
+}
+
+// polled is pollAsync's answer, failing the test on an error.
+func polled(t testing.TB, f fetched) fetched {
+	t.Helper()
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	return f
 }
 
 func channelsQuery(extra url.Values, channels ...string) url.Values {

@@ -32,21 +32,14 @@ func TestPollAnswersAtTheFirstEvent(t *testing.T) {
 	if status != 200 || len(a.Events) != 0 || a.LastID == "" || time.Since(start) < 250*time.Millisecond {
 		t.Fatalf("empty poll: %d %s after %v", status, body, time.Since(start))
 	}
-	type result struct {
-		a    history.Answer
-		body string
-	}
-	done := make(chan result, 1)
-	go func() {
-		_, a, body := getJSON(t, g, "/events/poll", url.Values{"channel": {"p", "q"}, "after": {a.LastID}, "wait": {"20s"}})
-		done <- result{a, body}
-	}()
+	done := pollAsync(g, url.Values{"channel": {"p", "q"}, "after": {a.LastID}, "wait": {"20s"}})
 	// The poll is attached once the hub counts a client on q.
 	eventually(t, 5*time.Second, "poll waiting", func() bool { return g.metric(mPollsWaiting) == 1 })
 	seq := publish(t, js, "events.q", "hello", "world")
 	select {
-	case r := <-done:
-		if len(r.a.Events) != 1 || seqOf(t, r.a.Events[0].ID) != seq || r.a.Events[0].Channel != "q" || r.a.Events[0].Event != "hello" || r.a.LastID != r.a.Events[0].ID {
+	case f := <-done:
+		r := polled(t, f)
+		if len(r.answer.Events) != 1 || seqOf(t, r.answer.Events[0].ID) != seq || r.answer.Events[0].Channel != "q" || r.answer.Events[0].Event != "hello" || r.answer.LastID != r.answer.Events[0].ID {
 			t.Fatalf("poll answer %s", r.body)
 		}
 	case <-time.After(10 * time.Second):
@@ -99,15 +92,10 @@ func TestPollIsServedFromTheLiveFeed(t *testing.T) {
 			}
 			a = b
 		}
-		done := make(chan history.Answer, 1)
-		after := a.LastID
-		go func() {
-			_, a, _ := getJSON(t, g, "/events/poll", url.Values{"channel": {"f"}, "after": {after}, "wait": {"20s"}})
-			done <- a
-		}()
+		done := pollAsync(g, url.Values{"channel": {"f"}, "after": {a.LastID}, "wait": {"20s"}})
 		eventually(t, 5*time.Second, "poll waiting", func() bool { return g.metric(mPollsWaiting) == 1 })
 		seq := publish(t, js, "events.f", "", fmt.Sprint(i))
-		a = <-done
+		a = polled(t, <-done).answer
 		if len(a.Events) != 1 || seqOf(t, a.Events[0].ID) != seq {
 			t.Fatalf("poll %d: %+v", i, a)
 		}
@@ -273,14 +261,10 @@ func TestPollForgedFutureAfterDoesNotWait(t *testing.T) {
 	if got := seqOf(t, b.LastID); got != last {
 		t.Fatalf("forged future after: last_id %q, want the current position %d", b.LastID, last)
 	}
-	done := make(chan history.Answer, 1)
-	go func() {
-		_, c, _ := getJSON(t, g, "/events/poll", url.Values{"channel": {"z"}, "after": {b.LastID}, "wait": {"20s"}})
-		done <- c
-	}()
+	done := pollAsync(g, url.Values{"channel": {"z"}, "after": {b.LastID}, "wait": {"20s"}})
 	eventually(t, 5*time.Second, "poll waiting", func() bool { return g.metric(mPollsWaiting) == 1 })
 	next := publish(t, js, "events.z", "", "after")
-	if c := <-done; len(c.Events) != 1 || seqOf(t, c.Events[0].ID) != next {
+	if c := polled(t, <-done).answer; len(c.Events) != 1 || seqOf(t, c.Events[0].ID) != next {
 		t.Fatalf("poll after the reset: %+v", c)
 	}
 }

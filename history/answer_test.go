@@ -108,8 +108,8 @@ func TestFilteredAnswerMovesOnlyWithItsEvents(t *testing.T) {
 	}
 }
 
-// TestWriteAnswer: JSON with its length, not cached; and the buffer it
-// was built in is used again.
+// TestWriteAnswer: JSON with its length, not cached, twice in a row from
+// one server (the second answer from the pooled buffer, unchecked here).
 func TestWriteAnswer(t *testing.T) {
 	s := NewServer(nil)
 	for range 2 {

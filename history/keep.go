@@ -58,20 +58,13 @@ const (
 
 // hold returns a keeper for each subject on hub, attaching those that
 // have none, and keeps them until linger after now. An entry is nil
-// where the hub refused.
+// where the hub refused, or where maxKeepers are kept already.
 func (k *keepers) hold(ctx context.Context, hub Hub, subjects []string) []*keeper {
 	until := time.Now().Add(k.linger)
 	out := make([]*keeper, len(subjects))
 	for i, subj := range subjects {
-		k.mu.Lock()
-		kp := k.m[subj]
-		full := len(k.m) >= maxKeepers
-		k.mu.Unlock()
-		if kp != nil && kp.hub == hub && kp.extend(until) {
+		if kp, ok := k.kept(hub, subj, until); kp != nil || !ok {
 			out[i] = kp
-			continue
-		}
-		if full && kp == nil {
 			continue
 		}
 		out[i] = k.start(ctx, hub, subj, until)
@@ -79,8 +72,20 @@ func (k *keepers) hold(ctx context.Context, hub Hub, subjects []string) []*keepe
 	return out
 }
 
+// kept returns the keeper of subj, kept until then, or nil if it has none
+// that lives; ok is false when there is none and no room for another.
+func (k *keepers) kept(hub Hub, subj string, until time.Time) (kp *keeper, ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if kp := k.m[subj]; kp != nil && kp.hub == hub && kp.extend(until) {
+		return kp, true
+	}
+	return nil, len(k.m) < maxKeepers || k.m[subj] != nil
+}
+
 // start attaches a keeper for subj, in place of one that ended; nil
-// where the hub refused.
+// where the hub refused. Of two polls that start one at once, the first
+// to be kept serves both: the other's is let go.
 func (k *keepers) start(ctx context.Context, hub Hub, subj string, until time.Time) *keeper {
 	c, err := hub.Attach(ctx, []string{subj}, keepQueue, false)
 	if err != nil {
@@ -95,6 +100,16 @@ func (k *keepers) start(ctx context.Context, hub Hub, subj string, until time.Ti
 		k.m = make(map[string]*keeper)
 	}
 	old := k.m[subj]
+	if old != nil && old.hub == hub && old.extend(until) {
+		k.mu.Unlock()
+		kp.close()
+		return old
+	}
+	if old == nil && len(k.m) >= maxKeepers {
+		k.mu.Unlock()
+		kp.close()
+		return nil
+	}
 	k.m[subj] = kp
 	k.mu.Unlock()
 	if old != nil {
@@ -104,12 +119,16 @@ func (k *keepers) start(ctx context.Context, hub Hub, subj string, until time.Ti
 }
 
 // extend keeps kp until then, unless it has ended or the hub cut it.
+// Each poll of the channel moves the keeper's queued frames into its
+// ring, so that between two polls at most keepQueue frames wait, and the
+// ring's bounds apply from the next poll on.
 func (kp *keeper) extend(until time.Time) bool {
 	kp.mu.Lock()
 	defer kp.mu.Unlock()
 	if kp.ended || kp.cut() {
 		return false
 	}
+	kp.takeLocked()
 	kp.until = until
 	return true
 }
