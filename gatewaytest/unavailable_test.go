@@ -2,10 +2,11 @@ package gatewaytest
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssegate/ssegate/replay"
 )
 
 // TestUnavailableStreamSaysWhereToComeBackFrom: a stream refused while
@@ -67,4 +68,4 @@ func TestUnavailableStreamSaysWhereToComeBackFrom(t *testing.T) {
 	}
 }
 
-func seqID(seq uint64, epoch string) string { return strconv.FormatUint(seq, 10) + "-" + epoch }
+func seqID(seq uint64, epoch string) string { return replay.ID{Seq: seq, Epoch: epoch}.String() }

@@ -81,15 +81,15 @@ func (h *History) Resolve(ctx context.Context, raw string, subjects []string) (R
 	return r, nil
 }
 
-// streamPast reads the stream's info, holding a lookup slot, which it
-// hands back with release. A position past the stream's last sequence is
+// streamPast reads the stream's info, holding a lookup slot, and returns
+// the stream with the func that lets the slot go. A position past the stream's last sequence is
 // read again a few times first: right after a failover, the new leader
 // may answer before it has applied what the old one stored, and the
 // client's position, taken from a gateway that saw those events, is real.
 // A position that is still beyond the stream after that is unknown. The
 // slot is let go between the reads: a made-up position must not keep
 // other clients' lookups waiting for seconds.
-func (h *History) streamPast(ctx context.Context, id ID, parsed bool) (s jetstream.Stream, release func(), err error) {
+func (h *History) streamPast(ctx context.Context, id ID, parsed bool) (jetstream.Stream, func(), error) {
 	for try := 0; ; try++ {
 		release, err := acquire(ctx, h.lookups)
 		if err != nil {
