@@ -38,9 +38,13 @@ func TestNATSRestartSendsNoOldHistory(t *testing.T) {
 		stream: map[string]any{"storage": "file"},
 		nats:   map[string]any{"urls": []string{url}, "reconnect_wait": int64(100 * time.Millisecond)},
 	})
+	var old uint64
 	for i := 0; i < 3; i++ {
-		publish(t, js, "events.alpha", "", "old")
+		old = publish(t, js, "events.alpha", "", "old")
 	}
+	// A client without a position starts at the gateway's: wait until the
+	// old events have reached it, or the client is owed the late ones.
+	eventually(t, 5*time.Second, "the old events at the gateway", func() bool { return g.inspect().Position >= old })
 	s := open(t, g.h1Client(), eventsURL(g.httpURL, []string{"alpha", "gamma"}, nil), nil)
 	defer s.close()
 

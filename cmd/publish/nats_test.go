@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssegate/ssegate/internal/testkit"
+
 	"github.com/ssegate/ssegate/internal/natstest"
 )
 
@@ -37,11 +39,17 @@ func createStream(t *testing.T, url string, opts ...nats.Option) jetstream.Strea
 	return s
 }
 
+// stored reads the message at seq, waiting for it: a core NATS publish
+// returns before the stream has stored it.
 func stored(t *testing.T, s jetstream.Stream, seq uint64) *jetstream.RawStreamMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	m, err := s.GetMsg(ctx, seq)
+	var m *jetstream.RawStreamMsg
+	err := testkit.Poll(ctx, 10*time.Millisecond, func() (err error) {
+		m, err = s.GetMsg(ctx, seq)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("message %d: %v", seq, err)
 	}
