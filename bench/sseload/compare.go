@@ -229,13 +229,7 @@ func runLoad(o options, t *target, mode string) (*figures, error) {
 	f := &figures{server: t.name, mode: mode}
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration+c.drain+c.settle+10*time.Minute)
 	defer cancel()
-	channels := []string{"bench"}
-	if c.scenario == "users" {
-		channels = make([]string, cmp.Or(c.channels, o.n))
-		for i := range channels {
-			channels[i] = fmt.Sprintf("user%d", i)
-		}
-	}
+	channels := channelsFor(c, o.n)
 	clients, err := clientsFor(ctx, o, t.url(channels[0]))
 	if err != nil {
 		return nil, err
@@ -245,8 +239,7 @@ func runLoad(o options, t *target, mode string) (*figures, error) {
 		open, clients = (*streamSet).poll, []*http.Client{pollClient(o.n)}
 		url = func(ch string) string { return t.pollURL(ch) + "&wait=" + c.pollWait.String() }
 	}
-	pid := t.srv.pid()
-	if f.rssBefore, err = vmRSS(pid); err != nil {
+	if f.rssBefore, err = vmRSS(t.srv.pid()); err != nil {
 		return nil, err
 	}
 	if f.memBefore, err = readMemStats(t.pprof); err != nil {
@@ -257,47 +250,78 @@ func runLoad(o options, t *target, mode string) (*figures, error) {
 		func(i int) int { return i % len(channels) }, open)
 	f.opened = set.opened.Load()
 	time.Sleep(c.settle)
-	rss, err := vmRSS(pid)
+	if err := f.readIdle(c, t); err != nil {
+		return nil, err
+	}
+	if c.scenario == "idle" {
+		err = f.readIdleCPU(c, t, o.duration)
+	} else {
+		err = publishAndDrain(ctx, o, t, set, channels, f)
+	}
 	if err != nil {
 		return nil, err
+	}
+	cancel()
+	set.readers.Wait()
+	f.collect(set)
+	return f, nil
+}
+
+// channelsFor is the one channel every client reads, or for the users
+// scenario a channel each (or -channels of them, shared in turn).
+func channelsFor(c compareOptions, n int) []string {
+	if c.scenario != "users" {
+		return []string{"bench"}
+	}
+	channels := make([]string, cmp.Or(c.channels, n))
+	for i := range channels {
+		channels[i] = fmt.Sprintf("user%d", i)
+	}
+	return channels
+}
+
+// readIdle reads what the open streams (or waiting polls) cost the
+// server's memory once they settled.
+func (f *figures) readIdle(c compareOptions, t *target) error {
+	rss, err := vmRSS(t.srv.pid())
+	if err != nil {
+		return err
 	}
 	if f.opened > 0 {
 		f.rssPerConn = float64(rss-f.rssBefore) / float64(f.opened)
 	}
 	if f.memIdle, err = readMemStats(t.pprof); err != nil {
-		return nil, err
+		return err
 	}
-	if mode == "poll" {
+	if f.mode == "poll" {
 		if f.waiting, err = pollsWaiting(t); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if c.cpuProfile != "" {
-		if err := heapProfile(t.pprof, c.cpuProfile+"-"+t.name+"-idle.heap"); err != nil {
-			return nil, err
-		}
+		return heapProfile(t.pprof, c.cpuProfile+"-"+t.name+"-idle.heap")
 	}
-	if c.scenario == "idle" {
-		// What idle clients cost the server's CPU: heartbeats for
-		// streams, the re-polls after each wait for polls.
-		cpu0, _ := cpuTime(pid)
-		if c.cpuProfile != "" {
-			err = cpuProfile(t.pprof, o.duration, c.cpuProfile+"-"+t.name+"-idle.pprof")
-		} else {
-			time.Sleep(o.duration)
-		}
-		cpu1, _ := cpuTime(pid)
-		f.idleCPU, f.idleWindow = cpu1-cpu0, o.duration
-		if err != nil {
-			return nil, err
-		}
+	return nil
+}
+
+// readIdleCPU reads what idle clients cost the server's CPU over d:
+// heartbeats for streams, the re-polls after each wait for polls.
+func (f *figures) readIdleCPU(c compareOptions, t *target, d time.Duration) error {
+	pid := t.srv.pid()
+	cpu0, _ := cpuTime(pid)
+	var err error
+	if c.cpuProfile != "" {
+		err = cpuProfile(t.pprof, d, c.cpuProfile+"-"+t.name+"-idle.pprof")
 	} else {
-		if err := publishAndDrain(ctx, o, t, set, channels, f); err != nil {
-			return nil, err
-		}
+		time.Sleep(d)
 	}
-	cancel()
-	set.readers.Wait()
+	cpu1, _ := cpuTime(pid)
+	f.idleCPU, f.idleWindow = cpu1-cpu0, d
+	return err
+}
+
+// collect adds up what the clients saw once they stopped.
+func (f *figures) collect(set *streamSet) {
 	for _, s := range set.streams {
 		if s != nil {
 			f.lat.merge(&s.hist)
@@ -305,7 +329,6 @@ func runLoad(o options, t *target, mode string) (*figures, error) {
 		}
 	}
 	f.errs = set.errors()
-	return f, nil
 }
 
 func publishAndDrain(ctx context.Context, o options, t *target, set *streamSet, channels []string, f *figures) error {
