@@ -32,13 +32,14 @@ type Config struct {
 	MaxCredentialLife caddy.Duration `json:"max_credential_life,omitempty"`
 }
 
-// Defaults.
-const (
-	DefaultBucket            = "ssegate_revoked"
-	DefaultMaxCredentialLife = 24 * time.Hour
-)
+// DefaultBucket is the KV bucket of revocations when none is set.
+const DefaultBucket = "ssegate_revoked"
 
 func (c *Config) bucket() string { return cmp.Or(c.Bucket, DefaultBucket) }
+
+// DefaultMaxCredentialLife is MaxCredentialLife when unset.
+const DefaultMaxCredentialLife = 24 * time.Hour
+
 func (c *Config) maxLife() time.Duration {
 	return cmp.Or(time.Duration(c.MaxCredentialLife), DefaultMaxCredentialLife)
 }
