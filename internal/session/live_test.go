@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssegate/ssegate/internal/eventfilter"
 	"github.com/ssegate/ssegate/upstream"
 )
 
@@ -195,36 +197,57 @@ func (w *flushCounter) Flush() {
 
 // BenchmarkLiveDelivery measures a session's live loop without the network:
 // from frames queued to frames written and flushed, one at a time (each
-// its own batch, as at a low rate) and in bursts of 64 (one batch).
+// its own batch, as at a low rate) and in bursts of 64 (one batch). With
+// filter=update the stream keeps only events named update (every frame
+// is), so the difference is what finding each frame's name costs.
 func BenchmarkLiveDelivery(b *testing.B) {
 	for _, burst := range []int{1, 64} {
-		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) {
-			sv := New(Config{Heartbeat: time.Hour, Retry: time.Second, WriteTimeout: time.Second}, benchMetrics(), nil)
-			w := &flushCounter{header: http.Header{}, flushed: make(chan struct{}, 1)}
-			s := sv.newSession(w, []string{"events.a"})
-			c := newFeedClient()
-			s.client = c
-			ctx, cancel := context.WithCancel(context.Background())
-			stopped := make(chan struct{})
-			go func() {
-				defer close(stopped)
-				s.live(ctx, time.Time{})
-			}()
-			defer func() { cancel(); <-stopped }()
-			data := []byte("id: 123456-abcd\ndata: " + strings.Repeat("x", 64) + "\n\n")
-			var seq uint64
-			b.ReportAllocs()
-			for b.Loop() {
-				for range burst {
-					seq++
-					// Stored, as a live event has: its latency is observed.
-					c.push(upstream.Frame{Seq: seq, Data: data, Stored: 1})
-				}
-				for want := int64(seq) * int64(len(data)); w.n.Load() < want; {
-					<-w.flushed
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seq), "ns/frame")
-		})
+		for _, filter := range []string{"none", "update"} {
+			b.Run(fmt.Sprintf("burst=%d/filter=%s", burst, filter), func(b *testing.B) {
+				benchLiveDelivery(b, burst, filter)
+			})
+		}
 	}
+}
+
+func benchLiveDelivery(b *testing.B, burst int, filter string) {
+	sv := New(Config{Heartbeat: time.Hour, Retry: time.Second, WriteTimeout: time.Second}, benchMetrics(), nil)
+	w := &flushCounter{header: http.Header{}, flushed: make(chan struct{}, 1)}
+	s := sv.newSession(w, []string{"events.a"})
+	if filter != "none" {
+		f, err := eventfilter.Parse(url.Values{eventfilter.Param: {filter}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		OnlyEvents(f)(s)
+	}
+	c := newFeedClient()
+	s.client = c
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		s.live(ctx, time.Time{})
+	}()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-stopped }) }
+	defer stop()
+	data := []byte("id: 123456-abcd\nevent: update\ndata: " + strings.Repeat("x", 64) + "\n\n")
+	var seq uint64
+	b.ReportAllocs()
+	for b.Loop() {
+		for range burst {
+			seq++
+			// Stored, as a live event has: its latency is observed.
+			c.push(upstream.Frame{Seq: seq, Data: data, Stored: 1})
+		}
+		for want := int64(seq) * int64(len(data)); w.n.Load() < want; {
+			<-w.flushed
+		}
+	}
+	stop()
+	if s.skipped != 0 {
+		b.Fatalf("the filter dropped %d frames named update", s.skipped)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seq), "ns/frame")
 }
