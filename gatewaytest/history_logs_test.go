@@ -46,17 +46,11 @@ func TestHistoryAndPollLeaveNoTicketInLogs(t *testing.T) {
 		t.Fatalf("limit=0: %d %s", status, body)
 	}
 	var logs []byte
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, 5*time.Second, "an access, an auth refused and a history refused line", func() bool {
 		logs, _ = os.ReadFile(logFile)
-		if bytes.Contains(logs, []byte(`"logger":"http.log.access`)) && bytes.Contains(logs, []byte(`"auth refused"`)) && bytes.Contains(logs, []byte(`"history refused"`)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no access, auth refused or history refused line:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return bytes.Contains(logs, []byte(`"logger":"http.log.access`)) && bytes.Contains(logs, []byte(`"auth refused"`)) &&
+			bytes.Contains(logs, []byte(`"history refused"`))
+	})
 	for _, secret := range append(tickets, bearer, testSecret) {
 		if bytes.Contains(logs, []byte(secret)) {
 			t.Errorf("a credential appears in the logs: %.12s…", secret)

@@ -18,6 +18,7 @@ import (
 	"github.com/ssegate/ssegate/internal/kvttl"
 	"github.com/ssegate/ssegate/internal/natstest"
 	"github.com/ssegate/ssegate/internal/streams"
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 // startRegistry runs a registry, as one gateway would, on its own
@@ -34,7 +35,7 @@ func startRegistry(t *testing.T, ns *server.Server, cfg Config) *Registry {
 	}
 	r.Start()
 	t.Cleanup(r.Stop)
-	waitFor(t, 5*time.Second, "registry ready", func() bool { return r.Health() == kvttl.StateOK })
+	testkit.Eventually(t, 5*time.Second, "registry ready", func() bool { return r.Health() == kvttl.StateOK })
 	return r
 }
 
@@ -78,17 +79,6 @@ func (a *announcements) count(kind, ch, sub string) int {
 	return n
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // answer asks r's endpoint, as a control key holder would.
 func answer(t *testing.T, r *Registry, ch string) Answer {
 	t.Helper()
@@ -108,7 +98,7 @@ func TestPresenceAcrossGatewaysJoinsOnce(t *testing.T) {
 
 	start := time.Now()
 	closeA1 := open(a, "alice", "room.42")
-	waitFor(t, time.Second, "alice on b's view", func() bool {
+	testkit.Eventually(t, time.Second, "alice on b's view", func() bool {
 		x := answer(t, b, "room.42")
 		return x.Connections == 1 && len(x.Users) == 1 && x.Users[0].Sub == "alice"
 	})
@@ -117,15 +107,15 @@ func TestPresenceAcrossGatewaysJoinsOnce(t *testing.T) {
 	closeA2 := open(a, "alice", "room.42")
 	closeB1 := open(b, "alice", "room.42")
 	closeAnon := open(b, "", "room.42")
-	waitFor(t, time.Second, "four connections", func() bool {
+	testkit.Eventually(t, time.Second, "four connections", func() bool {
 		x := answer(t, a, "room.42")
 		return x.Connections == 4 && len(x.Users) == 1 && x.Users[0].Connections == 3
 	})
-	waitFor(t, time.Second, "one join", func() bool { return heard.count("join", "room.42", "alice") == 1 })
+	testkit.Eventually(t, time.Second, "one join", func() bool { return heard.count("join", "room.42", "alice") == 1 })
 	closeA1()
 	closeA2()
 	closeAnon()
-	waitFor(t, time.Second, "a's tabs gone", func() bool {
+	testkit.Eventually(t, time.Second, "a's tabs gone", func() bool {
 		x := answer(t, b, "room.42")
 		return x.Connections == 1
 	})
@@ -133,7 +123,7 @@ func TestPresenceAcrossGatewaysJoinsOnce(t *testing.T) {
 		t.Fatalf("%d leaves while alice is still on b", n)
 	}
 	closeB1()
-	waitFor(t, time.Second, "one leave", func() bool { return heard.count("leave", "room.42", "alice") == 1 })
+	testkit.Eventually(t, time.Second, "one leave", func() bool { return heard.count("leave", "room.42", "alice") == 1 })
 	if n := heard.count("join", "room.42", "alice"); n != 1 {
 		t.Fatalf("%d joins, want 1", n)
 	}
@@ -149,14 +139,14 @@ func TestPresenceDeadGatewayLeavesOnce(t *testing.T) {
 	open(dead, "alice", "room.1", "room.2")
 	open(dead, "bob", "room.1")
 	open(live1, "carol", "room.1")
-	waitFor(t, time.Second, "all visible", func() bool { return answer(t, live2, "room.1").Connections == 3 })
-	waitFor(t, time.Second, "all joined", func() bool {
+	testkit.Eventually(t, time.Second, "all visible", func() bool { return answer(t, live2, "room.1").Connections == 3 })
+	testkit.Eventually(t, time.Second, "all joined", func() bool {
 		return heard.count("join", "room.1", "alice")+heard.count("join", "room.2", "alice")+heard.count("join", "room.1", "bob")+heard.count("join", "room.1", "carol") == 4
 	})
 	// Stop without a word, as SIGKILL would: the entries stay behind.
 	dead.Stop()
 	killed := time.Now()
-	waitFor(t, 3*time.Second+3*sweepEvery+time.Second, "leaves", func() bool {
+	testkit.Eventually(t, 3*time.Second+3*sweepEvery+time.Second, "leaves", func() bool {
 		return heard.count("leave", "room.1", "alice") > 0 && heard.count("leave", "room.2", "alice") > 0 && heard.count("leave", "room.1", "bob") > 0
 	})
 	t.Logf("leaves %v after the gateway stopped", time.Since(killed))
@@ -217,7 +207,7 @@ func TestPresenceBucketDeletedUnderTraffic(t *testing.T) {
 	for i := range 5 {
 		open(r, fmt.Sprintf("user-%d", i), "room.1")
 	}
-	waitFor(t, 5*time.Second, "the joins after the bucket is back", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the joins after the bucket is back", func() bool {
 		n := 0
 		for i := range 5 {
 			n += heard.count("join", "room.1", fmt.Sprintf("user-%d", i))

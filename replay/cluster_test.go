@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/natstest"
+	"github.com/ssegate/ssegate/internal/testkit"
 )
 
 // TestReadAcrossFailover: on a 3-node cluster with an R3 stream, a read
@@ -136,19 +137,23 @@ func cluster(t *testing.T) []*server.Server {
 		}
 	}
 	js := clusterClient(t, servers)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := js.AccountInfo(ctx)
-		cancel()
-		if err == nil && natstest.AllPeersOnline(servers) {
-			return servers
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := testkit.Poll(ctx, 50*time.Millisecond, func() error {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := js.AccountInfo(actx); err != nil {
+			return fmt.Errorf("no meta leader: %w", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("JetStream cluster not formed: meta leader: %v; peers online: %v", err, natstest.AllPeersOnline(servers))
+		if !natstest.AllPeersOnline(servers) {
+			return errors.New("not every peer online")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("JetStream cluster not formed: %v", err)
 	}
+	return servers
 }
 
 // clusterClient connects to every server of a cluster, reconnecting fast.

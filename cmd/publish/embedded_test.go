@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ssegate/ssegate/internal/testkit"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -55,16 +56,11 @@ func TestPublishToTheDefaultEmbeddedServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	testkit.Eventually(t, 5*time.Second, "the stream to hold the 4 messages", func() bool {
 		info, err := stream.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.State.Msgs == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream holds %d messages, want 4", info.State.Msgs)
-		}
-	}
+		return info.State.Msgs == 4
+	})
 }
