@@ -38,8 +38,7 @@ func (h *Handler) serveFeature(w http.ResponseWriter, r *http.Request) (bool, er
 	case h.Poll != nil && p == h.Poll.Path:
 		return true, h.serveHistory(w, r, h.past.ServePoll)
 	case h.script != nil && p == h.ClientPath:
-		h.script.ServeHTTP(w, r)
-		return true, nil
+		return true, h.script.ServeHTTP(w, r)
 	case h.presence != nil && p == h.presence.Path():
 		h.presence.ServeHTTP(w, r)
 		return true, nil
@@ -195,7 +194,7 @@ func required(what, path string, validate func() error) error {
 // stream, so they share its budget and its live feed.
 func (h *Handler) provisionHistory() {
 	if h.ClientPath != "" {
-		h.script = browser.New()
+		h.script = browser.New(h.refusal.Named("client.js"))
 	}
 	if h.History == nil && h.Poll == nil {
 		return

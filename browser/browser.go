@@ -10,6 +10,9 @@ import (
 	"encoding/hex"
 	"net/http"
 	"time"
+
+	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/refusal"
 )
 
 //go:embed client.js
@@ -17,22 +20,22 @@ var script []byte
 
 // Script serves client.js.
 type Script struct {
-	etag string
+	etag   string
+	refuse refusal.Refuser
 }
 
-// New returns the handler of client.js.
-func New() *Script {
+// New returns the handler of client.js, which refuses with refuse.
+func New(refuse refusal.Refuser) *Script {
 	sum := sha256.Sum256(script)
-	return &Script{etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+	return &Script{etag: `"` + hex.EncodeToString(sum[:8]) + `"`, refuse: refuse}
 }
 
 // ServeHTTP answers GET and HEAD with the module; browsers revalidate it
 // with its ETag, so a new gateway's client reaches them at once.
-func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "client.js is read with GET", http.StatusMethodNotAllowed)
-		return
+		return s.refuse.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET or HEAD")
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/javascript; charset=utf-8")
@@ -40,4 +43,5 @@ func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", s.etag)
 	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, "client.js", time.Time{}, bytes.NewReader(script))
+	return nil
 }

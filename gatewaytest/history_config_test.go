@@ -90,4 +90,17 @@ func TestClientJSIsServed(t *testing.T) {
 	if resp.StatusCode != http.StatusNotModified {
 		t.Fatalf("revalidation: %d", resp.StatusCode)
 	}
+	// Bad input: anything but GET and HEAD is refused as every endpoint
+	// refuses, with a JSON body and a count.
+	for i, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, "BREW"} {
+		req, _ := http.NewRequest(method, g.httpURL+"/events/client.js", strings.NewReader("x"))
+		var got struct{ Error string }
+		status := answerJSON(t, g, req, &got)
+		if status != http.StatusMethodNotAllowed || got.Error != "method_not_allowed" {
+			t.Errorf("%s: %d %+v", method, status, got)
+		}
+		if n := g.metric(`ssegate_refusals_total{code="method_not_allowed"}`); n != float64(i+1) {
+			t.Errorf("after %d refusals, %v counted", i+1, n)
+		}
+	}
 }
