@@ -32,7 +32,7 @@ type Service struct {
 	streams map[string]*tracked
 
 	revoked *revocations
-	probe   kvttl.Probe
+	health  kvttl.BucketHealth
 	nc      atomic.Pointer[natsConn]
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -67,7 +67,7 @@ func (s *Service) Revoked(sub, jti string, iat time.Time) bool {
 }
 
 // Health says whether the revocation bucket can be read.
-func (s *Service) Health() string { return s.probe.State(s.cfg.bucket()) }
+func (s *Service) Health() string { return s.health.State(s.cfg.bucket()) }
 
 // Path is the endpoint's prefix.
 func (s *Service) Path() string { return s.cfg.Path }
@@ -131,7 +131,7 @@ func (s *Service) run(ctx context.Context) {
 		}
 	}
 	s.nc.Store(c)
-	s.probe.Use(c.js)
+	s.health.Use(c.js)
 	subs, err := s.subscribe(c.nc)
 	if err != nil {
 		s.log.Error("control: cannot subscribe to the control subjects", zap.String("subjects", s.cfg.Prefix()+".control.>"), zap.Error(err))
@@ -190,7 +190,7 @@ func (s *Service) openWatch(ctx context.Context, js jetstream.JetStream) context
 // bucketGone reports a deleted bucket, whose watch must be opened again
 // on a new one.
 func (s *Service) bucketGone() bool {
-	return s.probe.State(s.cfg.bucket()) == kvttl.StateBucketMissing
+	return s.health.State(s.cfg.bucket()) == kvttl.StateBucketMissing
 }
 
 // opTimeout bounds one NATS request.

@@ -40,7 +40,7 @@ type Registry struct {
 	lost   []*seen
 
 	wake   chan struct{}
-	probe  kvttl.Probe
+	health kvttl.BucketHealth
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -80,7 +80,7 @@ func New(cfg Config, connect Connect, opts ...Option) (*Registry, error) {
 
 // Health says whether presence can reach its bucket (kvttl.State...).
 // Streams do not depend on it.
-func (r *Registry) Health() string { return r.probe.State(r.cfg.bucket()) }
+func (r *Registry) Health() string { return r.health.State(r.cfg.bucket()) }
 
 // Gateway is this gateway's id in entries and messages.
 func (r *Registry) Gateway() string { return r.id }

@@ -71,7 +71,7 @@ func (r *Registry) dial(ctx context.Context) *conn {
 		nc, js, err := r.connect(ctx)
 		if err == nil {
 			c := &conn{nc: nc, js: js}
-			r.probe.Use(js)
+			r.health.Use(js)
 			r.open(ctx, c)
 			return c
 		}
@@ -196,7 +196,7 @@ func (r *Registry) sweep(ctx context.Context, c *conn) {
 		r.addLost(gone...)
 	}
 	r.releaseLost(ctx, c)
-	if c.kv != nil && r.probe.State(r.cfg.bucket()) == kvttl.StateBucketMissing {
+	if c.kv != nil && r.health.State(r.cfg.bucket()) == kvttl.StateBucketMissing {
 		r.lose(c, jetstream.ErrBucketNotFound)
 	}
 }

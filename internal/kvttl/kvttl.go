@@ -75,35 +75,35 @@ const (
 	StateUnavailable   = "unavailable"
 )
 
-// Probe checks a bucket for health endpoints, at most once a second and
-// apart from the work that uses the bucket, so a slow write never delays
-// the answer.
-type Probe struct {
+// BucketHealth checks a bucket for health endpoints, at most once a
+// second and apart from the work that uses the bucket, so a slow write
+// never delays the answer.
+type BucketHealth struct {
 	mu    sync.Mutex
 	js    jetstream.JetStream
 	at    time.Time
 	state string
 }
 
-// probeTimeout bounds one check.
-const probeTimeout = 2 * time.Second
+// healthTimeout bounds one check.
+const healthTimeout = 2 * time.Second
 
 // Use sets the JetStream handle to check with, once connected.
-func (p *Probe) Use(js jetstream.JetStream) {
+func (p *BucketHealth) Use(js jetstream.JetStream) {
 	p.mu.Lock()
 	p.js = js
 	p.mu.Unlock()
 }
 
 // State is the bucket's state, checked at most once a second.
-func (p *Probe) State(bucket string) string {
+func (p *BucketHealth) State(bucket string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.js == nil {
 		return StateStarting
 	}
 	if now := time.Now(); p.state == "" || now.Sub(p.at) >= time.Second {
-		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
 		_, err := p.js.KeyValue(ctx, bucket)
 		cancel()
 		p.at, p.state = now, StateOK
