@@ -252,7 +252,7 @@ func (h *Handler) provisionWatchers() ([]streams.Watcher, error) {
 	var ws []streams.Watcher
 	if h.Control != nil {
 		var err error
-		if h.control, err = control.New(*h.Control, h.natsRunning, h.log); err != nil {
+		if h.control, err = control.New(*h.Control, h.natsRunning, h.log, h.refusal.Named("control")); err != nil {
 			return nil, err
 		}
 		ws = append(ws, h.control)
@@ -260,7 +260,7 @@ func (h *Handler) provisionWatchers() ([]streams.Watcher, error) {
 	if h.Presence != nil {
 		var err error
 		h.presence, err = presence.New(*h.Presence, h.natsRunning,
-			presence.WithLogger(h.log), presence.WithStreamSubject(h.subject))
+			presence.WithLogger(h.log), presence.RefusingWith(h.refusal.Named("presence")), presence.WithStreamSubject(h.subject))
 		if err != nil {
 			return nil, err
 		}

@@ -96,7 +96,7 @@ func newMetrics() *metrics {
 		clients: gauge("clients", "Open event streams."),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "streams",
 			Help: "Open event streams by HTTP protocol."}, []string{"proto"}),
-		refusals:       counterVec("refusals_total", "Requests refused, by error code: streams before they opened, tickets and publishes.", "code", knownRefusals),
+		refusals:       counterVec("refusals_total", "Requests refused, by error code: streams before they opened, and every endpoint beside them.", "code", knownRefusals),
 		slow:           counter("slow_client_disconnects_total", "Streams ended because the client could not keep up; each resumes from its last id."),
 		backfilled:     counter("backfilled_events_total", "Events that core NATS lost on the way and the gateway read back from JetStream for a local client."),
 		replayed:       counter("replayed_events_total", "Events sent from history to reconnecting clients."),
@@ -123,7 +123,8 @@ func newMetrics() *metrics {
 }
 
 // refusalCodes are the error codes of every refusal the gateway answers:
-// streams, tickets, publishing, the console and health.
+// streams, tickets, publishing, history and poll, presence, control,
+// client.js, the console and health.
 func refusalCodes() []string {
 	return []string{
 		auth.CodeUnauthenticated, auth.CodeInvalidToken, auth.CodeTokenExpired, auth.CodeTokenNotYetValid,

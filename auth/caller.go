@@ -23,10 +23,25 @@ func (g *Gate) Caller(r *http.Request) (*Caller, *Error) {
 		g.refused(r, p, e)
 		return nil, e
 	}
-	if p == nil {
-		return nil, nil
+	return g.caller(p), nil
+}
+
+// Identify is Caller without the refusal's log line and count, for an
+// endpoint that tries other credentials when this one fails, and logs
+// and counts its own answer.
+func (g *Gate) Identify(r *http.Request) (*Caller, *Error) {
+	p, e := g.authenticate(r, false)
+	if e != nil {
+		return nil, e
 	}
-	return &Caller{g: g, p: p}, nil
+	return g.caller(p), nil
+}
+
+func (g *Gate) caller(p *principal) *Caller {
+	if p == nil {
+		return nil
+	}
+	return &Caller{g: g, p: p}
 }
 
 // Sub is the caller's subject; "" for nil.

@@ -192,6 +192,14 @@ func anyMatch(ps []pattern, channel string) bool {
 	return false
 }
 
+// May reports whether r's bearer credential may publish to channel,
+// without the refusal's log line and count: for an endpoint that lets
+// publishers in among others, and logs and counts its own answer.
+func (p *Publishers) May(r *http.Request, channel string) bool {
+	_, e := p.authorize(r, channel)
+	return e == nil
+}
+
 // Authenticated reports who the request's credential (bearer, cookie or
 // auth_url; not a ticket, which is single use and for streams) belongs
 // to. It is for pages such as the console's figures, which any signed-in

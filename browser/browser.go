@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/refusal"
 )
 
@@ -33,9 +32,8 @@ func New(refuse refusal.Refuser) *Script {
 // ServeHTTP answers GET and HEAD with the module; browsers revalidate it
 // with its ETag, so a new gateway's client reaches them at once.
 func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		return s.refuse.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET or HEAD")
+	if s.refuse.NotRead(w, r) {
+		return nil
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/javascript; charset=utf-8")

@@ -93,9 +93,8 @@ func New(path string, paths Paths, src Sources, refuse refusal.Refuser) *Console
 
 // ServeHTTP serves the page, its files, its settings and its figures.
 func (h *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		return h.refuse.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET")
+	if h.refuse.NotRead(w, r) {
+		return nil
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-cache")

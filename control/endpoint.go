@@ -25,35 +25,32 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	kind := strings.TrimPrefix(r.URL.Path, s.cfg.Path+"/")
 	if kind != KindDisconnect && kind != KindRevoke {
-		s.refuse(w, r, &auth.Error{Status: http.StatusNotFound, Code: "not_found", Detail: "POST to " + s.cfg.Path + "/disconnect or /revoke"})
+		_ = s.refusal.Refuse(w, r, http.StatusNotFound, auth.CodeNotFound, "POST to "+s.cfg.Path+"/disconnect or /revoke")
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.refuse(w, r, &auth.Error{Status: http.StatusMethodNotAllowed, Code: auth.CodeMethodNotAllowed, Detail: "use POST"})
+		_ = s.refusal.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use POST")
 		return
 	}
 	if s.ctrl == nil {
-		s.refuse(w, r, &auth.Error{Status: http.StatusForbidden, Code: auth.CodeForbidden, Detail: "control is not enabled"})
+		_ = s.refusal.Refuse(w, r, http.StatusForbidden, auth.CodeForbidden, "control is not enabled")
 		return
 	}
 	who, e := s.ctrl.Authorize(r)
 	if e != nil {
-		if e.Status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ssegate control"`)
-		}
-		e.Write(w)
+		e.Write(w) // logged and counted by the gate
 		return
 	}
 	a, err := parse(kind, r.Body)
 	if err != nil {
-		s.refuse(w, r, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeBadRequest, Detail: err.Error()})
+		_ = s.refusal.Refuse(w, r, http.StatusBadRequest, auth.CodeBadRequest, err.Error())
 		return
 	}
 	a.ID = nuid.Next()
 	if err := s.send(r.Context(), kind, a); err != nil {
 		s.log.Warn("control: action failed", zap.String("action", kind), zap.String("id", a.ID), zap.Error(err))
-		s.refuse(w, r, &auth.Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Detail: "the action could not be sent; try again"})
+		_ = s.refusal.Refuse(w, r, http.StatusServiceUnavailable, auth.CodeUnavailable, "the action could not be sent; try again")
 		return
 	}
 	s.log.Info("control requested", zap.String("action", kind), zap.String("id", a.ID), zap.String("by", who))
@@ -97,8 +94,3 @@ type constErr string
 func (e constErr) Error() string { return string(e) }
 
 const errNotConnected = constErr("control: not connected to NATS yet")
-
-func (s *Service) refuse(w http.ResponseWriter, r *http.Request, e *auth.Error) {
-	s.log.Info("control refused", zap.Int("status", e.Status), zap.String("error", e.Code), zap.String("detail", e.Detail), zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
-	e.Write(w)
-}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/kvttl"
+	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/internal/streams"
 )
 
@@ -25,6 +26,7 @@ type Connect func(ctx context.Context) (*nats.Conn, jetstream.JetStream, error)
 type Service struct {
 	cfg     Config
 	log     *zap.Logger
+	refusal refusal.Refuser
 	connect Connect
 	ctrl    *auth.Controllers
 
@@ -48,12 +50,13 @@ type natsConn struct {
 	js jetstream.JetStream
 }
 
-// New checks cfg; it does not dial NATS.
-func New(cfg Config, connect Connect, log *zap.Logger) (*Service, error) {
+// New checks cfg; it does not dial NATS. Its endpoint answers bad
+// requests with refuse.
+func New(cfg Config, connect Connect, log *zap.Logger, refuse refusal.Refuser) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, connect: connect, streams: map[string]*tracked{},
+	s := &Service{cfg: cfg, log: log, refusal: refuse, connect: connect, streams: map[string]*tracked{},
 		revoked: newRevocations(), done: make(chan struct{})}
 	return s, nil
 }

@@ -141,9 +141,13 @@ func TestControlBadInput(t *testing.T) {
 			if set == nil {
 				set = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testControlKey) }
 			}
+			before := storedRefusals(g, c.code)
 			got := postControlWith(t, g, c.action, c.body, set)
 			if got.status != c.status || got.Error != c.code || got.Detail == "" {
 				t.Fatalf("got %+v, want %d %q with a detail", got, c.status, c.code)
+			}
+			if n := storedRefusals(g, c.code) - before; n != 1 {
+				t.Fatalf("counted %v times under %s, want once", n, c.code)
 			}
 		})
 	}

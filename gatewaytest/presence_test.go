@@ -120,6 +120,7 @@ func TestPresenceEndpointAccess(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			before := storedRefusals(g, c.code)
 			got := getPresence(t, g, c.query, c.bearer, c.cookie)
 			if got.status != c.status || got.Error != c.code {
 				t.Fatalf("got %d %q, want %d %q", got.status, got.Error, c.status, c.code)
@@ -127,6 +128,9 @@ func TestPresenceEndpointAccess(t *testing.T) {
 			if c.status != 200 {
 				if got.Users != nil {
 					t.Fatalf("a refusal lists users: %+v", got)
+				}
+				if n := storedRefusals(g, c.code) - before; n != 1 {
+					t.Fatalf("counted %v times under %s, want once", n, c.code)
 				}
 				return
 			}
@@ -137,6 +141,15 @@ func TestPresenceEndpointAccess(t *testing.T) {
 				t.Fatalf("connection ids %v; want them: %v", got.Users[0].IDs, c.ids)
 			}
 		})
+	}
+	// A publish key is no JWT the gate knows, and still reads the
+	// presence of the channels it covers, with no refusal counted.
+	before := storedRefusals(g, "invalid_token")
+	if got := getPresence(t, g, "?channel=orders.1", testPublishKey, nil); got.status != 200 || got.Channel != "orders.1" {
+		t.Fatalf("publish key on its channel: %+v", got)
+	}
+	if n := storedRefusals(g, "invalid_token") - before; n != 0 {
+		t.Fatalf("an answered request counted %v refusals", n)
 	}
 }
 

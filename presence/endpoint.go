@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/ssegate/ssegate/auth"
 )
 
@@ -27,25 +25,23 @@ type Access struct {
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
-	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		hdr.Set("Allow", "GET, HEAD")
-		r.refuse(w, req, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET")
+	if r.refusal.NotRead(w, req) {
 		return
 	}
 	q := req.URL.Query()
 	chans := q["channel"]
 	if len(chans) != 1 || len(q) != 1 {
-		r.refuse(w, req, http.StatusBadRequest, auth.CodeBadRequest, "name exactly one channel, as ?channel=, and nothing else")
+		_ = r.refusal.Refuse(w, req, http.StatusBadRequest, auth.CodeBadRequest, "name exactly one channel, as ?channel=, and nothing else")
 		return
 	}
 	ch := chans[0]
 	if !auth.ValidChannel(ch) {
-		r.refuse(w, req, http.StatusBadRequest, auth.CodeInvalidChannel, "not a valid channel name")
+		_ = r.refusal.Refuse(w, req, http.StatusBadRequest, auth.CodeInvalidChannel, "not a valid channel name")
 		return
 	}
 	withIDs, e := r.authorize(req, ch)
 	if e != nil {
-		e.Write(w)
+		_ = r.refusal.Error(w, req, e)
 		return
 	}
 	es := r.view.others(r.id, ch, time.Now().Add(-r.cfg.ttl()))
@@ -69,28 +65,23 @@ func (r *Registry) authorize(req *http.Request, ch string) (withIDs bool, e *aut
 	if a.Gate == nil {
 		return false, &auth.Error{Status: http.StatusForbidden, Code: auth.CodeForbidden, Detail: "presence is not readable here"}
 	}
-	caller, e := a.Gate.Caller(req)
-	if e != nil {
-		return false, e
-	}
-	if caller.Control() {
+	// Identify, not Caller: a credential the gate refuses may still be a
+	// publish key, and the answer is logged and counted once, by ServeHTTP.
+	caller, e := a.Gate.Identify(req)
+	if e == nil && caller.Control() {
 		return true, nil
 	}
-	if a.Gate.MayRead(caller, ch) && (caller.Presence() || r.visible.Match(ch)) {
+	if e == nil && a.Gate.MayRead(caller, ch) && (caller.Presence() || r.visible.Match(ch)) {
 		return false, nil
 	}
-	if a.Publishers != nil && req.Header.Get("Authorization") != "" {
-		if _, pe := a.Publishers.Authorize(req, ch); pe == nil {
-			return false, nil
-		}
+	if a.Publishers != nil && req.Header.Get("Authorization") != "" && a.Publishers.May(req, ch) {
+		return false, nil
 	}
-	if caller == nil {
+	switch {
+	case e != nil:
+		return false, e
+	case caller == nil:
 		return false, &auth.Error{Status: http.StatusUnauthorized, Code: auth.CodeUnauthenticated, Detail: "presence needs credentials"}
 	}
 	return false, &auth.Error{Status: http.StatusForbidden, Code: auth.CodeForbidden, Detail: fmt.Sprintf("may not see the presence of channel %q", ch)}
-}
-
-func (r *Registry) refuse(w http.ResponseWriter, req *http.Request, status int, code, detail string) {
-	r.log.Info("presence refused", zap.Int("status", status), zap.String("error", code), zap.String("path", req.URL.Path), zap.String("remote", req.RemoteAddr))
-	(&auth.Error{Status: status, Code: code, Detail: detail}).Write(w)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/kvttl"
+	"github.com/ssegate/ssegate/internal/refusal"
 	"github.com/ssegate/ssegate/internal/streams"
 )
 
@@ -31,6 +32,7 @@ type Registry struct {
 	events  auth.Patterns
 	visible auth.Patterns
 	access  Access
+	refusal refusal.Refuser
 
 	loc  *local
 	view *view
@@ -50,6 +52,11 @@ type Option func(*Registry)
 
 // WithLogger sets the logger.
 func WithLogger(l *zap.Logger) Option { return func(r *Registry) { r.log = l } }
+
+// RefusingWith answers bad requests with the gateway's refusals: the
+// same JSON, log line and count as a stream's. Without it a refusal is
+// answered but neither logged nor counted.
+func RefusingWith(f refusal.Refuser) Option { return func(r *Registry) { r.refusal = f } }
 
 // WithStreamSubject maps a channel to its stream subject, where join and
 // leave events go for the channels of Config.Events.

@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/internal/refusal"
 )
 
@@ -230,9 +229,8 @@ func (p *Checker) readiness(ctx context.Context) (Report, result) {
 
 // ServeHTTP answers 200 when ready and 503 otherwise, for load balancers.
 func (p *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		return p.refuse.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET or HEAD")
+	if p.refuse.NotRead(w, r) {
+		return nil
 	}
 	hl, _ := p.readiness(r.Context())
 	if p.extra != nil {

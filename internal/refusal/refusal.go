@@ -54,3 +54,20 @@ func (f Refuser) Refuse(w http.ResponseWriter, r *http.Request, status int, code
 	(&auth.Error{Status: status, Code: code, Detail: detail}).Write(w)
 	return nil
 }
+
+// Error answers r with e, as Refuse does.
+func (f Refuser) Error(w http.ResponseWriter, r *http.Request, e *auth.Error) error {
+	return f.Refuse(w, r, e.Status, e.Code, e.Detail)
+}
+
+// NotRead refuses a request that is neither GET nor HEAD, as every
+// read-only endpoint does (405, Allow: GET, HEAD), and reports whether it
+// did.
+func (f Refuser) NotRead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return false
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	_ = f.Refuse(w, r, http.StatusMethodNotAllowed, auth.CodeMethodNotAllowed, "use GET or HEAD")
+	return true
+}

@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/ssegate/ssegate/auth"
 )
 
 // TestRefuseLogsThePathNotTheQuery: the body, the count and the log line,
@@ -44,5 +46,36 @@ func TestRefuseLogsThePathNotTheQuery(t *testing.T) {
 	_ = Refuser{}.Refuse(rec, req, 404, "not_found", "no")
 	if rec.Code != 404 {
 		t.Fatalf("zero Refuser: %d", rec.Code)
+	}
+}
+
+// TestNotRead: a read-only endpoint takes GET and HEAD and refuses the
+// rest with 405, Allow and the JSON body.
+func TestNotRead(t *testing.T) {
+	for method, refused := range map[string]bool{"GET": false, "HEAD": false, "POST": true, "PUT": true, "DELETE": true, "OPTIONS": true, "BREW": true} {
+		rec := httptest.NewRecorder()
+		if got := (Refuser{}).NotRead(rec, httptest.NewRequest(method, "/events/client.js", nil)); got != refused {
+			t.Errorf("%s: refused %v, want %v", method, got, refused)
+		}
+		if !refused {
+			continue
+		}
+		var body struct{ Error string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 405 || body.Error != "method_not_allowed" || rec.Header().Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s: %d %v %q", method, rec.Code, rec.Header(), rec.Body)
+		}
+	}
+}
+
+// TestErrorKeepsTheChallenge: an auth.Error refused through Error gets
+// the same answer as written by itself, WWW-Authenticate included.
+func TestErrorKeepsTheChallenge(t *testing.T) {
+	e := &auth.Error{Status: 401, Code: auth.CodeInvalidToken, Detail: "expired"}
+	alone, through := httptest.NewRecorder(), httptest.NewRecorder()
+	e.Write(alone)
+	_ = Refuser{}.Error(through, httptest.NewRequest("POST", "/events/control/revoke", nil), e)
+	if through.Code != alone.Code || through.Body.String() != alone.Body.String() ||
+		through.Header().Get("WWW-Authenticate") == "" || through.Header().Get("WWW-Authenticate") != alone.Header().Get("WWW-Authenticate") {
+		t.Fatalf("through Error: %d %v %q; alone: %d %v %q", through.Code, through.Header(), through.Body, alone.Code, alone.Header(), alone.Body)
 	}
 }
