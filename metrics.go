@@ -135,6 +135,7 @@ func refusalCodes() []string {
 		auth.CodeNotFound,
 		auth.CodeBodyTooLarge, auth.CodeEmptyData, auth.CodeInvalidData, auth.CodeInvalidEvent, auth.CodeInvalidIdempotencyKey,
 		auth.CodeIdempotencyKeyReused, auth.CodeUnavailable,
+		auth.CodeInvalidLimit, auth.CodeInvalidLast, auth.CodeInvalidSince, auth.CodeInvalidWait, auth.CodeConflictingParams,
 	}
 }
 

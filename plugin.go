@@ -290,7 +290,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	filter, ferr := eventfilter.Parse(r.URL.Query())
 	if ferr != nil {
-		return h.refusal.Refuse(w, r, http.StatusBadRequest, "invalid_event", ferr.Error())
+		return h.refusal.Refuse(w, r, http.StatusBadRequest, auth.CodeInvalidEvent, ferr.Error())
 	}
 	adm, subjects, ok := h.admit(w, r)
 	if !ok {

@@ -53,6 +53,15 @@ const (
 	// CodeIdempotencyKeyReused: a key used before for another event
 	// (channel, event name or data); 422, and nothing is stored.
 	CodeIdempotencyKeyReused = "idempotency_key_reused"
+
+	// The history and poll endpoints' own: a parameter out of its range
+	// or given twice, one that the endpoint does not take, or two that
+	// exclude each other. An event filter's error is CodeInvalidEvent.
+	CodeInvalidLimit      = "invalid_limit"
+	CodeInvalidLast       = "invalid_last"
+	CodeInvalidSince      = "invalid_since"
+	CodeInvalidWait       = "invalid_wait"
+	CodeConflictingParams = "conflicting_params"
 )
 
 // challenge is the RFC 6750 WWW-Authenticate value of a 401. A request

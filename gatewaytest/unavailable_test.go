@@ -1,7 +1,9 @@
 package gatewaytest
 
 import (
+	"encoding/json"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
@@ -69,3 +71,42 @@ func TestUnavailableStreamSaysWhereToComeBackFrom(t *testing.T) {
 }
 
 func seqID(seq uint64, epoch string) string { return replay.ID{Seq: seq, Epoch: epoch}.String() }
+
+// TestHistoryAndPollUnavailableWhileNATSIsAway: with NATS gone, history
+// and poll answer 503 unavailable with Retry-After, each refusal counted
+// once, and answer again once NATS is back.
+func TestHistoryAndPollUnavailableWhileNATSIsAway(t *testing.T) {
+	start, stop, url := restartableNATS(t)
+	js := start()
+	g := startGateway(t, nil, gatewayConfig{noTLS: true, stream: map[string]any{"storage": "file"},
+		nats: map[string]any{"urls": []string{url}, "reconnect_wait": int64(100 * time.Millisecond)},
+		handler: map[string]any{
+			"history": map[string]any{"path": "/events/history"},
+			"poll":    map[string]any{"path": "/events/poll"},
+		}})
+	eventually(t, 5*time.Second, "hub ready", func() bool { return g.inspect().Settled })
+	last := publish(t, js, "events.away", "", "1")
+	eventually(t, 5*time.Second, "hub at the event", func() bool { return g.inspect().Position == last })
+	stop()
+	eventually(t, 5*time.Second, "gateway notices", func() bool { return !g.natsUp() })
+
+	for _, path := range []string{"/events/history", "/events/poll"} {
+		before := storedRefusals(g, "unavailable")
+		req, _ := http.NewRequest(http.MethodGet, g.httpURL+path+"?channel=away&after=0&wait=1s", nil)
+		var got struct{ Error string }
+		resp, body := answer(t, g, req)
+		if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != http.StatusServiceUnavailable ||
+			got.Error != "unavailable" || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s with NATS away: %d %v %s", path, resp.StatusCode, resp.Header, body)
+		}
+		if n := storedRefusals(g, "unavailable") - before; n != 1 {
+			t.Fatalf("%s: counted %v times, want once", path, n)
+		}
+	}
+	start()
+	eventually(t, 10*time.Second, "gateway reconnects", g.natsUp)
+	eventually(t, 10*time.Second, "history answers again", func() bool {
+		f := fetchJSON(g, "/events/history", neturl.Values{"channel": {"away"}, "after": {"0"}})
+		return f.err == nil && f.status == http.StatusOK && len(f.answer.Events) == 1
+	})
+}

@@ -211,5 +211,5 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	s.log.Warn("history unavailable", zap.String("path", r.URL.Path), zap.Error(err))
-	(&auth.Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Detail: "events cannot be read right now; try again"}).Write(w)
+	_ = s.refusal.Refuse(w, r, http.StatusServiceUnavailable, auth.CodeUnavailable, "events cannot be read right now; try again")
 }

@@ -41,20 +41,20 @@ func parseParams(q url.Values, defLimit, maxLimit int) (params, *auth.Error) {
 	}
 	var ferr error
 	if p.filter, ferr = eventfilter.Parse(q); ferr != nil {
-		return p, badRequest("invalid_event", ferr.Error())
+		return p, badRequest(auth.CodeInvalidEvent, ferr.Error())
 	}
 	var err *auth.Error
-	if p.limit, err = count(q, "limit", defLimit, maxLimit); err != nil {
+	if p.limit, err = count(q, "limit", auth.CodeInvalidLimit, defLimit, maxLimit); err != nil {
 		return p, err
 	}
-	if p.last, err = count(q, "last", 0, maxLimit); err != nil {
+	if p.last, err = count(q, "last", auth.CodeInvalidLast, 0, maxLimit); err != nil {
 		return p, err
 	}
 	if p.last > 0 && p.hasAfter {
-		return p, badRequest("conflicting_params", "give after or last, not both")
+		return p, badRequest(auth.CodeConflictingParams, "give after or last, not both")
 	}
 	if p.since = q.Get("since"); p.since != "" && p.last > 0 {
-		return p, badRequest("conflicting_params", "give since or last, not both")
+		return p, badRequest(auth.CodeConflictingParams, "give since or last, not both")
 	}
 	if p.last > 0 {
 		p.limit = p.last
@@ -63,18 +63,18 @@ func parseParams(q url.Values, defLimit, maxLimit int) (params, *auth.Error) {
 }
 
 // count reads a parameter that must be an integer from 1 to most, or
-// absent (def).
-func count(q url.Values, name string, def, most int) (int, *auth.Error) {
+// absent (def); a bad one is refused with code.
+func count(q url.Values, name, code string, def, most int) (int, *auth.Error) {
 	v, ok := q[name]
 	if !ok {
 		return def, nil
 	}
 	if len(v) > 1 {
-		return 0, badRequest("invalid_"+name, name+" is given more than once")
+		return 0, badRequest(code, name+" is given more than once")
 	}
 	n, err := strconv.Atoi(v[0])
 	if err != nil || n < 1 || n > most {
-		return 0, badRequest("invalid_"+name, fmt.Sprintf("%s must be an integer from 1 to %d", name, most))
+		return 0, badRequest(code, fmt.Sprintf("%s must be an integer from 1 to %d", name, most))
 	}
 	return n, nil
 }
@@ -91,12 +91,12 @@ func parseWait(q url.Values, most time.Duration) (time.Duration, *auth.Error) {
 	if err != nil {
 		secs, serr := strconv.ParseUint(v, 10, 32)
 		if serr != nil {
-			return 0, badRequest("invalid_wait", "wait must be a duration such as 25s")
+			return 0, badRequest(auth.CodeInvalidWait, "wait must be a duration such as 25s")
 		}
 		d = time.Duration(secs) * time.Second
 	}
 	if d < 0 {
-		return 0, badRequest("invalid_wait", "wait cannot be negative")
+		return 0, badRequest(auth.CodeInvalidWait, "wait cannot be negative")
 	}
 	return min(d, most), nil
 }

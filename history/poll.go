@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ssegate/ssegate/auth"
 	"github.com/ssegate/ssegate/replay"
 	"github.com/ssegate/ssegate/upstream"
 )
@@ -24,9 +25,9 @@ func (s *Server) ServePoll(w http.ResponseWriter, r *http.Request, req Request) 
 	switch {
 	case perr != nil:
 	case p.last > 0:
-		perr = badRequest("invalid_last", "last is for history; a poll takes after")
+		perr = badRequest(auth.CodeInvalidLast, "last is for history; a poll takes after")
 	case p.since != "":
-		perr = badRequest("invalid_since", "since is for history and streams; a poll takes after")
+		perr = badRequest(auth.CodeInvalidSince, "since is for history and streams; a poll takes after")
 	}
 	if perr == nil {
 		p.wait, perr = parseWait(q, s.poll.maxWait(s.writeTimeout))
