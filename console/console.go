@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ssegate/ssegate/auth"
+	"github.com/ssegate/ssegate/internal/asset"
 	"github.com/ssegate/ssegate/internal/health"
 	"github.com/ssegate/ssegate/internal/jsonout"
 	"github.com/ssegate/ssegate/internal/refusal"
@@ -24,18 +25,16 @@ import (
 //go:embed index.html console.js console.css chart.js presence.js
 var consoleFiles embed.FS
 
-// consoleAsset gives the content type of a file served under the console
-// path; anything else there is a 404.
-func consoleAsset(name string) (string, bool) {
-	switch name {
-	case "index.html":
-		return "text/html; charset=utf-8", true
-	case "console.js", "chart.js", "presence.js":
-		return "text/javascript; charset=utf-8", true
-	case "console.css":
-		return "text/css; charset=utf-8", true
+// consoleTypes are the files served under the console path, with their
+// content types; anything else there is a 404.
+func consoleTypes() map[string]string {
+	return map[string]string{
+		"index.html":  "text/html; charset=utf-8",
+		"console.js":  "text/javascript; charset=utf-8",
+		"chart.js":    "text/javascript; charset=utf-8",
+		"presence.js": "text/javascript; charset=utf-8",
+		"console.css": "text/css; charset=utf-8",
 	}
-	return "", false
 }
 
 // consoleCSP lets the page talk to its own origin only, run no inline
@@ -50,6 +49,7 @@ const StreamPath = "/stream"
 type Console struct {
 	path   string
 	config Settings
+	files  map[string]*asset.File
 	src    Sources
 	refuse refusal.Refuser
 }
@@ -82,10 +82,18 @@ type Paths struct {
 
 // New returns the console served at path.
 func New(path string, paths Paths, src Sources, refuse refusal.Refuser) *Console {
+	files := map[string]*asset.File{}
+	for name, ctype := range consoleTypes() {
+		// Every name is embedded (TestConsoleServesItsFilesAndNothingElse).
+		if b, err := consoleFiles.ReadFile(name); err == nil {
+			files[name] = asset.New(name, ctype, b)
+		}
+	}
 	return &Console{
 		path: path,
 		config: Settings{Stream: path + StreamPath, ChannelParam: paths.ChannelParam,
 			Publish: paths.Publish, Ticket: paths.Ticket, Presence: paths.Presence, Control: paths.Control},
+		files:  files,
 		src:    src,
 		refuse: refuse,
 	}
@@ -116,20 +124,14 @@ func (h *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	case "/stats":
 		return h.serveStats(w, r)
 	}
-	name := strings.TrimPrefix(rest, "/")
-	ctype, ok := consoleAsset(name)
-	if !ok {
+	f := h.files[strings.TrimPrefix(rest, "/")]
+	if f == nil {
 		return h.refuse.Refuse(w, r, http.StatusNotFound, auth.CodeNotFound, "no such console file")
 	}
-	b, err := consoleFiles.ReadFile(name)
-	if err != nil {
-		return err
-	}
-	hdr.Set("Content-Type", ctype)
 	hdr.Set("Content-Security-Policy", consoleCSP)
 	hdr.Set("X-Frame-Options", "DENY")
-	_, err = w.Write(b)
-	return err
+	f.Serve(w, r)
+	return nil
 }
 
 // Settings tells the page where the other endpoints are; paths are

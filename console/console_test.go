@@ -43,6 +43,9 @@ func TestConsoleServesItsFilesAndNothingElse(t *testing.T) {
 		{"GET", "/c", 308, ""},
 		{"GET", "/c/", 200, "text/html"},
 		{"GET", "/c/console.js", 200, "text/javascript"},
+		{"GET", "/c/chart.js", 200, "text/javascript"},
+		{"GET", "/c/presence.js", 200, "text/javascript"},
+		{"GET", "/c/index.html", 200, "text/html"},
 		{"HEAD", "/c/console.css", 200, "text/css"},
 		{"GET", "/c/config.json", 200, "application/json"},
 		{"GET", "/c/nope.js", 404, "application/json"},
@@ -62,6 +65,18 @@ func TestConsoleServesItsFilesAndNothingElse(t *testing.T) {
 	}
 	if strings.Join(codes, ",") != "not_found,not_found,not_found,method_not_allowed" {
 		t.Errorf("refusals counted: %v", codes)
+	}
+	// A browser that has a file revalidates it without a download; the
+	// page's own headers stay.
+	rec := httptest.NewRecorder()
+	_ = c.ServeHTTP(rec, httptest.NewRequest("GET", "/c/console.js", nil))
+	req := httptest.NewRequest("GET", "/c/console.js", nil)
+	req.Header.Set("If-None-Match", rec.Header().Get("ETag"))
+	again := httptest.NewRecorder()
+	_ = c.ServeHTTP(again, req)
+	if rec.Header().Get("ETag") == "" || again.Code != http.StatusNotModified || again.Body.Len() != 0 ||
+		!strings.Contains(rec.Header().Get("Content-Security-Policy"), "default-src 'none'") || rec.Header().Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("revalidation: %d %v, then %d with %d bytes", rec.Code, rec.Header(), again.Code, again.Body.Len())
 	}
 }
 
