@@ -129,7 +129,7 @@ func refusalCodes() []string {
 	return []string{
 		auth.CodeUnauthenticated, auth.CodeInvalidToken, auth.CodeTokenExpired, auth.CodeTokenNotYetValid,
 		auth.CodeTokenTooLarge, auth.CodeUnknownKey, auth.CodeKeysUnavailable, auth.CodeTicketInvalid,
-		auth.CodeTicketUsed, auth.CodeTicketStoreUnavailable, auth.CodeAuthUnavailable, auth.CodeForbidden,
+		auth.CodeTicketUsed, auth.CodeTokenRevoked, auth.CodeTicketStoreUnavailable, auth.CodeAuthUnavailable, auth.CodeForbidden,
 		auth.CodeChannelForbidden, auth.CodeOriginForbidden, auth.CodeNoChannel, auth.CodeInvalidChannel,
 		auth.CodeBadRequest, auth.CodeMethodNotAllowed, auth.CodeTooManyConnections, auth.CodeTooManyChannels,
 		auth.CodeNotFound,

@@ -1,6 +1,13 @@
 package ssegate
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,9 +15,9 @@ import (
 	"github.com/ssegate/ssegate/auth"
 )
 
-// TestRefusalSeriesExistFromTheStart: the console's not_found, like the
-// other codes of refusals before a stream, has a series from the start,
-// so that a rate() over it has a zero to begin from.
+// TestRefusalSeriesExistFromTheStart: every error code the gateway
+// answers with has a refusals series from the start, so that a rate()
+// over it has a zero to begin from.
 func TestRefusalSeriesExistFromTheStart(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newMetrics().refusals)
@@ -26,9 +33,44 @@ func TestRefusalSeriesExistFromTheStart(t *testing.T) {
 			}
 		}
 	}
-	for _, code := range []string{auth.CodeNotFound, auth.CodeMethodNotAllowed, auth.CodeInvalidChannel, auth.CodeTooManyChannels} {
+	codes := authCodes(t)
+	if len(codes) < 30 || !slices.Contains(codes, auth.CodeNotFound) {
+		t.Fatalf("read %d codes from auth/errors.go: %v", len(codes), codes)
+	}
+	for _, code := range codes {
 		if !have[code] {
 			t.Errorf("no refusals series for %q", code)
 		}
 	}
+}
+
+// authCodes reads the values of every Code* constant in auth/errors.go,
+// the one list of the gateway's error codes.
+func authCodes(t *testing.T) []string {
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("auth", "errors.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			v := spec.(*ast.ValueSpec)
+			for i, name := range v.Names {
+				lit, ok := v.Values[i].(*ast.BasicLit)
+				if !strings.HasPrefix(name.Name, "Code") || !ok || lit.Kind != token.STRING {
+					continue
+				}
+				code, err := strconv.Unquote(lit.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				codes = append(codes, code)
+			}
+		}
+	}
+	return codes
 }

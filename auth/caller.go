@@ -55,8 +55,10 @@ func (c *Caller) Sub() string {
 // Presence reports a "presence": true claim.
 func (c *Caller) Presence() bool { return c != nil && c.p.presence }
 
-// Control reports a "control": true claim.
-func (c *Caller) Control() bool { return c != nil && c.p.control }
+// Control reports a "control": true claim in a bearer JWT. A cookie's
+// claim does not count: any page the user visits could send the cookie,
+// as the control endpoint says of itself.
+func (c *Caller) Control() bool { return c != nil && c.p.control && c.p.via == viaBearer }
 
 // IsPublic reports whether anyone may read ch.
 func (g *Gate) IsPublic(ch string) bool { return g.isPublic(ch) }

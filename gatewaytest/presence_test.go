@@ -104,6 +104,7 @@ func TestPresenceEndpointAccess(t *testing.T) {
 		{"presence_channels reader", "?channel=open.1", reader, nil, 200, "", false},
 		{"presence_channels by cookie", "?channel=open.1", "", &http.Cookie{Name: "ssegate_token", Value: reader}, 200, "", false},
 		{"control token sees ids", "?channel=room.1", controller, nil, 200, "", true},
+		{"control token in a cookie", "?channel=room.1", "", &http.Cookie{Name: "ssegate_token", Value: controller}, 403, "forbidden", false},
 		{"control key sees ids", "?channel=room.1", testControlKey, nil, 200, "", true},
 		{"publish token", "?channel=room.1", publisher, nil, 200, "", false},
 		{"reader without presence", "?channel=room.1", reader, nil, 403, "forbidden", false},

@@ -41,7 +41,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	withIDs, e := r.authorize(req, ch)
 	if e != nil {
-		_ = r.refusal.Error(w, req, e)
+		_ = r.refusal.Refuse(w, req, e.Status, e.Code, e.Detail)
 		return
 	}
 	es := r.view.others(r.id, ch, time.Now().Add(-r.cfg.ttl()))

@@ -40,8 +40,13 @@ func (f Refuser) Named(endpoint string) Refuser {
 // answered.
 func (f Refuser) Refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) error {
 	if f.log != nil {
-		// The code's key is "code", as in package auth's lines.
-		f.log.Info(cmp.Or(f.endpoint, "stream")+" refused",
+		// The code's key is "code", and a 5xx is a warning, as in
+		// package auth's lines.
+		lvl := f.log.Info
+		if status >= 500 {
+			lvl = f.log.Warn
+		}
+		lvl(cmp.Or(f.endpoint, "stream")+" refused",
 			zap.Int("status", status),
 			zap.String("code", code),
 			zap.String("detail", detail),
@@ -53,11 +58,6 @@ func (f Refuser) Refuse(w http.ResponseWriter, r *http.Request, status int, code
 	}
 	(&auth.Error{Status: status, Code: code, Detail: detail}).Write(w)
 	return nil
-}
-
-// Error answers r with e, as Refuse does.
-func (f Refuser) Error(w http.ResponseWriter, r *http.Request, e *auth.Error) error {
-	return f.Refuse(w, r, e.Status, e.Code, e.Detail)
 }
 
 // NotRead refuses a request that is neither GET nor HEAD, as every

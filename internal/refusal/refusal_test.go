@@ -8,8 +8,6 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/ssegate/ssegate/auth"
 )
 
 // TestRefuseLogsThePathNotTheQuery: the body, the count and the log line,
@@ -58,24 +56,14 @@ func TestNotRead(t *testing.T) {
 			t.Errorf("%s: refused %v, want %v", method, got, refused)
 		}
 		if !refused {
+			if rec.Body.Len() != 0 || rec.Header().Get("Allow") != "" {
+				t.Errorf("%s: wrote %q, Allow %q", method, rec.Body, rec.Header().Get("Allow"))
+			}
 			continue
 		}
 		var body struct{ Error string }
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 405 || body.Error != "method_not_allowed" || rec.Header().Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s: %d %v %q", method, rec.Code, rec.Header(), rec.Body)
 		}
-	}
-}
-
-// TestErrorKeepsTheChallenge: an auth.Error refused through Error gets
-// the same answer as written by itself, WWW-Authenticate included.
-func TestErrorKeepsTheChallenge(t *testing.T) {
-	e := &auth.Error{Status: 401, Code: auth.CodeInvalidToken, Detail: "expired"}
-	alone, through := httptest.NewRecorder(), httptest.NewRecorder()
-	e.Write(alone)
-	_ = Refuser{}.Error(through, httptest.NewRequest("POST", "/events/control/revoke", nil), e)
-	if through.Code != alone.Code || through.Body.String() != alone.Body.String() ||
-		through.Header().Get("WWW-Authenticate") == "" || through.Header().Get("WWW-Authenticate") != alone.Header().Get("WWW-Authenticate") {
-		t.Fatalf("through Error: %d %v %q; alone: %d %v %q", through.Code, through.Header(), through.Body, alone.Code, alone.Header(), alone.Body)
 	}
 }
