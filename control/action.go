@@ -47,6 +47,9 @@ const (
 	maxBody     = 4 << 10
 	maxSelector = 256
 	maxChannels = 64
+	// maxUnix is 9999-12-31T23:59:59Z, the latest issued_before or
+	// expires.
+	maxUnix = 253402300799
 )
 
 // parse reads one action of kind from body: strict JSON, one object,
@@ -89,8 +92,10 @@ func (a *Action) check(kind string) error {
 		return errors.New("name only one of sub, jti and connection")
 	case len(a.Channels) > maxChannels:
 		return fmt.Errorf("at most %d channels", maxChannels)
-	case a.IssuedBefore < 0 || a.Expires < 0:
-		return errors.New("issued_before and expires are unix seconds")
+	case a.IssuedBefore < 0 || a.Expires < 0 || a.IssuedBefore > maxUnix || a.Expires > maxUnix:
+		// A time in milliseconds is caught here, rather than taken for a
+		// year past 50,000.
+		return errors.New("issued_before and expires are unix seconds, before the year 10000")
 	}
 	for _, ch := range a.Channels {
 		if !auth.ValidChannel(ch) {

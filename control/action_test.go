@@ -52,6 +52,8 @@ func TestParseRefuses(t *testing.T) {
 		{KindRevoke, `{"jti":"j","issued_before":5}`, "goes with sub"},
 		{KindRevoke, `{"sub":"a","issued_before":5,"expires":6}`, "goes with jti"},
 		{KindRevoke, `{"jti":"j","issued_before":-1}`, "unix seconds"},
+		{KindRevoke, `{"sub":"a","issued_before":1796312151000}`, "unix seconds"},
+		{KindRevoke, `{"jti":"j","expires":9223372036854775807}`, "unix seconds"},
 	} {
 		if _, err := parse(c.kind, strings.NewReader(c.body)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: %v, want %q", c.kind, c.body, err, c.want)
@@ -84,6 +86,13 @@ func TestRevocationsHoldUntilExpiry(t *testing.T) {
 	} {
 		if got := r.revoked(c.sub, c.jti, c.iat); got != c.want {
 			t.Errorf("revoked(%q, %q, %v) = %v", c.sub, c.jti, c.iat, got)
+		}
+	}
+	// The latest times parse takes are kept a century, not wrapped to a
+	// negative TTL (which the KV put raised to a second).
+	for _, a := range []*Action{{JTI: "far", Expires: maxUnix}, {Sub: "far", IssuedBefore: maxUnix}} {
+		if _, _, ttl := keyFor(a, 24*time.Hour, now); ttl < maxKeep {
+			t.Errorf("%+v kept for %v", a, ttl)
 		}
 	}
 	// An expired jti revocation no longer holds.

@@ -49,19 +49,30 @@ type record struct {
 
 // keyFor is where a (checked) revocation is stored, what is stored, and
 // for how long: until the credential would have expired anyway, plus a
-// minute for clock skew and leeway.
+// margin for clock skew and leeway.
 func keyFor(a *Action, maxLife time.Duration, now time.Time) (string, record, time.Duration) {
-	const margin = 2 * time.Minute
 	if a.JTI != "" {
 		until := now.Add(maxLife)
 		if a.Expires != 0 {
 			until = time.Unix(a.Expires, 0)
 		}
-		return jtiKey(a.JTI), record{Expires: until.Unix()}, until.Sub(now) + margin
+		return jtiKey(a.JTI), record{Expires: until.Unix()}, keepFor(until, now)
 	}
 	// A credential issued before T lives until T + maxLife at the latest.
 	until := time.Unix(a.IssuedBefore, 0).Add(maxLife)
-	return subKey(a.Sub), record{IssuedBefore: a.IssuedBefore}, until.Sub(now) + margin
+	return subKey(a.Sub), record{IssuedBefore: a.IssuedBefore}, keepFor(until, now)
+}
+
+// maxKeep is the longest a revocation is kept: a century is for good.
+// Time.Sub saturates at 292 years, and the margin added to that would
+// wrap to a negative TTL, which the KV put raises to a second.
+const maxKeep = 100 * 365 * 24 * time.Hour
+
+// keepFor is the TTL of a revocation that must hold until until: the
+// time left, plus a margin for clock skew and leeway, at most maxKeep.
+func keepFor(until, now time.Time) time.Duration {
+	const margin = 2 * time.Minute
+	return min(until.Sub(now), maxKeep) + margin
 }
 
 // apply takes a revocation into memory.

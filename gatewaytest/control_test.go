@@ -2,6 +2,7 @@ package gatewaytest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -250,6 +251,41 @@ func TestControlRevokeBySubIssuedBefore(t *testing.T) {
 	}
 	fresh := token(t, jwt.MapClaims{"sub": "alice", "iat": time.Now().Unix(), "channels": []string{"room.1"}})
 	open(t, g.h1Client(), eventsURL(g.httpURL, []string{"room.1"}, nil), bearerHeader(fresh))
+}
+
+// TestControlRevokeForGood: the latest issued_before the endpoint takes
+// is stored to be kept a century (it wrapped to a one-second TTL, and the
+// revocation was gone a second later); a time in milliseconds is refused.
+func TestControlRevokeForGood(t *testing.T) {
+	g := watchGateway(t, nil, "")
+	if r := postControl(t, g, "revoke", testControlKey, `{"sub":"ms","issued_before":1796312151000}`); r.status != 400 || r.Error != "bad_request" {
+		t.Fatalf("milliseconds: %+v", r)
+	}
+	if r := postControl(t, g, "revoke", testControlKey, `{"sub":"forever","issued_before":253402300799}`); r.status != 202 {
+		t.Fatalf("revoke: %+v", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := g.js().Stream(ctx, "KV_ssegate_revoked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ttl time.Duration
+	eventually(t, 5*time.Second, "the revocation stored", func() bool {
+		m, err := stream.GetLastMsgForSubject(ctx, "$KV.ssegate_revoked.sub."+base64.RawURLEncoding.EncodeToString([]byte("forever")))
+		if err != nil {
+			return false
+		}
+		ttl, err = time.ParseDuration(m.Header.Get("Nats-TTL"))
+		return err == nil
+	})
+	if ttl < 99*365*24*time.Hour {
+		t.Fatalf("kept for %v", ttl)
+	}
+	forever := token(t, jwt.MapClaims{"sub": "forever", "iat": time.Now().Unix(), "channels": []string{"room.1"}})
+	if _, resp := tryOpen(t, g.h1Client(), eventsURL(g.httpURL, []string{"room.1"}, nil), bearerHeader(forever)); resp == nil || resp.StatusCode != 401 {
+		t.Fatal("a credential of a sub revoked for good was admitted")
+	}
 }
 
 // TestControlTenThousandRevocations: a flood of revocations is taken,
