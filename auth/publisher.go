@@ -192,12 +192,14 @@ func anyMatch(ps []pattern, channel string) bool {
 	return false
 }
 
-// May reports whether r's bearer credential may publish to channel,
-// without the refusal's log line and count: for an endpoint that lets
-// publishers in among others, and logs and counts its own answer.
-func (p *Publishers) May(r *http.Request, channel string) bool {
+// Check is Authorize without the refusal's log line and count, for an
+// endpoint that lets publishers in among others, and logs and counts its
+// own answer: nil when r's bearer credential may publish to channel, a
+// 403 when it is a publisher's that does not cover it, a 401 when it is
+// none.
+func (p *Publishers) Check(r *http.Request, channel string) *Error {
 	_, e := p.authorize(r, channel)
-	return e == nil
+	return e
 }
 
 // Authenticated reports who the request's credential (bearer, cookie or

@@ -109,7 +109,7 @@ func TestPresenceEndpointAccess(t *testing.T) {
 		{"publish token", "?channel=room.1", publisher, nil, 200, "", false},
 		{"reader without presence", "?channel=room.1", reader, nil, 403, "forbidden", false},
 		{"presence claim, channel not readable", "?channel=room.1", outsider, nil, 403, "forbidden", false},
-		{"publish key for other channels", "?channel=room.1", testPublishKey, nil, 401, "invalid_token", false},
+		{"publish key for other channels", "?channel=room.1", testPublishKey, nil, 403, "forbidden", false},
 		{"anonymous", "?channel=room.1", "", nil, 401, "unauthenticated", false},
 		{"anonymous, public channel", "?channel=demo", "", nil, 401, "unauthenticated", false},
 		{"ticket as bearer", "?channel=room.1", ticket, nil, 401, "invalid_token", false},

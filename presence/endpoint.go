@@ -74,13 +74,18 @@ func (r *Registry) authorize(req *http.Request, ch string) (withIDs bool, e *aut
 	if e == nil && a.Gate.MayRead(caller, ch) && (caller.Presence() || r.visible.Match(ch)) {
 		return false, nil
 	}
-	if a.Publishers != nil && req.Header.Get("Authorization") != "" && a.Publishers.May(req, ch) {
-		return false, nil
+	var pe *auth.Error
+	if a.Publishers != nil && req.Header.Get("Authorization") != "" {
+		if pe = a.Publishers.Check(req, ch); pe == nil {
+			return false, nil
+		}
 	}
 	switch {
-	case e != nil:
+	case e != nil && (pe == nil || pe.Status != http.StatusForbidden):
+		// The gate refused the credential, and it is no publish key
+		// either (or the publishers could not tell).
 		return false, e
-	case caller == nil:
+	case e == nil && caller == nil:
 		return false, &auth.Error{Status: http.StatusUnauthorized, Code: auth.CodeUnauthenticated, Detail: "presence needs credentials"}
 	}
 	return false, &auth.Error{Status: http.StatusForbidden, Code: auth.CodeForbidden, Detail: fmt.Sprintf("may not see the presence of channel %q", ch)}
