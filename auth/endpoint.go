@@ -47,6 +47,10 @@ func (g *Gate) ServeTicket(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, p, e)
 		return
 	}
+	if DeclaredOver(w, r, maxTicketBody) {
+		g.fail(w, r, p, errTicketBodyTooLarge())
+		return
+	}
 	tok, life, e := g.mintFor(r, p)
 	if e != nil {
 		g.fail(w, r, p, e)
@@ -117,6 +121,10 @@ func (g *Gate) fail(w http.ResponseWriter, r *http.Request, p *principal, e *Err
 	e.Write(w)
 }
 
+func errTicketBodyTooLarge() *Error {
+	return newError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "a ticket request's body is at most 16 KiB")
+}
+
 // ticketChannels reads ?channel=a&channel=b and a JSON {"channels": [...]}.
 func ticketChannels(r *http.Request) ([]string, *Error) {
 	chans := r.URL.Query()["channel"]
@@ -126,7 +134,7 @@ func ticketChannels(r *http.Request) ([]string, *Error) {
 			return nil, newError(http.StatusBadRequest, CodeBadRequest, "could not read body")
 		}
 		if len(body) > maxTicketBody {
-			return nil, newError(http.StatusBadRequest, CodeBadRequest, "body too large")
+			return nil, errTicketBodyTooLarge()
 		}
 		if len(strings.TrimSpace(string(body))) > 0 {
 			var b struct {

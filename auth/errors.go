@@ -105,3 +105,18 @@ func (e *Error) Write(w http.ResponseWriter) {
 		Detail string `json:"detail,omitempty"`
 	}{e.Code, e.Detail})
 }
+
+// DeclaredOver reports whether r declares a body longer than limit, which
+// is then refused without being read. Over HTTP/1 it asks for the
+// connection to close after the answer: the server would otherwise read
+// what is left of the body (Caddy's idle reader lets it wait for it)
+// before answering.
+func DeclaredOver(w http.ResponseWriter, r *http.Request, limit int64) bool {
+	if r.ContentLength <= limit {
+		return false
+	}
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	return true
+}

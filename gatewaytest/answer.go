@@ -1,9 +1,13 @@
 package gatewaytest
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,5 +52,27 @@ func answerJSON(t testing.TB, g *gateway, req *http.Request, out any) int {
 	if err := json.Unmarshal(body, out); err != nil {
 		t.Fatalf("%s %s: %d %s: %v", req.Method, req.URL.Path, resp.StatusCode, body, err)
 	}
+	return resp.StatusCode
+}
+
+// declaredTooLarge sends a POST to path that declares a body of a
+// megabyte and sends three bytes of it, and returns the status of the
+// answer, which must come without the rest of the body.
+func declaredTooLarge(t testing.TB, g *gateway, path, authorization string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(g.httpURL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(3 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: gateway\r\nAuthorization: %s\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\nabc", path, authorization)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("POST %s declaring a megabyte: no answer without the body: %v", path, err)
+	}
+	resp.Body.Close()
 	return resp.StatusCode
 }

@@ -252,6 +252,9 @@ func TestPublishBadInput(t *testing.T) {
 			}
 		})
 	}
+	if status := declaredTooLarge(t, g, "/events/publish?channel=demo", key); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body declared over max_body: %d", status)
+	}
 	// None of these stored anything.
 	st := gatewayStream(t, g.js())
 	if n := st.CachedInfo().State.Msgs; n != 1 {

@@ -36,7 +36,7 @@ func TestTicketBadInput(t *testing.T) {
 		{name: "invalid channel", query: "channel=rooms..a", bearer: alice, status: 400, code: "invalid_channel"},
 		{name: "more channels than a stream may have", query: many.Encode(), bearer: alice, status: 400, code: "too_many_channels"},
 		{name: "body not JSON", body: "{", bearer: alice, status: 400, code: "bad_request"},
-		{name: "body too large", body: `{"channels":["` + strings.Repeat("a", 17<<10) + `"]}`, bearer: alice, status: 400, code: "bad_request"},
+		{name: "body too large", body: `{"channels":["` + strings.Repeat("a", 17<<10) + `"]}`, bearer: alice, status: 413, code: "body_too_large"},
 		{name: "foreign origin", query: "channel=rooms.a", bearer: alice, origin: "https://evil.example", status: 403, code: "origin_forbidden"},
 	}
 	for _, tc := range tests {
@@ -60,5 +60,8 @@ func TestTicketBadInput(t *testing.T) {
 				t.Errorf("refusals_total{code=%q} went from %v to %v", tc.code, counted, got)
 			}
 		})
+	}
+	if status := declaredTooLarge(t, g, "/events/ticket", "Bearer "+alice); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body declared over 16 KiB: %d", status)
 	}
 }
