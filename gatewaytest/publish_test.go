@@ -226,6 +226,7 @@ func TestPublishBadInput(t *testing.T) {
 		{name: "body over max_body", query: "channel=demo", body: strings.Repeat("x", 1025), hdr: map[string]string{"Authorization": key}, status: 413, code: "body_too_large"},
 		{name: "body not UTF-8", query: "channel=demo", body: "\xff\xfe", hdr: map[string]string{"Authorization": key}, status: 400, code: "invalid_data"},
 		{name: "headers take the body over max_payload", query: "channel=demo&event=e", body: strings.Repeat("x", 1000), hdr: map[string]string{"Authorization": key, "Idempotency-Key": "big"}, status: 413, code: "body_too_large"},
+		{name: "two event names", query: "channel=demo&event=a", body: "x", hdr: map[string]string{"Authorization": key, "Sse-Event": "b"}, status: 400, code: "invalid_event"},
 		{name: "key reused on another channel", query: "channel=orders.eu&event=e", body: "first", hdr: map[string]string{"Authorization": key, "Idempotency-Key": "used"}, status: 422, code: "idempotency_key_reused"},
 		{name: "key reused with another event", query: "channel=demo&event=f", body: "first", hdr: map[string]string{"Authorization": key, "Idempotency-Key": "used"}, status: 422, code: "idempotency_key_reused"},
 		{name: "key reused with another body", query: "channel=demo&event=e", body: "second", hdr: map[string]string{"Authorization": key, "Idempotency-Key": "used"}, status: 422, code: "idempotency_key_reused"},
@@ -251,6 +252,13 @@ func TestPublishBadInput(t *testing.T) {
 				t.Errorf("WWW-Authenticate present: %v, want %v", got, tc.wwwAuth)
 			}
 		})
+	}
+	twoKeys, _ := http.NewRequest(http.MethodPost, g.httpURL+"/events/publish?channel=demo", strings.NewReader("x"))
+	twoKeys.Header.Set("Authorization", key)
+	twoKeys.Header.Add("Idempotency-Key", "a")
+	twoKeys.Header.Add("Idempotency-Key", "b")
+	if r := do(t, twoKeys); r.status != 400 || r.Error != "invalid_idempotency_key" {
+		t.Errorf("two Idempotency-Keys: %+v", r)
 	}
 	if status := declaredTooLarge(t, g, "/events/publish?channel=demo", key); status != http.StatusRequestEntityTooLarge {
 		t.Errorf("a body declared over max_body: %d", status)

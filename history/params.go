@@ -83,6 +83,9 @@ func count(q url.Values, name, code string, def, most int) (int, *auth.Error) {
 // capped at most. Asking for longer is not an error: the cap is what a
 // proxy in between would impose anyway, and the client polls again.
 func parseWait(q url.Values, most time.Duration) (time.Duration, *auth.Error) {
+	if len(q["wait"]) > 1 {
+		return 0, badRequest(auth.CodeInvalidWait, "wait is given more than once")
+	}
 	v := q.Get("wait")
 	if v == "" {
 		return most, nil

@@ -104,6 +104,10 @@ func TestParseWait(t *testing.T) {
 			t.Errorf("wait=%q: got %v %+v, want %v", tc.wait, got, err, tc.want)
 		}
 	}
+	// Given twice, as limit and last may not be.
+	if got, err := parseWait(url.Values{"wait": {"1s", "3s"}}, most); err == nil || err.Code != "invalid_wait" {
+		t.Errorf("wait twice: got %v %+v, want invalid_wait", got, err)
+	}
 }
 
 // TestMaxWait: max_wait, the handler's write_timeout and the 60 s

@@ -83,6 +83,20 @@ func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte,
 	return data, nil
 }
 
+// once is the value that vals give, "" for none; ok is false when they
+// disagree, so that no reader of the request takes another one.
+func once(vals []string) (v string, ok bool) {
+	for _, x := range vals {
+		if x != vals[0] {
+			return "", false
+		}
+	}
+	if len(vals) == 0 {
+		return "", true
+	}
+	return vals[0], true
+}
+
 // checkEventName returns why name cannot be an event name, or "".
 func checkEventName(name string) string {
 	if len(name) > maxEventName {

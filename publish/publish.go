@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,12 +85,15 @@ func (h *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if cerr != nil {
 		return h.refuse(w, r, cerr.Status, cerr.Code, cerr.Detail)
 	}
-	name := cmp.Or(q.Get("event"), r.Header.Get(replay.EventHeader))
+	name, named := once(slices.Concat(q["event"], r.Header.Values(replay.EventHeader)))
+	if !named {
+		return h.refuse(w, r, http.StatusBadRequest, auth.CodeInvalidEvent, "give the event name once, as ?event= or Sse-Event")
+	}
 	if err := checkEventName(name); err != "" {
 		return h.refuse(w, r, http.StatusBadRequest, auth.CodeInvalidEvent, err)
 	}
-	idem := r.Header.Get("Idempotency-Key")
-	if !validIdempotencyKey(idem) {
+	idem, keyed := once(r.Header.Values("Idempotency-Key"))
+	if !keyed || !validIdempotencyKey(idem) {
 		return h.refuse(w, r, http.StatusBadRequest, auth.CodeInvalidIdempotencyKey, fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey))
 	}
 	pub, aerr := h.gw.Publishers.Authorize(r, channel)
