@@ -35,3 +35,17 @@ func TestAdmitHappyHMAC(t *testing.T) {
 	d.Release()
 	assertNoSecrets(t, obs, tk, testSecret)
 }
+
+// TestAdmitRefusesTwoAuthorizationHeaders: whatever they hold, and even
+// for public channels, as a ticket in two forms is: the request is
+// ambiguous, not a credential that failed.
+func TestAdmitRefusesTwoAuthorizationHeaders(t *testing.T) {
+	now := testNow()
+	g, _ := newTestGate(t, hmacConfig(), now)
+	tk := hmacToken(t, claimsFor(now, "alice", "user.{sub}"))
+	two := append(bearer(tk), bearer(tk)...)
+	for _, ch := range []string{"user.alice", "demo"} {
+		_, e := g.Admit(req("GET", "/events", two...), []string{ch})
+		wantErr(t, e, http.StatusBadRequest, CodeBadRequest)
+	}
+}

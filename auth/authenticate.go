@@ -28,7 +28,11 @@ func (g *Gate) authenticate(r *http.Request, allowTicket bool) (*principal, *Err
 		}
 	}
 	if !g.s.DisableBearer {
-		if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		h, e := authorization(r)
+		if e != nil {
+			return &principal{via: viaBearer}, e
+		}
+		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 			return g.fromJWT(ctx, strings.TrimSpace(tok), viaBearer)
 		}
 	}
@@ -43,6 +47,19 @@ func (g *Gate) authenticate(r *http.Request, allowTicket bool) (*principal, *Err
 		}
 	}
 	return nil, nil
+}
+
+// authorization is the request's Authorization header. Two of them are
+// refused, whatever they hold: a proxy in front may have read the other.
+func authorization(r *http.Request) (string, *Error) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) > 1 {
+		return "", newError(http.StatusBadRequest, CodeBadRequest, "more than one Authorization header")
+	}
+	if len(vals) == 0 {
+		return "", nil
+	}
+	return vals[0], nil
 }
 
 func (g *Gate) fromJWT(ctx context.Context, tok string, via credKind) (*principal, *Error) {

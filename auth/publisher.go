@@ -126,7 +126,11 @@ func (p *Publishers) authorize(r *http.Request, channel string) (Publisher, *Err
 // bearer is the request's bearer credential, the only kind that may
 // publish or control.
 func (p *Publishers) bearer(r *http.Request, what string) (string, *Error) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	h, e := authorization(r)
+	if e != nil {
+		return "", e
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
 	tok = strings.TrimSpace(tok)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return "", newError(http.StatusUnauthorized, CodeUnauthenticated, what+" needs an Authorization: Bearer credential")

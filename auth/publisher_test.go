@@ -51,6 +51,7 @@ func TestPublishersAuthorize(t *testing.T) {
 		{name: "none", channel: "demo", hdr: bearer(tok(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, pub("alice", "demo"), "")), status: 401, code: CodeInvalidToken},
 		{name: "too large", channel: "demo", hdr: bearer(string(make([]byte, 5000))), status: 401, code: CodeTokenTooLarge},
 		{name: "no credential", channel: "demo", status: 401, code: CodeUnauthenticated},
+		{name: "two Authorization headers", channel: "orders.eu", hdr: append(bearer(testPublishKey), bearer(testPublishKey)...), status: 400, code: CodeBadRequest},
 		{name: "cookie", channel: "demo", hdr: []string{"Cookie", "ssegate_token=" + hs(pub("alice", "demo"))}, status: 401, code: CodeUnauthenticated},
 	}
 	for _, tc := range tests {
