@@ -61,6 +61,12 @@ func TestRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	critical := jwt.NewWithClaims(jwt.SigningMethodHS256, claimsFor(now, "alice", "user.alice"))
+	critical.Header["crit"] = []string{"exp"}
+	criticalTok, err := critical.SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
 	confused := tok(t, jwt.SigningMethodHS256, []byte(rsaPEM), jwt.MapClaims{"sub": "alice", "exp": now.Add(time.Minute).Unix(), "channels": []string{"x"}}, "")
 	minted := func() string {
 		g, _ := newTestGate(t, hmacCfg, now)
@@ -85,6 +91,7 @@ func TestRefusals(t *testing.T) {
 		{name: "issued in future", cfg: hmacCfg, token: hs(with(claimsFor(now, "alice", "user.alice"), "iat", now.Add(time.Minute).Unix())), chans: []string{"user.alice"}, status: 401, code: CodeTokenNotYetValid},
 		{name: "wrong signature", cfg: hmacCfg, token: tok(t, jwt.SigningMethodHS256, []byte(strings.Repeat("z", 40)), claimsFor(now, "alice", "user.alice"), ""), chans: []string{"user.alice"}, status: 401, code: CodeInvalidToken},
 		{name: "alg none", cfg: hmacCfg, token: noneTok, chans: []string{"user.alice"}, status: 401, code: CodeInvalidToken},
+		{name: "crit header", cfg: hmacCfg, token: criticalTok, chans: []string{"user.alice"}, status: 401, code: CodeInvalidToken},
 		{name: "alg confusion HS256 with RSA public key", cfg: rsaCfg, token: confused, chans: []string{"x"}, status: 401, code: CodeInvalidToken},
 		{name: "wrong audience", cfg: hmacCfg, token: hs(with(claimsFor(now, "alice", "user.alice"), "aud", "other")), chans: []string{"user.alice"}, status: 401, code: CodeInvalidToken},
 		{name: "wrong issuer", cfg: hmacCfg, token: hs(with(claimsFor(now, "alice", "user.alice"), "iss", "https://evil")), chans: []string{"user.alice"}, status: 401, code: CodeInvalidToken},

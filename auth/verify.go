@@ -106,6 +106,11 @@ func newVerifier(s settings, static []verifyKey, jwks *jwksKeys, now func() time
 // is the issuer's statement of which key signed, and one that matches no
 // key is a token from another issuer, a retired key or a forgery.
 func (v *verifier) keysFor(ctx context.Context, t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 4.1.11: a token whose header names extensions that
+		// must be understood is refused by a verifier that knows none.
+		return nil, errCritical
+	}
 	alg, _ := t.Header["alg"].(string)
 	kid, _ := t.Header["kid"].(string)
 	var ks jwt.VerificationKeySet
@@ -129,6 +134,9 @@ func (v *verifier) keysFor(ctx context.Context, t *jwt.Token) (any, error) {
 	}
 	return ks, nil
 }
+
+// errCritical refuses a token with a "crit" header.
+var errCritical = errors.New("critical header extensions are not supported")
 
 // verify parses and checks tok. The *Error it returns has a fixed detail
 // so that nothing from the token reaches the client or the log.
@@ -166,6 +174,7 @@ func mapJWTError(err error) *Error {
 	}{
 		{[]error{errKeysUnavailable}, CodeKeysUnavailable, "signing keys are unavailable, try again later"},
 		{[]error{errUnknownKey}, CodeUnknownKey, "no key matches the token's kid and alg"},
+		{[]error{errCritical}, CodeInvalidToken, "critical header extensions are not supported"},
 		{[]error{jwt.ErrTokenMalformed}, CodeInvalidToken, "malformed token"},
 		{[]error{jwt.ErrTokenSignatureInvalid}, CodeInvalidToken, "signature or algorithm not accepted"},
 		{[]error{jwt.ErrTokenExpired}, CodeTokenExpired, "token has expired"},
