@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ssegate/ssegate/internal/natstest"
 )
 
 type controlReply struct {
@@ -264,12 +266,9 @@ func TestControlRevokeForGood(t *testing.T) {
 	if r := postControl(t, g, "revoke", testControlKey, `{"sub":"forever","issued_before":253402300799}`); r.status != 202 {
 		t.Fatalf("revoke: %+v", r)
 	}
+	stream := natstest.Stream(t, g.js(), "KV_ssegate_revoked")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := g.js().Stream(ctx, "KV_ssegate_revoked")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ttl time.Duration
 	eventually(t, 5*time.Second, "the revocation stored", func() bool {
 		m, err := stream.GetLastMsgForSubject(ctx, "$KV.ssegate_revoked.sub."+base64.RawURLEncoding.EncodeToString([]byte("forever")))
