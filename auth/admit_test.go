@@ -38,7 +38,8 @@ func TestAdmitHappyHMAC(t *testing.T) {
 
 // TestAdmitRefusesTwoAuthorizationHeaders: whatever they hold, and even
 // for public channels, as a ticket in two forms is: the request is
-// ambiguous, not a credential that failed.
+// ambiguous, not a credential that failed. So too beside a ticket or a
+// cookie, with bearer tokens off, and for the control key.
 func TestAdmitRefusesTwoAuthorizationHeaders(t *testing.T) {
 	now := testNow()
 	g, _ := newTestGate(t, hmacConfig(), now)
@@ -47,5 +48,27 @@ func TestAdmitRefusesTwoAuthorizationHeaders(t *testing.T) {
 	for _, ch := range []string{"user.alice", "demo"} {
 		_, e := g.Admit(req("GET", "/events", two...), []string{ch})
 		wantErr(t, e, http.StatusBadRequest, CodeBadRequest)
+	}
+	ticket, err := g.signer.mint(mintRequest{sub: "alice", channels: []string{"user.alice"}, now: now, life: 30 * time.Second, audience: []string{testAud}, issuer: testIss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, e := g.Admit(req("GET", "/events?ticket="+ticket, two...), []string{"user.alice"})
+	wantErr(t, e, http.StatusBadRequest, CodeBadRequest)
+
+	cfg := hmacConfig()
+	cfg.DisableBearer = true
+	off, _ := newTestGate(t, cfg, now)
+	r := req("GET", "/events", two...)
+	r.AddCookie(&http.Cookie{Name: "ssegate_token", Value: tk})
+	_, e = off.Admit(r, []string{"user.alice"})
+	wantErr(t, e, http.StatusBadRequest, CodeBadRequest)
+
+	ctl, err := g.Controllers([]string{testPublishKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ctl.Key(req("GET", "/", bearer(testPublishKey)...)) || ctl.Key(req("GET", "/", append(bearer(testPublishKey), bearer("x")...)...)) {
+		t.Error("the control key is taken from one Authorization header only")
 	}
 }

@@ -18,6 +18,12 @@ import (
 // credential kind (and sub, when known) in the log.
 func (g *Gate) authenticate(r *http.Request, allowTicket bool) (*principal, *Error) {
 	ctx := r.Context()
+	// Before any credential, and with bearer tokens off too: the header
+	// may still reach an auth_url or a proxy in front.
+	h, e := authorization(r)
+	if e != nil {
+		return &principal{via: viaBearer}, e
+	}
 	if allowTicket {
 		t, ambiguous, ok := ticketFrom(r, g.s.TicketParam)
 		if len(ambiguous) > 0 {
@@ -28,10 +34,6 @@ func (g *Gate) authenticate(r *http.Request, allowTicket bool) (*principal, *Err
 		}
 	}
 	if !g.s.DisableBearer {
-		h, e := authorization(r)
-		if e != nil {
-			return &principal{via: viaBearer}, e
-		}
 		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 			return g.fromJWT(ctx, strings.TrimSpace(tok), viaBearer)
 		}

@@ -119,6 +119,7 @@ func (c *Controllers) authorize(r *http.Request) (string, *Error) {
 
 // Key reports, without logging, whether r carries a control key.
 func (c *Controllers) Key(r *http.Request) bool {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	return ok && strings.EqualFold(scheme, "Bearer") && c.p.matchKey(strings.TrimSpace(tok)) != nil
+	h, e := authorization(r)
+	scheme, tok, ok := strings.Cut(h, " ")
+	return e == nil && ok && strings.EqualFold(scheme, "Bearer") && c.p.matchKey(strings.TrimSpace(tok)) != nil
 }

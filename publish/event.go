@@ -83,18 +83,20 @@ func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte,
 	return data, nil
 }
 
-// once is the value that vals give, "" for none; ok is false when they
-// disagree, so that no reader of the request takes another one.
+// once is the value that the non-empty vals give, "" for none; ok is
+// false when they disagree, so that no reader of the request takes
+// another one. An empty value is an absent one.
 func once(vals []string) (v string, ok bool) {
 	for _, x := range vals {
-		if x != vals[0] {
+		switch {
+		case x == "":
+		case v == "":
+			v = x
+		case x != v:
 			return "", false
 		}
 	}
-	if len(vals) == 0 {
-		return "", true
-	}
-	return vals[0], true
+	return v, true
 }
 
 // checkEventName returns why name cannot be an event name, or "".

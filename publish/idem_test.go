@@ -55,3 +55,25 @@ func TestCheckEventNameAsDelivered(t *testing.T) {
 		}
 	}
 }
+
+// TestOnce: a value given in several places is taken when its non-empty
+// copies agree; an empty copy is an absent one.
+func TestOnce(t *testing.T) {
+	for _, tc := range []struct {
+		vals []string
+		want string
+		ok   bool
+	}{
+		{nil, "", true},
+		{[]string{"a"}, "a", true},
+		{[]string{"a", "a"}, "a", true},
+		{[]string{"", "b"}, "b", true},
+		{[]string{"a", ""}, "a", true},
+		{[]string{"a", "b"}, "", false},
+		{[]string{"", "a", "b"}, "", false},
+	} {
+		if got, ok := once(tc.vals); got != tc.want || ok != tc.ok {
+			t.Errorf("once(%q) = %q, %v; want %q, %v", tc.vals, got, ok, tc.want, tc.ok)
+		}
+	}
+}
