@@ -59,20 +59,25 @@ func msgSize(msg *nats.Msg) int64 {
 	return int64(n)
 }
 
+// dataTooLarge refuses an event's data over limit; built only when
+// refused, not for every publish.
+func dataTooLarge(limit int64) *auth.Error {
+	return &auth.Error{Status: http.StatusRequestEntityTooLarge, Code: auth.CodeBodyTooLarge, Detail: fmt.Sprintf("the event's data is limited to %s", humanize.IBytes(uint64(limit)))}
+}
+
 // readEventData reads the body: non-empty (an EventSource dispatches no
 // event without data), UTF-8 (the event stream is UTF-8), within limit.
 func readEventData(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *auth.Error) {
-	tooLarge := &auth.Error{Status: http.StatusRequestEntityTooLarge, Code: auth.CodeBodyTooLarge, Detail: fmt.Sprintf("the event's data is limited to %s", humanize.IBytes(uint64(limit)))}
 	if auth.DeclaredOver(w, r, limit) {
 		// Answered without the body, and before a client that expects
 		// 100-continue sends it.
-		return nil, tooLarge
+		return nil, dataTooLarge(limit)
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var overLimit *http.MaxBytesError
 	switch {
 	case errors.As(err, &overLimit):
-		return nil, tooLarge
+		return nil, dataTooLarge(limit)
 	case err != nil:
 		return nil, &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeBadRequest, Detail: "could not read the body"}
 	case len(data) == 0:
